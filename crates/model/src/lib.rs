@@ -1,1 +1,19 @@
-//! placeholder
+//! Validated Lambda domain types. Everything that crosses the API edge is parsed into these types once;
+//! nothing deeper re-checks. This crate does no IO (Cargo enforces it: it depends on serde and thiserror
+//! only).
+
+mod config;
+mod error;
+mod function;
+pub mod limits;
+mod name;
+mod runtime;
+
+pub use config::{
+    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, RoleArn, TagKey, Tags,
+    TimeoutSecs,
+};
+pub use function::FunctionConfig;
+pub use error::{ValidationError, ValidationKind};
+pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
+pub use runtime::{Runtime, RuntimeFamily};
