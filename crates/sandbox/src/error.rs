@@ -1,0 +1,14 @@
+use std::path::PathBuf;
+
+/// A sandbox operation that failed, with the facts needed to understand why.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("create scratch directory {path}: {source}")]
+    CreateScratch { path: PathBuf, source: std::io::Error },
+    #[error("create output pipe: {source}")]
+    Pipe { source: std::io::Error },
+    #[error("spawn {program}: {source}")]
+    Spawn { program: PathBuf, source: std::io::Error },
+    #[error("signal process group {pgid} with {signal}: {source}")]
+    Signal { pgid: u32, signal: &'static str, source: nix::Error },
+}
