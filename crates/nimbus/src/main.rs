@@ -1,1 +1,3 @@
+mod client;
+
 fn main() {}
