@@ -1,6 +1,6 @@
 //! Echo function for the end-to-end suite, written the way a user writes a Rust Lambda function.
 //!
-//! Answers `{"event": <the event>, "context": {...facts from the Runtime API and env...}}`.
+//! Answers `{"event": <the event>, "context": {...facts from the Runtime API and env...}, "pid": n}`.
 //! An event `{"fail": "message"}` makes the handler return `Err`, which the runtime client reports to
 //! `/runtime/invocation/{id}/error`; `{"sleep_ms": n}` sleeps first (used for concurrency checks).
 
@@ -54,8 +54,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Value, EchoFailure> {
             "memory_limit_in_mb": ctx.env_config.memory,
             "log_group_name": ctx.env_config.log_group,
             "log_stream_name": ctx.env_config.log_stream,
-            "pid": std::process::id(),
         },
+        "pid": std::process::id(),
     }))
 }
 
