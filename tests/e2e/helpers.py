@@ -353,10 +353,9 @@ class NimbusServer:
             aws_access_key_id=key or self.key,
             aws_secret_access_key=secret or self.secret,
             aws_session_token=session_token,
+            # No retries: a test must see the first answer. A generous read timeout: invokes may sleep.
             config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=read_timeout,
-                          connect_timeout=10, parameter_validation=validate,
-                          # Invoke payloads up to the 6 MB limit and 50 MB zips go in one request.
-                          tcp_keepalive=True),
+                          connect_timeout=10, parameter_validation=validate),
         )
 
     def lambda_client(self, **kw):
