@@ -7,7 +7,6 @@
 
 // The subcommands that call this client are wired up in main.rs separately; until they are,
 // nothing outside the tests calls it.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,2 +1,240 @@
-//! placeholder
+//! The Nimbus server. [`run`] wires the parts together and serves until told to stop:
+//!
+//! ```text
+//! api ──► invoke ──► pool ──► environment (sandbox process + its runtime_api listener)
+//!  │                              │
+//!  └── store (SQLite + code) ◄────┴── logs (batched writer)
+//! ```
+//!
+//! `main` parses flags and binds listeners; tests call [`run`] the same way with port-0 listeners.
+
+pub mod api;
+mod arn;
 pub mod auth;
+mod clock;
+pub mod credentials;
+mod environment;
+mod invoke;
+mod logs;
+pub mod pool;
+mod runtime_api;
+mod runtimes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nimbus_sandbox::{ProcessSandbox, Sandbox};
+use nimbus_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use credentials::{KeyPair, RootSource};
+
+/// How requests are authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// Every request must carry a valid SigV4 signature (the default).
+    SigV4,
+    /// No authentication at all: only for local experiments, and `serve` warns.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub region: String,
+    pub account_id: String,
+    pub auth: AuthMode,
+    /// Root credentials given by the operator; otherwise they are read from or created in the data dir.
+    pub root_credentials: Option<KeyPair>,
+    /// How long an idle environment is kept warm.
+    pub env_idle: Duration,
+    /// Billing granularity for REPORT lines (1 ms as Lambda today; 100 ms classically).
+    pub billing_granularity_ms: u64,
+    /// Environments that may run at once across all functions.
+    pub account_concurrency: u32,
+    /// Suspend environments between invocations, as Lambda freezes them.
+    pub freeze_idle: bool,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            auth: AuthMode::SigV4,
+            root_credentials: None,
+            env_idle: Duration::from_secs(600),
+            billing_granularity_ms: 1,
+            account_concurrency: nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT,
+            freeze_idle: true,
+        }
+    }
+}
+
+/// What a started server tells its caller (the `serve` command prints it and writes the ready file).
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub api_url: String,
+    pub api_addr: SocketAddr,
+    pub root: KeyPair,
+    pub root_source: RootSource,
+    pub sandbox_tier: &'static str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("create data dir {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
+    #[error("open store: {0}")]
+    Store(#[from] nimbus_store::StoreError),
+    #[error("start sandbox: {0}")]
+    Sandbox(#[from] nimbus_sandbox::SandboxError),
+    #[error(transparent)]
+    Runtimes(#[from] runtimes::RuntimesError),
+    #[error("listener: {0}")]
+    Listener(std::io::Error),
+    #[error("serve HTTP: {0}")]
+    Serve(std::io::Error),
+}
+
+/// How long in-flight requests may finish after shutdown is asked for, and then how long environments
+/// may take to go.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs Nimbus on `api_listener` until `shutdown` resolves; calls `on_ready` once it serves.
+pub async fn run(
+    config: Config,
+    api_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    on_ready: impl FnOnce(&Ready),
+) -> Result<(), ServerError> {
+    create_private_dir(&config.data_dir)?;
+    // Environments run in other working directories, so every path handed to them must be absolute.
+    let data_dir = &std::fs::canonicalize(&config.data_dir)
+        .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
+    let (credentials, root_source) = credentials::Credentials::load_or_create(data_dir, config.root_credentials.clone())?;
+    let credentials = Arc::new(credentials);
+    let store = {
+        let dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || Store::open(&dir)).await.map_err(|e| ServerError::Serve(e.into()))??
+    };
+    let store = Arc::new(store);
+    collect_unreferenced_code(&store);
+
+    let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;
+    let api_url = format!("http://{}", loopback_if_unspecified(api_addr));
+    let sandbox: Arc<dyn Sandbox> = Arc::new(ProcessSandbox::new(&data_dir.join("envs"))?);
+    tracing::warn!(
+        "sandbox tier `process`: functions run as plain child processes and are NOT isolated from the host \
+         or from each other"
+    );
+    let runtimes = Arc::new(runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url).await?);
+    let (log_sink, log_writer) = logs::LogSink::start(store.clone());
+    let (stop_envs, envs_stopping) = watch::channel(false);
+    let (alive, mut all_gone) = mpsc::channel::<()>(1);
+    let limits = pool::Limits { concurrency_max: config.account_concurrency as usize, idle_timeout: config.env_idle };
+    let ctx_sandbox = sandbox.clone();
+    let ctx_credentials = credentials.clone();
+    let ctx_logs = log_sink.clone();
+    let billing = logs::Billing { granularity_ms: config.billing_granularity_ms };
+    let freeze_idle = config.freeze_idle;
+    let (pool, pool_task) = pool::Pool::start(limits, move |pool_events| environment::LaunchContext {
+        sandbox: ctx_sandbox,
+        credentials: ctx_credentials,
+        logs: ctx_logs,
+        pool_events,
+        billing,
+        shutdown: envs_stopping,
+        alive,
+        freeze_idle,
+    });
+    drop(log_sink);
+    let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
+    let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
+    let state = Arc::new(api::ApiState {
+        store: store.clone(),
+        credentials: credentials.clone(),
+        invoker,
+        arns,
+        code_urls: api::CodeUrls::new(&api_url),
+        auth_required: config.auth == AuthMode::SigV4,
+        account_concurrency: config.account_concurrency,
+    });
+    let app = api::router(state);
+
+    let (stop_http, http_stopping) = watch::channel(false);
+    let listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let mut http_stopping_wait = http_stopping.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stopping_wait.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    on_ready(&Ready {
+        api_url,
+        api_addr,
+        root: credentials.root().clone(),
+        root_source,
+        sandbox_tier: sandbox.tier(),
+    });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_http.send(true);
+    let server_result = match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
+        Ok(Ok(result)) => result.map_err(ServerError::Serve),
+        Ok(Err(join)) => Err(ServerError::Serve(join.into())),
+        Err(_) => {
+            tracing::warn!("requests still running after {SHUTDOWN_GRACE:?}; stopping them");
+            Ok(())
+        }
+    };
+    let _ = stop_envs.send(true);
+    pool.shutdown().await;
+    drop(pool);
+    let _ = pool_task.await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, all_gone.recv()).await.is_err() {
+        tracing::warn!("some environments did not end within {SHUTDOWN_GRACE:?}");
+    }
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, log_writer).await;
+    server_result
+}
+
+fn create_private_dir(path: &std::path::Path) -> Result<(), ServerError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| ServerError::DataDir { path: path.to_owned(), source })
+}
+
+/// Functions call back to the API at this address; a wildcard bind is reached through loopback.
+fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
+        other => other,
+    }
+}
+
+/// Removes zips no function version refers to any more (left by deletes, updates, or a create that
+/// lost a race). Done at start, when no upload can be in flight.
+fn collect_unreferenced_code(store: &Store) {
+    match store.referenced_code().and_then(|keep| Ok(store.code().remove_unreferenced(&keep)?)) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed unreferenced code blobs"),
+        Err(e) => tracing::warn!(error = %e, "collecting unreferenced code"),
+    }
+}

@@ -374,6 +374,18 @@ impl Store {
         })
     }
 
+    /// How many functions exist and the total size of their stored code (every version counts), as
+    /// GetAccountSettings reports under `AccountUsage`.
+    pub fn function_totals(&self) -> Result<(u64, u64)> {
+        self.meta.read(|tx| {
+            tx.prepare_cached(
+                "SELECT (SELECT COUNT(*) FROM functions), (SELECT COALESCE(SUM(code_size), 0) FROM function_versions)",
+            )
+            .and_then(|mut stmt| stmt.query_row([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))))
+            .map_err(StoreError::sqlite("count functions"))
+        })
+    }
+
     /// Every digest some version of some function runs. Code collection must also keep blobs uploaded
     /// but not yet recorded here (an upload in flight), e.g. by sparing recently written ones.
     pub fn referenced_code(&self) -> Result<HashSet<CodeDigest>> {

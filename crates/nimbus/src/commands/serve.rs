@@ -1,0 +1,133 @@
+//! `nimbus serve`: flags and environment into a `Config`, listeners bound, the ready file written once
+//! the server listens, and SIGINT/SIGTERM turned into a clean shutdown.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use nimbus_server::{AuthMode, Config, Ready, RootSource};
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    listen: String,
+    /// Where functions, code, logs and credentials are kept.
+    #[arg(long, default_value = ".nimbus")]
+    data_dir: PathBuf,
+    /// Written once the server listens: its first line is the API's base URL.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// `sigv4` verifies every request; `none` accepts anyone (local experiments only).
+    #[arg(long, default_value = "sigv4", value_parser = ["sigv4", "none"])]
+    auth: String,
+    /// How long an idle execution environment is kept warm.
+    #[arg(long, default_value_t = 600)]
+    env_idle_secs: u64,
+    /// Billing granularity of REPORT lines (1 as Lambda today, 100 classically).
+    #[arg(long, default_value_t = 1)]
+    billing_granularity_ms: u64,
+    /// Execution environments that may run at once, across all functions.
+    #[arg(long, default_value_t = 1000)]
+    account_concurrency: u32,
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Root access key id; with NIMBUS_ROOT_SECRET_ACCESS_KEY it replaces the data dir's credentials.
+    #[arg(long, env = "NIMBUS_ROOT_ACCESS_KEY_ID", hide_env_values = true)]
+    root_access_key_id: Option<String>,
+    #[arg(long, env = "NIMBUS_ROOT_SECRET_ACCESS_KEY", hide_env_values = true)]
+    root_secret_access_key: Option<String>,
+    /// Keep idle environments running instead of suspending them between invocations.
+    #[arg(long)]
+    no_freeze: bool,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let auth = match args.auth.as_str() {
+        "none" => {
+            tracing::warn!("--auth none: every request is accepted without a signature; never expose this server");
+            AuthMode::None
+        }
+        _ => AuthMode::SigV4,
+    };
+    let root = nimbus_server::credentials::Credentials::root_from_env(
+        args.root_access_key_id.clone(),
+        args.root_secret_access_key.clone(),
+    )?;
+    let mut config = Config::new(args.data_dir.clone());
+    config.region = args.region.clone();
+    config.auth = auth;
+    config.root_credentials = root;
+    config.env_idle = Duration::from_secs(args.env_idle_secs);
+    config.billing_granularity_ms = args.billing_granularity_ms.max(1);
+    config.account_concurrency = args.account_concurrency.max(1);
+    config.freeze_idle = !args.no_freeze;
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let ready_file = args.ready_file.clone();
+    let region = args.region.clone();
+    let mut ready_error = None;
+    nimbus_server::run(config, listener, shutdown_signal(), |ready| {
+        announce(ready, &region);
+        if let Some(path) = &ready_file
+            && let Err(e) = write_ready_file(path, ready)
+        {
+            tracing::error!(path = %path.display(), error = %e, "writing the ready file");
+            ready_error = Some(e);
+        }
+    })
+    .await?;
+    if let Some(e) = ready_error {
+        return Err(e);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop the server with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn announce(ready: &Ready, region: &str) {
+    println!("Nimbus is listening on {} (sandbox: {})", ready.api_url, ready.sandbox_tier);
+    match &ready.root_source {
+        RootSource::Environment => {
+            println!("Root credentials come from NIMBUS_ROOT_ACCESS_KEY_ID / NIMBUS_ROOT_SECRET_ACCESS_KEY.");
+        }
+        RootSource::Created(path) | RootSource::File(path) => {
+            let verb = if matches!(ready.root_source, RootSource::Created(_)) { "were created in" } else { "are in" };
+            println!("Root credentials {verb} {} (mode 0600). To use the AWS CLI or SDKs:", path.display());
+            println!("  export AWS_ACCESS_KEY_ID={}", ready.root.access_key_id);
+            println!("  export AWS_SECRET_ACCESS_KEY={}", ready.root.secret_access_key);
+        }
+    }
+    println!("  export AWS_DEFAULT_REGION={region}");
+    println!("  export AWS_ENDPOINT_URL={}", ready.api_url);
+}
+
+/// Written to a temporary name and renamed, so a reader never sees half a file.
+fn write_ready_file(path: &Path, ready: &Ready) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let text = format!("{}\nsandbox={}\n", ready.api_url, ready.sandbox_tier);
+    std::fs::write(&tmp, text).with_context(|| format!("write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! CreateFunction, GetFunction(Configuration), ListFunctions, UpdateFunctionCode/Configuration,
+//! DeleteFunction, PublishVersion, ListVersionsByFunction and GetAccountSettings.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use nimbus_model::limits::{self, LIST_PAGE_ITEMS_MAX};
+use nimbus_model::{
+    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb,
+    Qualifier, RoleArn, Runtime, Tags, TimeoutSecs,
+};
+use nimbus_store::{CodeInfo, FunctionRecord, NewFunction, Store, VersionId};
+use serde_json::{Value, json};
+
+use super::shapes::*;
+use super::{parse_json, target};
+use crate::api::{ApiError, SharedState};
+use crate::clock;
+
+fn version_of(qualifier: Option<&Qualifier>, state: &SharedState, name: &FunctionName) -> Result<VersionId, ApiError> {
+    match qualifier {
+        None | Some(Qualifier::Latest) => Ok(VersionId::Latest),
+        Some(Qualifier::Version(v)) => Ok(VersionId::Published(*v)),
+        Some(q @ Qualifier::Alias(_)) => {
+            Err(ApiError::not_found(format!("Function not found: {}", state.arns.function(name, Some(q)))))
+        }
+    }
+}
+
+fn not_found_arn(state: &SharedState, name: &FunctionName, version: VersionId) -> ApiError {
+    let q = match version {
+        VersionId::Latest => None,
+        VersionId::Published(v) => Some(Qualifier::Version(v)),
+    };
+    ApiError::not_found(format!("Function not found: {}", state.arns.function(name, q.as_ref())))
+}
+
+fn load(state: &SharedState, name: &FunctionName, version: VersionId) -> Result<FunctionRecord, ApiError> {
+    state.store.get_function(name, &version).map_err(|e| match e {
+        nimbus_store::StoreError::NotFound { .. } => not_found_arn(state, name, version),
+        other => other.into(),
+    })
+}
+
+/// Decodes `ZipFile` and stores it (validated, content-addressed) off the async threads.
+async fn store_zip(store: &Arc<Store>, zip_base64: &str) -> Result<CodeInfo, ApiError> {
+    let zip = base64::engine::general_purpose::STANDARD
+        .decode(zip_base64)
+        .map_err(|_| ApiError::invalid("Could not unzip uploaded file. Please check your file, then try to upload again."))?;
+    if zip.len() > limits::ZIP_BYTES_MAX {
+        return Err(ApiError::too_large(format!(
+            "Zipped size must be smaller than {} bytes",
+            limits::ZIP_BYTES_MAX
+        )));
+    }
+    let store = store.clone();
+    let stored = tokio::task::spawn_blocking(move || store.code().put_zip(&zip))
+        .await
+        .map_err(|e| ApiError::service(format!("storing code: {e}")))?
+        .map_err(nimbus_store::StoreError::from)?;
+    Ok(CodeInfo { digest: stored.digest, size_bytes: stored.size_bytes })
+}
+
+fn env_vars(env: Option<EnvironmentIn>) -> Result<Option<EnvVars>, ApiError> {
+    Ok(env.map(|e| EnvVars::parse(e.variables.unwrap_or_default())).transpose()?)
+}
+
+fn ephemeral(e: Option<EphemeralStorageIn>) -> Result<Option<EphemeralStorageMb>, ApiError> {
+    match e {
+        None => Ok(None),
+        Some(EphemeralStorageIn { size: Some(size) }) => Ok(Some(EphemeralStorageMb::new(size)?)),
+        Some(EphemeralStorageIn { size: None }) => Err(ApiError::invalid("EphemeralStorage.Size is required")),
+    }
+}
+
+pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
+    let input: CreateFunctionIn = parse_json(&body)?;
+    let raw_name = input.function_name.ok_or_else(|| ApiError::invalid("FunctionName is required"))?;
+    let (name, qualifier) = target(&state, &raw_name, None)?;
+    if qualifier.is_some() {
+        return Err(ApiError::invalid("FunctionName of CreateFunction must not carry a qualifier"));
+    }
+    if input.package_type.as_deref() == Some("Image") {
+        return Err(ApiError::invalid("Nimbus does not run container images yet; upload a .zip package"));
+    }
+    let (Some(runtime), Some(handler)) = (input.runtime.as_deref(), input.handler.as_deref()) else {
+        return Err(ApiError::invalid(
+            "Runtime and Handler are mandatory parameters for functions created with deployment packages.",
+        ));
+    };
+    let role = input.role.ok_or_else(|| ApiError::invalid("Role is required"))?;
+    let config = FunctionConfig {
+        runtime: Runtime::parse(runtime)?,
+        handler: Handler::parse(handler)?,
+        role: RoleArn::parse(&role)?,
+        memory: input.memory_size.map(MemoryMb::new).transpose()?.unwrap_or_default(),
+        timeout: input.timeout.map(TimeoutSecs::new).transpose()?.unwrap_or_default(),
+        ephemeral_storage: ephemeral(input.ephemeral_storage)?.unwrap_or_default(),
+        environment: env_vars(input.environment)?.unwrap_or_default(),
+        description: input.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default(),
+        architecture: Architecture::parse_list(&input.architectures.unwrap_or_default())?,
+    };
+    let tags = Tags::parse(input.tags.unwrap_or_default())?;
+    let code = input.code.ok_or_else(|| ApiError::invalid("Code is required"))?;
+    let zip = match code {
+        CodeIn { zip_file: Some(zip), .. } => zip,
+        CodeIn { s3_bucket: Some(_), .. } | CodeIn { s3_key: Some(_), .. } => {
+            return Err(ApiError::invalid("Nimbus has no S3 service yet; pass the package as Code.ZipFile"));
+        }
+        CodeIn { image_uri: Some(_), .. } => {
+            return Err(ApiError::invalid("Nimbus does not run container images yet; upload a .zip package"));
+        }
+        _ => return Err(ApiError::invalid("Please provide a source for function code.")),
+    };
+    // A duplicate is refused before any code is stored.
+    if state.store.get_function(&name, &VersionId::Latest).is_ok() {
+        return Err(ApiError::conflict(format!("Function already exist: {name}")));
+    }
+    let code = store_zip(&state.store, &zip).await?;
+    let runtime_note = state.invoker.runtime_note(config.runtime);
+    let (latest, published) = state.store.create_function(NewFunction {
+        name,
+        config,
+        code,
+        tags,
+        publish: input.publish.unwrap_or(false),
+        now_ms: clock::now_ms(),
+    })?;
+    if let Some(note) = runtime_note {
+        tracing::warn!(function = %latest.name, "{note}");
+    }
+    let shown = published.as_ref().unwrap_or(&latest);
+    Ok((StatusCode::CREATED, Json(function_configuration(shown, &state.arns))).into_response())
+}
+
+pub async fn get(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Result<Response, ApiError> {
+    let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
+    let version = version_of(qualifier.as_ref(), &state, &name)?;
+    let record = load(&state, &name, version)?;
+    Ok(Json(json!({
+        "Configuration": function_configuration(&record, &state.arns),
+        "Code": { "RepositoryType": "S3", "Location": state.code_urls.url(&record.code.digest) },
+        "Tags": tags_json(&record),
+    }))
+    .into_response())
+}
+
+pub async fn get_configuration(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Result<Response, ApiError> {
+    let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
+    let version = version_of(qualifier.as_ref(), &state, &name)?;
+    let record = load(&state, &name, version)?;
+    Ok(Json(function_configuration(&record, &state.arns)).into_response())
+}
+
+fn page_size(max_items: Option<i64>) -> Result<usize, ApiError> {
+    match max_items {
+        None => Ok(LIST_PAGE_ITEMS_MAX),
+        Some(n) if (1..=10_000).contains(&n) => Ok((n as usize).min(LIST_PAGE_ITEMS_MAX)),
+        Some(n) => Err(ApiError::invalid(format!("Invalid MaxItems: {n}; it must be between 1 and 10000"))),
+    }
+}
+
+pub async fn list(State(state): State<SharedState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+    let limit = page_size(q.max_items)?;
+    let after = match q.marker.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => Some(FunctionName::parse(m).map_err(|_| ApiError::invalid(format!("Invalid Marker: {m}")))?),
+        None => None,
+    };
+    // One more than the page tells whether there is a next page.
+    let mut records = state.store.list_functions(after.as_ref(), limit + 1)?;
+    let next = (records.len() > limit).then(|| {
+        records.truncate(limit);
+        records.last().map(|r| r.name.to_string())
+    });
+    let functions: Vec<Value> = records.iter().map(|r| function_configuration(r, &state.arns)).collect();
+    let mut out = json!({ "Functions": functions });
+    if let Some(Some(marker)) = next {
+        out["NextMarker"] = marker.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+pub async fn update_code(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (name, qualifier) = target(&state, &raw, None)?;
+    if qualifier.is_some() {
+        return Err(ApiError::invalid("Only the unqualified function ($LATEST) can be updated"));
+    }
+    let input: UpdateCodeIn = parse_json(&body)?;
+    if input.s3_bucket.is_some() {
+        return Err(ApiError::invalid("Nimbus has no S3 service yet; pass the package as ZipFile"));
+    }
+    if input.image_uri.is_some() {
+        return Err(ApiError::invalid("Nimbus does not run container images yet; upload a .zip package"));
+    }
+    let zip = input.zip_file.ok_or_else(|| ApiError::invalid("Please provide a source for function code."))?;
+    let current = load(&state, &name, VersionId::Latest)?;
+    if let Some(list) = &input.architectures
+        && Architecture::parse_list(list)? != current.config.architecture
+    {
+        return Err(ApiError::invalid("Changing Architectures is not supported by Nimbus yet"));
+    }
+    let code = store_zip(&state.store, &zip).await?;
+    if input.dry_run.unwrap_or(false) {
+        let mut preview = current;
+        preview.code = code;
+        return Ok(Json(function_configuration(&preview, &state.arns)).into_response());
+    }
+    let (latest, published) = state.store.update_function_code(
+        &name,
+        code,
+        input.revision_id.as_deref(),
+        input.publish.unwrap_or(false),
+        clock::now_ms(),
+    )?;
+    state.invoker.retire(&name).await;
+    let shown = published.as_ref().unwrap_or(&latest);
+    Ok(Json(function_configuration(shown, &state.arns)).into_response())
+}
+
+pub async fn update_configuration(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (name, qualifier) = target(&state, &raw, None)?;
+    if qualifier.is_some() {
+        return Err(ApiError::invalid("Only the unqualified function ($LATEST) can be updated"));
+    }
+    let input: UpdateConfigIn = parse_json(&body)?;
+    let current = load(&state, &name, VersionId::Latest)?;
+    let mut config = current.config.clone();
+    if let Some(r) = input.runtime.as_deref() {
+        config.runtime = Runtime::parse(r)?;
+    }
+    if let Some(h) = input.handler.as_deref() {
+        config.handler = Handler::parse(h)?;
+    }
+    if let Some(r) = input.role.as_deref() {
+        config.role = RoleArn::parse(r)?;
+    }
+    if let Some(m) = input.memory_size {
+        config.memory = MemoryMb::new(m)?;
+    }
+    if let Some(t) = input.timeout {
+        config.timeout = TimeoutSecs::new(t)?;
+    }
+    if let Some(e) = ephemeral(input.ephemeral_storage)? {
+        config.ephemeral_storage = e;
+    }
+    if let Some(env) = env_vars(input.environment)? {
+        config.environment = env;
+    }
+    if let Some(d) = input.description.as_deref() {
+        config.description = Description::parse(d)?;
+    }
+    let updated =
+        state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())?;
+    state.invoker.retire(&name).await;
+    Ok(Json(function_configuration(&updated, &state.arns)).into_response())
+}
+
+pub async fn delete(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Result<Response, ApiError> {
+    let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
+    let version = match qualifier {
+        None => None,
+        Some(Qualifier::Latest) => {
+            return Err(ApiError::invalid("$LATEST version cannot be deleted without deleting the function."));
+        }
+        Some(Qualifier::Version(v)) => Some(v),
+        Some(Qualifier::Alias(_)) => {
+            return Err(ApiError::invalid("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias."));
+        }
+    };
+    state.store.delete_function(&name, version).map_err(|e| match e {
+        nimbus_store::StoreError::NotFound { .. } => {
+            not_found_arn(&state, &name, version.map_or(VersionId::Latest, VersionId::Published))
+        }
+        other => other.into(),
+    })?;
+    state.invoker.retire(&name).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn publish_version(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (name, _) = target(&state, &raw, None)?;
+    let input: PublishVersionIn = parse_json(&body)?;
+    load(&state, &name, VersionId::Latest)?;
+    let description = input.description.as_deref().map(Description::parse).transpose()?;
+    let record = state.store.publish_version(
+        &name,
+        input.code_sha256.as_deref(),
+        input.revision_id.as_deref(),
+        description,
+        clock::now_ms(),
+    )?;
+    Ok((StatusCode::CREATED, Json(function_configuration(&record, &state.arns))).into_response())
+}
+
+pub async fn list_versions(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let (name, _) = target(&state, &raw, None)?;
+    load(&state, &name, VersionId::Latest)?;
+    let limit = page_size(q.max_items)?;
+    let after = match q.marker.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) => Some(match Qualifier::parse(m)? {
+            Qualifier::Latest => VersionId::Latest,
+            Qualifier::Version(v) => VersionId::Published(v),
+            Qualifier::Alias(_) => return Err(ApiError::invalid(format!("Invalid Marker: {m}"))),
+        }),
+        None => None,
+    };
+    let mut records = state.store.list_versions(&name, after.as_ref(), limit + 1)?;
+    let next = (records.len() > limit).then(|| {
+        records.truncate(limit);
+        records.last().map(|r| r.version.to_string())
+    });
+    let versions: Vec<Value> = records.iter().map(|r| function_configuration(r, &state.arns)).collect();
+    let mut out = json!({ "Versions": versions });
+    if let Some(Some(marker)) = next {
+        out["NextMarker"] = marker.into();
+    }
+    Ok(Json(out).into_response())
+}
+
+pub async fn account_settings(State(state): State<SharedState>) -> Result<Response, ApiError> {
+    let (count, total_code) = state.store.function_totals()?;
+    let settings = AccountSettings {
+        account_limit: AccountLimit {
+            total_code_size: 80 * 1024 * 1024 * 1024,
+            code_size_unzipped: limits::UNZIPPED_BYTES_MAX,
+            code_size_zipped: limits::ZIP_BYTES_MAX as u64,
+            concurrent_executions: state.account_concurrency,
+            unreserved_concurrent_executions: state.account_concurrency,
+        },
+        account_usage: AccountUsage { total_code_size: total_code, function_count: count },
+    };
+    Ok(Json(settings).into_response())
+}

@@ -1,0 +1,176 @@
+//! Lambda's JSON request and response shapes (botocore's `lambda` 2015-03-31 model), and the
+//! conversion of a stored function into `FunctionConfiguration`. Members Nimbus does not implement
+//! are accepted where harmless and reported as AWS reports their defaults.
+
+use std::collections::BTreeMap;
+
+use nimbus_store::FunctionRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::arn::Arns;
+use crate::clock;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EnvironmentIn {
+    pub variables: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorageIn {
+    pub size: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CodeIn {
+    pub zip_file: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    pub s3_bucket: Option<String>,
+    #[serde(rename = "S3Key")]
+    pub s3_key: Option<String>,
+    pub image_uri: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateFunctionIn {
+    pub function_name: Option<String>,
+    pub runtime: Option<String>,
+    pub role: Option<String>,
+    pub handler: Option<String>,
+    pub code: Option<CodeIn>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    pub publish: Option<bool>,
+    pub environment: Option<EnvironmentIn>,
+    pub tags: Option<BTreeMap<String, String>>,
+    pub architectures: Option<Vec<String>>,
+    pub ephemeral_storage: Option<EphemeralStorageIn>,
+    pub package_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateCodeIn {
+    pub zip_file: Option<String>,
+    #[serde(rename = "S3Bucket")]
+    pub s3_bucket: Option<String>,
+    pub image_uri: Option<String>,
+    pub publish: Option<bool>,
+    pub dry_run: Option<bool>,
+    pub revision_id: Option<String>,
+    pub architectures: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateConfigIn {
+    pub role: Option<String>,
+    pub handler: Option<String>,
+    pub description: Option<String>,
+    pub timeout: Option<i64>,
+    pub memory_size: Option<i64>,
+    pub environment: Option<EnvironmentIn>,
+    pub runtime: Option<String>,
+    pub revision_id: Option<String>,
+    pub ephemeral_storage: Option<EphemeralStorageIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PublishVersionIn {
+    pub code_sha256: Option<String>,
+    pub description: Option<String>,
+    pub revision_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagResourceIn {
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(rename = "Marker")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems")]
+    pub max_items: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct QualifierQuery {
+    #[serde(rename = "Qualifier")]
+    pub qualifier: Option<String>,
+}
+
+/// `FunctionConfiguration` as Lambda returns it from Create/Get/Update/List.
+pub fn function_configuration(record: &FunctionRecord, arns: &Arns) -> Value {
+    let c = &record.config;
+    let qualified = match record.version {
+        nimbus_store::VersionId::Latest => None,
+        nimbus_store::VersionId::Published(v) => Some(nimbus_model::Qualifier::Version(v)),
+    };
+    let mut out = json!({
+        "FunctionName": record.name.as_str(),
+        "FunctionArn": arns.function(&record.name, qualified.as_ref()),
+        "Runtime": c.runtime.to_string(),
+        "Role": c.role.as_str(),
+        "Handler": c.handler.as_str(),
+        "CodeSize": record.code.size_bytes,
+        "Description": c.description.as_str(),
+        "Timeout": c.timeout.get(),
+        "MemorySize": c.memory.get(),
+        "LastModified": clock::lambda_timestamp(record.last_modified_ms),
+        "CodeSha256": record.code.digest.to_base64(),
+        "Version": record.version.to_string(),
+        "TracingConfig": { "Mode": "PassThrough" },
+        "RevisionId": record.revision_id,
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": "Zip",
+        "Architectures": [c.architecture.as_str()],
+        "EphemeralStorage": { "Size": c.ephemeral_storage.get() },
+        "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
+        "LoggingConfig": { "LogFormat": "Text", "LogGroup": crate::logs::group_name(record.name.as_str()) },
+    });
+    // Lambda leaves `Environment` out entirely when a function has no variables.
+    if !c.environment.is_empty() {
+        out["Environment"] = json!({ "Variables": c.environment.as_map() });
+    }
+    out
+}
+
+pub fn tags_json(record: &FunctionRecord) -> Value {
+    let map: BTreeMap<&str, &str> = record.tags.iter().collect();
+    json!(map)
+}
+
+/// `AccountLimit` and `AccountUsage` for GetAccountSettings.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountSettings {
+    pub account_limit: AccountLimit,
+    pub account_usage: AccountUsage,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountLimit {
+    pub total_code_size: u64,
+    pub code_size_unzipped: u64,
+    pub code_size_zipped: u64,
+    pub concurrent_executions: u32,
+    pub unreserved_concurrent_executions: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccountUsage {
+    pub total_code_size: u64,
+    pub function_count: u64,
+}

@@ -1,0 +1,228 @@
+//! The CloudWatch Logs API (JSON 1.1, `X-Amz-Target: Logs_20140328.<Operation>`) over the function logs
+//! Nimbus stores, enough for `aws logs tail`, `filter-log-events`, `get-log-events` and
+//! `describe-log-streams`/`-groups`.
+
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, SharedState};
+
+/// Logs' page limits: 50 groups or streams, 10,000 events.
+const GROUPS_PAGE_MAX: usize = 50;
+const EVENTS_PAGE_MAX: usize = 10_000;
+
+pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8]) -> Response {
+    let result = match operation {
+        "DescribeLogGroups" => describe_log_groups(state, body),
+        "DescribeLogStreams" => describe_log_streams(state, body),
+        "GetLogEvents" => get_log_events(state, body),
+        "FilterLogEvents" => filter_log_events(state, body),
+        "DeleteLogGroup" => delete_log_group(state, body),
+        other => Err(ApiError::unknown_operation("POST", &format!("Logs_20140328.{other}"))),
+    };
+    match result {
+        Ok(value) => ([("content-type", "application/x-amz-json-1.1")], value.to_string()).into_response(),
+        Err(mut e) => {
+            if e.code == "ResourceNotFoundException" {
+                e.message = "The specified log group does not exist.".into();
+            } else if e.code == "InvalidParameterValueException" || e.code == "InvalidRequestContentException" {
+                e.code = "InvalidParameterException";
+            }
+            e.json_protocol().into_response()
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(format!("Invalid request: {e}")))
+}
+
+fn limit(requested: Option<i64>, max: usize) -> Result<usize, ApiError> {
+    match requested {
+        None => Ok(max),
+        Some(n) if n >= 1 && (n as usize) <= max => Ok(n as usize),
+        Some(n) => Err(ApiError::invalid(format!("limit {n} is out of range 1..={max}"))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeGroupsIn {
+    log_group_name_prefix: Option<String>,
+    next_token: Option<String>,
+    limit: Option<i64>,
+}
+
+fn describe_log_groups(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: DescribeGroupsIn = parse(body)?;
+    let limit = limit(input.limit, GROUPS_PAGE_MAX)?;
+    let mut groups =
+        state.store.describe_log_groups(input.log_group_name_prefix.as_deref(), input.next_token.as_deref(), limit + 1)?;
+    let next = (groups.len() > limit).then(|| {
+        groups.truncate(limit);
+        groups.last().map(|g| g.0.clone())
+    });
+    let list: Vec<Value> = groups
+        .iter()
+        .map(|(name, created, bytes)| {
+            json!({ "logGroupName": name, "creationTime": created, "storedBytes": bytes,
+                    "arn": state.arns.log_group(name), "metricFilterCount": 0, "logGroupClass": "STANDARD" })
+        })
+        .collect();
+    let mut out = json!({ "logGroups": list });
+    if let Some(Some(token)) = next {
+        out["nextToken"] = token.into();
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DescribeStreamsIn {
+    log_group_name: Option<String>,
+    log_stream_name_prefix: Option<String>,
+    order_by: Option<String>,
+    descending: Option<bool>,
+    next_token: Option<String>,
+    limit: Option<i64>,
+}
+
+fn describe_log_streams(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: DescribeStreamsIn = parse(body)?;
+    let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
+    let by_last_event = match input.order_by.as_deref() {
+        None | Some("LogStreamName") => false,
+        Some("LastEventTime") => true,
+        Some(other) => return Err(ApiError::invalid(format!("Invalid orderBy: {other}"))),
+    };
+    if by_last_event && input.log_stream_name_prefix.is_some() {
+        return Err(ApiError::invalid("Cannot order by LastEventTime with a logStreamNamePrefix."));
+    }
+    let limit = limit(input.limit, GROUPS_PAGE_MAX)?;
+    let (streams, next) = state.store.describe_log_streams(
+        &group,
+        input.log_stream_name_prefix.as_deref(),
+        by_last_event,
+        input.descending.unwrap_or(false),
+        input.next_token.as_deref(),
+        limit,
+    )?;
+    let list: Vec<Value> = streams
+        .iter()
+        .map(|s| {
+            let mut v = json!({
+                "logStreamName": s.name,
+                "creationTime": s.created_ms,
+                "lastIngestionTime": s.last_ingestion_ms,
+                "uploadSequenceToken": "1",
+                "arn": format!("{}:log-stream:{}", state.arns.log_group(&group).trim_end_matches(":*"), s.name),
+                "storedBytes": s.stored_bytes,
+            });
+            if let Some(first) = s.first_event_ms {
+                v["firstEventTimestamp"] = first.into();
+            }
+            if let Some(last) = s.last_event_ms {
+                v["lastEventTimestamp"] = last.into();
+            }
+            v
+        })
+        .collect();
+    let mut out = json!({ "logStreams": list });
+    if let Some(token) = next {
+        out["nextToken"] = token.into();
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetEventsIn {
+    log_group_name: Option<String>,
+    log_stream_name: Option<String>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    next_token: Option<String>,
+    limit: Option<i64>,
+    start_from_head: Option<bool>,
+}
+
+fn get_log_events(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: GetEventsIn = parse(body)?;
+    let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
+    let stream = input.log_stream_name.ok_or_else(|| ApiError::invalid("logStreamName is required"))?;
+    let limit = limit(input.limit, EVENTS_PAGE_MAX)?;
+    let (events, forward, backward) = state.store.get_log_events(
+        &group,
+        &stream,
+        input.start_time,
+        input.end_time,
+        input.start_from_head.unwrap_or(false),
+        input.next_token.as_deref(),
+        limit,
+    )?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| json!({ "timestamp": e.timestamp_ms, "message": e.message, "ingestionTime": e.ingestion_ms }))
+        .collect();
+    Ok(json!({ "events": events, "nextForwardToken": forward, "nextBackwardToken": backward }))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FilterEventsIn {
+    log_group_name: Option<String>,
+    log_group_identifier: Option<String>,
+    log_stream_names: Option<Vec<String>>,
+    log_stream_name_prefix: Option<String>,
+    start_time: Option<i64>,
+    end_time: Option<i64>,
+    filter_pattern: Option<String>,
+    next_token: Option<String>,
+    limit: Option<i64>,
+}
+
+fn filter_log_events(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: FilterEventsIn = parse(body)?;
+    let group = input
+        .log_group_name
+        .or(input.log_group_identifier)
+        .ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
+    let limit = limit(input.limit, EVENTS_PAGE_MAX)?;
+    let (events, next) = state.store.filter_log_events(
+        &group,
+        input.log_stream_names.as_deref(),
+        input.log_stream_name_prefix.as_deref(),
+        input.start_time,
+        input.end_time,
+        input.filter_pattern.as_deref().filter(|p| !p.is_empty()),
+        input.next_token.as_deref(),
+        limit,
+    )?;
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({ "logStreamName": e.stream, "timestamp": e.timestamp_ms, "message": e.message,
+                    "ingestionTime": e.ingestion_ms, "eventId": e.id.to_string() })
+        })
+        .collect();
+    let mut out = json!({ "events": events, "searchedLogStreams": [] });
+    if let Some(token) = next {
+        out["nextToken"] = token.into();
+    }
+    Ok(out)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeleteGroupIn {
+    log_group_name: Option<String>,
+}
+
+fn delete_log_group(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: DeleteGroupIn = parse(body)?;
+    let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
+    state.store.delete_log_group(&group)?;
+    Ok(json!({}))
+}

@@ -1,0 +1,121 @@
+//! The AWS wire protocols on Nimbus's one endpoint. The other side is any AWS client (SDKs, the AWS
+//! CLI, `nimbus` subcommands); nothing it sends is trusted until it is SigV4-verified and parsed into
+//! the model's types. Requests are routed by the signing service of their credential scope: `lambda`
+//! (REST-JSON, routed on the path) and `logs` (JSON 1.1, routed on `X-Amz-Target`).
+
+mod code_url;
+mod error;
+mod lambda;
+mod logs;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
+use nimbus_model::limits::CODE_REQUEST_BYTES_MAX;
+
+pub use code_url::CodeUrls;
+pub use error::ApiError;
+
+use crate::auth::{self, Caller};
+use crate::credentials::Credentials;
+use crate::invoke::Invoker;
+use nimbus_store::Store;
+
+/// Everything request handlers share.
+pub struct ApiState {
+    pub store: Arc<Store>,
+    pub credentials: Arc<Credentials>,
+    pub invoker: Arc<Invoker>,
+    pub arns: crate::arn::Arns,
+    pub code_urls: CodeUrls,
+    pub auth_required: bool,
+    pub account_concurrency: u32,
+}
+
+pub type SharedState = Arc<ApiState>;
+
+/// The request id of the request being served; also the invocation's `aws_request_id` on Invoke.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub fn router(state: SharedState) -> Router {
+    Router::new()
+        .merge(lambda::routes())
+        .route("/", axum::routing::post(json_protocol))
+        .route(code_url::PATH, axum::routing::get(code_url::download))
+        .fallback(unknown)
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Gives every request an id and every response the `x-amzn-RequestId` header.
+async fn request_id(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+/// Buffers the body (bounded) and verifies the request's SigV4 signature before any handler runs.
+/// Code downloads carry their own signature (a presigned URL of ours), as S3's presigned URLs do.
+async fn authenticate(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    if request.uri().path().starts_with(code_url::PREFIX) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let bytes = match Limited::new(body, CODE_REQUEST_BYTES_MAX).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return ApiError::too_large(format!("Request must be smaller than {CODE_REQUEST_BYTES_MAX} bytes"))
+                .into_response();
+        }
+    };
+    if state.auth_required {
+        let verified = auth::verify(&parts, &bytes, std::time::SystemTime::now(), |key| state.credentials.lookup(key));
+        match verified {
+            Ok(caller) => {
+                parts.extensions.insert(caller);
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`.
+async fn json_protocol(State(state): State<SharedState>, request: Request) -> Response {
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let caller = request.extensions().get::<Caller>().cloned();
+    let body = match request.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    match target.split_once('.') {
+        Some(("Logs_20140328", operation)) => logs::dispatch(&state, operation, &body).await,
+        _ => {
+            let service = caller.map(|c| c.service).unwrap_or_default();
+            ApiError::unknown_operation("POST", &format!("/ (service {service:?}, target {target:?})"))
+                .json_protocol()
+                .into_response()
+        }
+    }
+}
+
+async fn unknown(request: Request) -> Response {
+    ApiError::unknown_operation(request.method().as_str(), request.uri().path()).into_response()
+}

@@ -1,0 +1,230 @@
+//! The credentials Nimbus accepts: the root key pair (from the environment, or created on first start
+//! and kept 0600 in the data dir as an AWS shared-credentials file) and short-lived session credentials
+//! handed to each execution environment, so SDK calls made inside a function authenticate as that
+//! environment and never with the root key.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::Engine;
+use rand::Rng;
+
+use crate::auth::Secret;
+
+pub const ROOT_KEY_ENV: &str = "NIMBUS_ROOT_ACCESS_KEY_ID";
+pub const ROOT_SECRET_ENV: &str = "NIMBUS_ROOT_SECRET_ACCESS_KEY";
+const FILE_NAME: &str = "credentials";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("read credentials file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("write credentials file {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("credentials file {path} has no aws_access_key_id/aws_secret_access_key under [default]")]
+    Malformed { path: PathBuf },
+    #[error("{ROOT_KEY_ENV} and {ROOT_SECRET_ENV} must be set together")]
+    HalfSet,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+/// Where the root key pair came from, so `serve` can tell the user what to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootSource {
+    Environment,
+    Created(PathBuf),
+    File(PathBuf),
+}
+
+/// A session credential for one execution environment.
+#[derive(Debug, Clone)]
+pub struct SessionCredential {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+pub struct Credentials {
+    root: KeyPair,
+    sessions: RwLock<HashMap<String, SessionCredential>>,
+}
+
+impl Credentials {
+    /// Takes the root key pair from the environment when both variables are set, otherwise from the data
+    /// dir's credentials file, creating it with a fresh key pair on first start.
+    pub fn load_or_create(
+        data_dir: &Path,
+        from_env: Option<KeyPair>,
+    ) -> Result<(Self, RootSource), CredentialsError> {
+        if let Some(root) = from_env {
+            return Ok((Self::with_root(root), RootSource::Environment));
+        }
+        let path = data_dir.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let root = parse_shared_file(&text).ok_or(CredentialsError::Malformed { path: path.clone() })?;
+                Ok((Self::with_root(root), RootSource::File(path)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let root = KeyPair {
+                    access_key_id: format!("AKIA{}", random_upper(16)),
+                    secret_access_key: random_secret(40),
+                };
+                write_shared_file(&path, &root)?;
+                Ok((Self::with_root(root), RootSource::Created(path)))
+            }
+            Err(source) => Err(CredentialsError::Read { path, source }),
+        }
+    }
+
+    pub fn root_from_env(
+        key: Option<String>,
+        secret: Option<String>,
+    ) -> Result<Option<KeyPair>, CredentialsError> {
+        match (key, secret) {
+            (Some(access_key_id), Some(secret_access_key)) => {
+                Ok(Some(KeyPair { access_key_id, secret_access_key }))
+            }
+            (None, None) => Ok(None),
+            _ => Err(CredentialsError::HalfSet),
+        }
+    }
+
+    fn with_root(root: KeyPair) -> Self {
+        Self { root, sessions: RwLock::new(HashMap::new()) }
+    }
+
+    pub fn root(&self) -> &KeyPair {
+        &self.root
+    }
+
+    /// The secret SigV4 verification needs for `access_key_id`, if Nimbus knows the key.
+    pub fn lookup(&self, access_key_id: &str) -> Option<Secret> {
+        if access_key_id == self.root.access_key_id {
+            return Some(Secret { secret_access_key: self.root.secret_access_key.clone(), session_token: None });
+        }
+        let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        sessions.get(access_key_id).map(|s| Secret {
+            secret_access_key: s.secret_access_key.clone(),
+            session_token: Some(s.session_token.clone()),
+        })
+    }
+
+    /// Creates and registers a session credential; it is valid until [`Self::revoke`].
+    pub fn issue_session(&self) -> SessionCredential {
+        let mut token = [0u8; 48];
+        rand::rng().fill(&mut token[..]);
+        let cred = SessionCredential {
+            access_key_id: format!("ASIA{}", random_upper(16)),
+            secret_access_key: random_secret(40),
+            session_token: base64::engine::general_purpose::STANDARD.encode(token),
+        };
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        sessions.insert(cred.access_key_id.clone(), cred.clone());
+        cred
+    }
+
+    pub fn revoke(&self, access_key_id: &str) {
+        let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
+        sessions.remove(access_key_id);
+    }
+}
+
+fn random_upper(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut rng = rand::rng();
+    (0..n).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+fn random_secret(n: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::rng();
+    (0..n).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+/// Reads the `[default]` profile of an AWS shared-credentials file:
+/// ```text
+/// [default]
+/// aws_access_key_id = AKIA...
+/// aws_secret_access_key = ...
+/// ```
+fn parse_shared_file(text: &str) -> Option<KeyPair> {
+    let mut in_default = false;
+    let (mut key, mut secret) = (None, None);
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_default = line == "[default]";
+            continue;
+        }
+        if !in_default {
+            continue;
+        }
+        if let Some((name, value)) = line.split_once('=') {
+            match name.trim() {
+                "aws_access_key_id" => key = Some(value.trim().to_owned()),
+                "aws_secret_access_key" => secret = Some(value.trim().to_owned()),
+                _ => {}
+            }
+        }
+    }
+    Some(KeyPair { access_key_id: key?, secret_access_key: secret? })
+}
+
+fn write_shared_file(path: &Path, root: &KeyPair) -> Result<(), CredentialsError> {
+    let err = |source| CredentialsError::Write { path: path.to_owned(), source };
+    let tmp = path.with_extension("tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    write!(
+        file,
+        "# Nimbus root credentials. Use with AWS_SHARED_CREDENTIALS_FILE={}\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+        path.display(),
+        root.access_key_id,
+        root.secret_access_key
+    )
+    .map_err(err)?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn created_once_kept_private_and_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, source) = Credentials::load_or_create(dir.path(), None).unwrap();
+        assert!(matches!(source, RootSource::Created(_)));
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (second, source) = Credentials::load_or_create(dir.path(), None).unwrap();
+        assert!(matches!(source, RootSource::File(_)));
+        assert_eq!(first.root().access_key_id, second.root().access_key_id);
+        assert!(second.lookup(&first.root().access_key_id).is_some());
+    }
+
+    #[test]
+    fn sessions_are_known_until_revoked() {
+        let creds = Credentials::with_root(KeyPair { access_key_id: "AKIAROOT".into(), secret_access_key: "s".into() });
+        let session = creds.issue_session();
+        let secret = creds.lookup(&session.access_key_id).unwrap();
+        assert_eq!(secret.session_token.as_deref(), Some(session.session_token.as_str()));
+        creds.revoke(&session.access_key_id);
+        assert!(creds.lookup(&session.access_key_id).is_none());
+    }
+}

@@ -1,0 +1,213 @@
+//! One invocation, end to end: resolve the function version, get an environment from the pool (warm,
+//! or launched for this call), hand it the event, wait for the outcome, give the environment back.
+//! Every trigger ends here; there is no second way to run a function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nimbus_model::{FunctionName, Qualifier};
+use nimbus_store::{FunctionRecord, Store, StoreError, VersionId};
+use tokio::sync::oneshot;
+
+use crate::arn::Arns;
+use crate::environment::{Invocation, Outcome};
+use crate::pool::{AcquireError, EnvKey, PlanError, Planner, Pool, Throttle};
+use crate::runtimes::Runtimes;
+
+/// What the API hands the invoke path.
+#[derive(Debug)]
+pub struct InvokeRequest {
+    pub request_id: String,
+    pub function: FunctionName,
+    pub qualifier: Qualifier,
+    pub payload: Bytes,
+    pub want_log_tail: bool,
+    /// The client context as JSON text (already base64-decoded).
+    pub client_context: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct InvokeResult {
+    pub outcome: Outcome,
+    pub executed_version: String,
+    pub log_tail: Option<Vec<u8>>,
+    /// Set when this invocation paid for a cold start.
+    pub init_duration: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("Function not found: {arn}")]
+    NotFound { arn: String },
+    #[error("Rate Exceeded.")]
+    Throttled(Throttle),
+    #[error("{operation}: {source}")]
+    Store { operation: &'static str, source: StoreError },
+    #[error("invocation {request_id} failed inside Nimbus: {reason}")]
+    Internal { request_id: String, reason: String },
+}
+
+/// Init is capped at 10 s; when it times out, Lambda retries it once inside the invocation, under the
+/// function's own timeout.
+const INIT_ATTEMPTS_MAX: usize = 2;
+/// How long past its own deadline an invocation may take before the invoke path stops waiting for the
+/// environment (which enforces the deadline itself; this only guards against a stuck driver).
+const DRIVER_GRACE: Duration = Duration::from_secs(30);
+
+pub struct Invoker {
+    store: Arc<Store>,
+    pool: Pool,
+    runtimes: Arc<Runtimes>,
+    arns: Arns,
+}
+
+impl Invoker {
+    pub fn new(store: Arc<Store>, pool: Pool, runtimes: Arc<Runtimes>, arns: Arns) -> Self {
+        Self { store, pool, runtimes, arns }
+    }
+
+    /// The function version `qualifier` names. Aliases resolve to nothing until aliases exist.
+    pub fn resolve(&self, function: &FunctionName, qualifier: &Qualifier) -> Result<FunctionRecord, InvokeError> {
+        let version = match qualifier {
+            Qualifier::Latest => VersionId::Latest,
+            Qualifier::Version(v) => VersionId::Published(*v),
+            Qualifier::Alias(_) => {
+                return Err(InvokeError::NotFound { arn: self.arns.function(function, Some(qualifier)) });
+            }
+        };
+        match self.store.get_function(function, &version) {
+            Ok(record) => Ok(record),
+            Err(StoreError::NotFound { .. }) => {
+                let shown = (!matches!(qualifier, Qualifier::Latest)).then_some(qualifier);
+                Err(InvokeError::NotFound { arn: self.arns.function(function, shown) })
+            }
+            Err(source) => Err(InvokeError::Store { operation: "resolve function", source }),
+        }
+    }
+
+    /// Runs one synchronous invocation. Runs to completion even if the caller stops waiting, so an
+    /// environment is never abandoned mid-invocation.
+    pub async fn invoke(self: &Arc<Self>, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
+        let record = self.resolve(&request.function, &request.qualifier)?;
+        let this = self.clone();
+        let request_id = request.request_id.clone();
+        tokio::spawn(async move { this.run(record, request).await })
+            .await
+            .map_err(|e| InvokeError::Internal { request_id, reason: format!("invocation task: {e}") })?
+    }
+
+    async fn run(&self, record: FunctionRecord, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
+        let record = Arc::new(record);
+        let executed_version = record.version.to_string();
+        let invoked_function_arn = self.arns.function(&request.function, match request.qualifier {
+            Qualifier::Latest => None,
+            ref q => Some(q),
+        });
+        let key = EnvKey {
+            function: record.name.as_str().to_owned(),
+            version: executed_version.clone(),
+            revision: record.revision_id.clone(),
+        };
+        let timeout = Duration::from_millis(record.config.timeout.as_millis());
+        let mut init_timeout = Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS);
+        for attempt in 1..=INIT_ATTEMPTS_MAX {
+            let lease = match self.pool.acquire(key.clone(), self.planner(&record, init_timeout)).await {
+                Ok(lease) => lease,
+                Err(AcquireError::Throttled(t)) => return Err(InvokeError::Throttled(t)),
+                Err(AcquireError::Plan(plan)) => {
+                    return Ok(InvokeResult {
+                        outcome: plan_failure(&request.request_id, &plan),
+                        executed_version,
+                        log_tail: None,
+                        init_duration: None,
+                    });
+                }
+                Err(e) => {
+                    return Err(InvokeError::Internal { request_id: request.request_id, reason: e.to_string() });
+                }
+            };
+            let (reply, report) = oneshot::channel();
+            let invocation = Invocation {
+                request_id: request.request_id.clone(),
+                payload: request.payload.clone(),
+                timeout,
+                invoked_function_arn: invoked_function_arn.clone(),
+                client_context: request.client_context.clone(),
+                cognito_identity: None,
+                want_log_tail: request.want_log_tail,
+                reply,
+            };
+            if lease.env.invoke(invocation).await.is_err() {
+                // The environment ended between being leased and being used; try a fresh one.
+                lease.release(false).await;
+                continue;
+            }
+            let guard = timeout + init_timeout + DRIVER_GRACE;
+            let report = match tokio::time::timeout(guard, report).await {
+                Ok(Ok(report)) => report,
+                Ok(Err(_)) | Err(_) => {
+                    lease.release(false).await;
+                    return Err(InvokeError::Internal {
+                        request_id: request.request_id,
+                        reason: "the execution environment ended without a result".into(),
+                    });
+                }
+            };
+            lease.release(report.outcome.environment_survives()).await;
+            if matches!(report.outcome, Outcome::InitTimeout { .. }) && attempt < INIT_ATTEMPTS_MAX {
+                init_timeout = timeout;
+                continue;
+            }
+            let outcome = match report.outcome {
+                Outcome::InitTimeout { payload } => Outcome::Timeout { payload },
+                other => other,
+            };
+            return Ok(InvokeResult {
+                outcome,
+                executed_version,
+                log_tail: report.log_tail,
+                init_duration: report.init_duration,
+            });
+        }
+        Err(InvokeError::Internal {
+            request_id: request.request_id,
+            reason: "no execution environment could be started".into(),
+        })
+    }
+
+    fn planner(&self, record: &Arc<FunctionRecord>, init_timeout: Duration) -> Planner {
+        let record = record.clone();
+        let store = self.store.clone();
+        let runtimes = self.runtimes.clone();
+        Box::new(move || {
+            let code_dir =
+                store.code().unpacked(&record.code.digest).map_err(|e| PlanError::Code(e.to_string()))?;
+            let mut plan = runtimes.plan(&record, code_dir)?;
+            plan.init_timeout = init_timeout;
+            Ok(plan)
+        })
+    }
+
+    /// Says where a runtime's declared version differs from the host interpreter that will run it.
+    pub fn runtime_note(&self, runtime: nimbus_model::Runtime) -> Option<String> {
+        self.runtimes.version_note(runtime)
+    }
+
+    /// Stops reusing the environments of `function` after its code or configuration changed.
+    pub async fn retire(&self, function: &FunctionName) {
+        self.pool.retire(function.as_str()).await;
+    }
+}
+
+/// A function that cannot even be launched fails its invocation the way Lambda reports it.
+fn plan_failure(request_id: &str, error: &PlanError) -> Outcome {
+    let error_type = match error {
+        PlanError::InvalidEntrypoint => "Runtime.InvalidEntrypoint",
+        PlanError::RuntimeUnavailable(_) => "Runtime.Unavailable",
+        PlanError::Code(_) => "Runtime.Unknown",
+    };
+    Outcome::InitError {
+        payload: Outcome::platform_error(error_type, format!("RequestId: {request_id} Error: {error}")),
+    }
+}

@@ -1,0 +1,208 @@
+//! How each runtime family is started. `python3.x` and `nodejs*` run the host's interpreters with
+//! bootstraps of ours (embedded in the binary, written to the data dir at start); `provided.*` executes
+//! the zip's `bootstrap`. This module also writes the environment-variable contract Lambda defines.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use nimbus_model::{Runtime, RuntimeFamily};
+use nimbus_store::FunctionRecord;
+
+use crate::environment::LaunchPlan;
+use crate::pool::PlanError;
+
+const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
+const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/node/bootstrap.js");
+
+/// A host interpreter, resolved once at start (a shim such as pyenv's costs tens of milliseconds per
+/// cold start, so the real executable is used).
+#[derive(Debug, Clone)]
+pub struct Interpreter {
+    pub path: PathBuf,
+    pub version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimesError {
+    #[error("write runtime bootstrap {path}: {source}")]
+    WriteBootstrap { path: PathBuf, source: std::io::Error },
+}
+
+pub struct Runtimes {
+    dir: PathBuf,
+    python: Option<Interpreter>,
+    node: Option<Interpreter>,
+    /// Where Nimbus installs boto3 for Python functions when the host interpreter lacks it.
+    python_sdk: PathBuf,
+    region: String,
+    account: String,
+    endpoint_url: String,
+}
+
+impl Runtimes {
+    pub async fn discover(
+        data_dir: &Path,
+        region: &str,
+        account: &str,
+        endpoint_url: &str,
+    ) -> Result<Self, RuntimesError> {
+        let dir = data_dir.join("runtimes");
+        for (rel, text) in [("python/bootstrap.py", PYTHON_BOOTSTRAP), ("node/bootstrap.js", NODE_BOOTSTRAP)] {
+            let path = dir.join(rel);
+            let write = || -> std::io::Result<()> {
+                std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
+                std::fs::write(&path, text)
+            };
+            write().map_err(|source| RuntimesError::WriteBootstrap { path: path.clone(), source })?;
+        }
+        let python = probe(
+            "python3",
+            &["-c", "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"],
+        )
+        .await;
+        let node = probe("node", &["-e", "console.log(process.execPath); console.log(process.versions.node)"]).await;
+        match &python {
+            Some(p) => tracing::info!(path = %p.path.display(), version = %p.version, "python runtimes use the host interpreter"),
+            None => tracing::warn!("no python3 on PATH: python3.x functions cannot run"),
+        }
+        match &node {
+            Some(n) => tracing::info!(path = %n.path.display(), version = %n.version, "nodejs runtimes use the host interpreter"),
+            None => tracing::warn!("no node on PATH: nodejs functions cannot run"),
+        }
+        let python_sdk = dir.join("python-sdk");
+        if let Some(p) = &python {
+            tokio::spawn(ensure_boto3(p.path.clone(), python_sdk.clone()));
+        }
+        Ok(Self {
+            dir,
+            python,
+            node,
+            python_sdk,
+            region: region.to_owned(),
+            account: account.to_owned(),
+            endpoint_url: endpoint_url.to_owned(),
+        })
+    }
+
+    /// Says where a function's declared runtime version differs from the host's interpreter.
+    pub fn version_note(&self, runtime: Runtime) -> Option<String> {
+        let (declared, host) = match runtime {
+            Runtime::Python { minor } => (format!("3.{minor}"), self.python.as_ref()?),
+            Runtime::Node { major } => (major.to_string(), self.node.as_ref()?),
+            _ => return None,
+        };
+        (!host.version.starts_with(&format!("{declared}.")))
+            .then(|| format!("{runtime} runs on the host's interpreter, version {}", host.version))
+    }
+
+    /// The launch plan for one function version whose code is unpacked at `code_dir`.
+    pub fn plan(&self, record: &FunctionRecord, code_dir: PathBuf) -> Result<LaunchPlan, PlanError> {
+        let config = &record.config;
+        let runtime = config.runtime;
+        let (program, args, mut env) = match runtime.family() {
+            RuntimeFamily::Python => {
+                let python = self.python.as_ref().ok_or_else(|| unavailable(runtime, "python3"))?;
+                let mut env = vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())];
+                if self.python_sdk.join("boto3").is_dir() {
+                    env.push(("NIMBUS_PYTHON_SDK_PATH".to_owned(), self.python_sdk.display().to_string()));
+                }
+                let bootstrap = self.dir.join("python/bootstrap.py");
+                (python.path.clone(), vec!["-u".into(), bootstrap.into()], env)
+            }
+            RuntimeFamily::Node => {
+                let node = self.node.as_ref().ok_or_else(|| unavailable(runtime, "node"))?;
+                let env = vec![("NODE_PATH".to_owned(), code_dir.join("node_modules").display().to_string())];
+                (node.path.clone(), vec![self.dir.join("node/bootstrap.js").into()], env)
+            }
+            RuntimeFamily::Provided => {
+                let bootstrap = code_dir.join("bootstrap");
+                if !is_executable(&bootstrap) {
+                    return Err(PlanError::InvalidEntrypoint);
+                }
+                (bootstrap, Vec::new(), Vec::new())
+            }
+        };
+        let name = record.name.as_str();
+        let version = record.version.to_string();
+        let mut put = |k: &str, v: String| env.push((k.to_owned(), v));
+        put("_HANDLER", config.handler.as_str().to_owned());
+        put("LAMBDA_TASK_ROOT", code_dir.display().to_string());
+        put("LAMBDA_RUNTIME_DIR", self.dir.display().to_string());
+        put("AWS_EXECUTION_ENV", format!("AWS_Lambda_{runtime}"));
+        put("AWS_LAMBDA_FUNCTION_NAME", name.to_owned());
+        put("AWS_LAMBDA_FUNCTION_VERSION", version.clone());
+        put("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", config.memory.to_string());
+        put("AWS_LAMBDA_LOG_GROUP_NAME", crate::logs::group_name(name));
+        put("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned());
+        put("AWS_REGION", self.region.clone());
+        put("AWS_DEFAULT_REGION", self.region.clone());
+        put("AWS_ENDPOINT_URL", self.endpoint_url.clone());
+        put("AWS_ACCOUNT_ID", self.account.clone());
+        put("TZ", ":UTC".to_owned());
+        put("LANG", "en_US.UTF-8".to_owned());
+        put("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin".to_owned());
+        for (k, v) in config.environment.iter() {
+            put(k, v.to_owned());
+        }
+        Ok(LaunchPlan {
+            function_name: name.to_owned(),
+            version,
+            memory_mb: config.memory.get(),
+            ephemeral_storage_mb: config.ephemeral_storage.get(),
+            program,
+            args,
+            code_dir,
+            env,
+            // The invoke path sets the cap per attempt; this is the first attempt's.
+            init_timeout: std::time::Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS),
+        })
+    }
+}
+
+fn unavailable(runtime: Runtime, program: &str) -> PlanError {
+    PlanError::RuntimeUnavailable(format!("{runtime} needs `{program}` on the Nimbus host, and there is none"))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Runs `program args…` and reads two lines: the interpreter's real path and its version.
+async fn probe(program: &str, args: &[&str]) -> Option<Interpreter> {
+    let output = tokio::process::Command::new(program).args(args).stdin(Stdio::null()).output().await.ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    Some(Interpreter { path: PathBuf::from(lines.next()?.trim()), version: lines.next()?.trim().to_owned() })
+}
+
+/// Lambda's Python runtimes ship boto3; so does Nimbus, installing it once next to its bootstrap when
+/// the host interpreter cannot import it. Failing (say, offline) only means functions cannot import it.
+async fn ensure_boto3(python: PathBuf, target: PathBuf) {
+    let importable = tokio::process::Command::new(&python)
+        .args(["-c", "import boto3"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success());
+    if importable || target.join("boto3").is_dir() {
+        return;
+    }
+    tracing::info!(target = %target.display(), "installing boto3 for python functions");
+    let status = tokio::process::Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+        .arg(&target)
+        .arg("boto3")
+        .stdin(Stdio::null())
+        .status()
+        .await;
+    match status {
+        Ok(s) if s.success() => tracing::info!("boto3 installed for python functions"),
+        other => tracing::warn!(?other, "could not install boto3; python functions cannot import it"),
+    }
+}
