@@ -1,7 +1,7 @@
 //! `nimbus`: `serve` runs the platform; `deploy`, `invoke`, `ls` and `logs` are thin clients of the same
 //! HTTP API that the AWS CLI and SDKs use.
 
-mod client;
+
 mod commands;
 
 use std::path::PathBuf;
@@ -35,7 +35,7 @@ pub struct ClientArgs {
     /// The Nimbus API endpoint.
     #[arg(long, env = "AWS_ENDPOINT_URL", default_value = "http://127.0.0.1:9001")]
     endpoint_url: String,
-    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = client::DEFAULT_REGION)]
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = nimbus::client::DEFAULT_REGION)]
     region: String,
     /// An AWS shared-credentials file; otherwise AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, otherwise the
     /// credentials file of ./.nimbus.

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::ClientArgs;
-use crate::client::{ApiClient, ApiResponse};
+use nimbus::client::{ApiClient, ApiResponse};
 
 /// Characters left as they are in a path segment; everything else is percent-encoded, as botocore does.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
