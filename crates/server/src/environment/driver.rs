@@ -321,6 +321,10 @@ impl Driver {
             t.drain(..cut);
             t
         });
+        if !outcome.environment_survives() {
+            // Kill before answering, so whoever sees the outcome never sees the environment still running.
+            self.p.instance.destroy();
+        }
         let report = InvokeReport { outcome, log_tail, init_duration: current.init_duration, duration };
         let _ = current.reply.send(report);
     }
