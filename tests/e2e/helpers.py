@@ -392,11 +392,19 @@ class NimbusServer:
             return proc
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
+    def nimbus_env(self, key: str | None = None, secret: str | None = None) -> dict:
+        """Environment for `nimbus` client subcommands: credentials in AWS_ACCESS_KEY_ID/…, and no
+        AWS_SHARED_CREDENTIALS_FILE (nimbus lets an explicitly named credentials file win)."""
+        env = self.cli_env(key, secret)
+        env.pop("AWS_SHARED_CREDENTIALS_FILE", None)
+        env.pop("AWS_CONFIG_FILE", None)
+        return env
+
     def nimbus(self, *args: str, timeout: float = 120, check: bool = True, cwd: Path | None = None):
         """Run a `nimbus` client subcommand (deploy, invoke, ls, logs) against this server."""
         cmd = [str(nimbus_bin()), *args, "--endpoint-url", self.url]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.cli_env(), timeout=timeout,
-                              stdin=subprocess.DEVNULL, cwd=cwd)
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=self.nimbus_env(), timeout=timeout,
+                              stdin=subprocess.DEVNULL, cwd=cwd or self.workdir)
         if check and proc.returncode != 0:
             raise AssertionError(f"nimbus {' '.join(args)} failed ({proc.returncode}):\n"
                                  f"stderr:\n{proc.stderr}\nstdout:\n{proc.stdout}")

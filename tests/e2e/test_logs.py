@@ -124,7 +124,7 @@ def test_nimbus_logs_follow_streams_new_lines(server, lam, logged_fn):
     name, _, _ = logged_fn
     cmd = [str(nimbus_bin()), "logs", name, "--follow", "--endpoint-url", server.url]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=server.cli_env(), stdin=subprocess.DEVNULL)
+                            env=server.nimbus_env(), stdin=subprocess.DEVNULL, cwd=server.workdir)
     lines: "queue.Queue[str]" = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
     reader.start()

@@ -89,8 +89,8 @@ def test_nimbus_cli_needs_valid_credentials(server):
 
     from helpers import nimbus_bin
 
-    env = server.cli_env(secret="wrong-secret-000000000000000000000000000")
+    env = server.nimbus_env(secret="wrong-secret-000000000000000000000000000")
     proc = subprocess.run([str(nimbus_bin()), "ls", "--endpoint-url", server.url], capture_output=True,
-                          text=True, env=env, timeout=60, stdin=subprocess.DEVNULL)
+                          text=True, env=env, timeout=60, stdin=subprocess.DEVNULL, cwd=server.workdir)
     assert proc.returncode != 0
     assert "signature" in (proc.stdout + proc.stderr).lower()

@@ -84,14 +84,22 @@ def _tmp_state(function_name):
     return before
 
 
+def _plain(value):
+    """A JSON-able view of a context attribute (a dict, or an object with attributes)."""
+    if value is None or isinstance(value, (dict, list, str, int, float, bool)):
+        return value
+    return {k: getattr(value, k) for k in dir(value)
+            if not k.startswith("_") and not callable(getattr(value, k))}
+
+
 def _context_facts(context):
     cc = context.client_context
     client_context = None
     if cc is not None:
         client_context = {
-            "custom": getattr(cc, "custom", None),
-            "env": getattr(cc, "env", None),
-            "client": vars(cc.client) if getattr(cc, "client", None) is not None else None,
+            "custom": _plain(getattr(cc, "custom", None)),
+            "env": _plain(getattr(cc, "env", None)),
+            "client": _plain(getattr(cc, "client", None)),
         }
     return {
         "aws_request_id": context.aws_request_id,
