@@ -18,8 +18,11 @@ pub const EPHEMERAL_STORAGE_MB_MAX: u32 = 10_240;
 /// Environment variables, "4 KB, ... total size of all environment variables" (keys plus values).
 pub const ENV_VARS_BYTES_MAX: usize = 4 * 1024;
 
-/// Invocation payload (request and response), "6 MB each for request and response (synchronous)".
-pub const SYNC_PAYLOAD_BYTES_MAX: usize = 6 * 1024 * 1024;
+/// Invocation payload, "6 MB each for request and response (synchronous)". Lambda's error messages show
+/// the exact bounds: "Request must be smaller than 6291456 bytes for the InvokeFunction operation", and
+/// "Response payload size exceeded maximum allowed payload size (6291556 bytes)".
+pub const SYNC_REQUEST_BYTES_MAX: usize = 6 * 1024 * 1024;
+pub const SYNC_RESPONSE_BYTES_MAX: usize = 6 * 1024 * 1024 + 100;
 /// "256 KB (asynchronous)" was raised to 1 MB in 2025.
 pub const ASYNC_PAYLOAD_BYTES_MAX: usize = 1024 * 1024;
 /// The deprecated InvokeAsync operation keeps the old 256 KB bound.

@@ -20,7 +20,8 @@ use crate::runtimes::Runtimes;
 pub struct InvokeRequest {
     pub request_id: String,
     pub function: FunctionName,
-    pub qualifier: Qualifier,
+    /// As the caller gave it: `None` for an unqualified name, which the invoked ARN then reflects.
+    pub qualifier: Option<Qualifier>,
     pub payload: Bytes,
     pub want_log_tail: bool,
     /// The client context as JSON text (already base64-decoded).
@@ -68,7 +69,8 @@ impl Invoker {
     }
 
     /// The function version `qualifier` names. Aliases resolve to nothing until aliases exist.
-    pub fn resolve(&self, function: &FunctionName, qualifier: &Qualifier) -> Result<FunctionRecord, InvokeError> {
+    pub fn resolve(&self, function: &FunctionName, qualifier: Option<&Qualifier>) -> Result<FunctionRecord, InvokeError> {
+        let qualifier = qualifier.unwrap_or(&Qualifier::Latest);
         let version = match qualifier {
             Qualifier::Latest => VersionId::Latest,
             Qualifier::Version(v) => VersionId::Published(*v),
@@ -89,7 +91,7 @@ impl Invoker {
     /// Runs one synchronous invocation. Runs to completion even if the caller stops waiting, so an
     /// environment is never abandoned mid-invocation.
     pub async fn invoke(self: &Arc<Self>, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
-        let record = self.resolve(&request.function, &request.qualifier)?;
+        let record = self.resolve(&request.function, request.qualifier.as_ref())?;
         let this = self.clone();
         let request_id = request.request_id.clone();
         tokio::spawn(async move { this.run(record, request).await })
@@ -100,10 +102,7 @@ impl Invoker {
     async fn run(&self, record: FunctionRecord, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
         let record = Arc::new(record);
         let executed_version = record.version.to_string();
-        let invoked_function_arn = self.arns.function(&request.function, match request.qualifier {
-            Qualifier::Latest => None,
-            ref q => Some(q),
-        });
+        let invoked_function_arn = self.arns.function(&request.function, request.qualifier.as_ref());
         let key = EnvKey {
             function: record.name.as_str().to_owned(),
             version: executed_version.clone(),

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, Limited};
-use nimbus_model::limits::SYNC_PAYLOAD_BYTES_MAX;
+use nimbus_model::limits::SYNC_RESPONSE_BYTES_MAX;
 use tokio::sync::{mpsc, oneshot};
 
 /// The event a `/next` call receives.
@@ -162,7 +162,7 @@ async fn ack(tx: &mpsc::Sender<RuntimeMsg>, msg: RuntimeMsg, rx: oneshot::Receiv
             StatusCode::PAYLOAD_TOO_LARGE,
             json_error(
                 "RequestEntityTooLarge",
-                &format!("Exceeded maximum allowed payload size ({SYNC_PAYLOAD_BYTES_MAX} bytes)."),
+                &format!("Exceeded maximum allowed payload size ({SYNC_RESPONSE_BYTES_MAX} bytes)."),
             ),
         )
             .into_response(),
@@ -176,7 +176,7 @@ enum BodyError {
 }
 
 async fn read_limited(body: Body) -> Result<Bytes, BodyError> {
-    match Limited::new(body, SYNC_PAYLOAD_BYTES_MAX).collect().await {
+    match Limited::new(body, SYNC_RESPONSE_BYTES_MAX).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge),
         Err(_) => Err(BodyError::Broken),

@@ -24,6 +24,10 @@ pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8]) -> Resp
     match result {
         Ok(value) => ([("content-type", "application/x-amz-json-1.1")], value.to_string()).into_response(),
         Err(mut e) => {
+            // JSON-protocol services answer every client error with 400.
+            if e.status.is_client_error() {
+                e.status = axum::http::StatusCode::BAD_REQUEST;
+            }
             if e.code == "ResourceNotFoundException" {
                 e.message = "The specified log group does not exist.".into();
             } else if e.code == "InvalidParameterValueException" || e.code == "InvalidRequestContentException" {

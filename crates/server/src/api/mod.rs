@@ -50,6 +50,8 @@ pub fn router(state: SharedState) -> Router {
         .route("/", axum::routing::post(json_protocol))
         .route(code_url::PATH, axum::routing::get(code_url::download))
         .fallback(unknown)
+        // `authenticate` already bounds every body; axum's own 2 MB default would refuse valid invokes.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -244,7 +244,7 @@ impl Driver {
                     "Function.ResponseSizeTooLarge",
                     format!(
                         "Response payload size exceeded maximum allowed payload size ({} bytes).",
-                        nimbus_model::limits::SYNC_PAYLOAD_BYTES_MAX
+                        nimbus_model::limits::SYNC_RESPONSE_BYTES_MAX
                     ),
                 );
                 let ack = self.complete_if_current(&request_id, || Outcome::ResponseTooLarge { payload }, None);

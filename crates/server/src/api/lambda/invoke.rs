@@ -5,8 +5,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use nimbus_model::Qualifier;
-use nimbus_model::limits::{ASYNC_PAYLOAD_BYTES_MAX, INVOKE_ASYNC_PAYLOAD_BYTES_MAX, SYNC_PAYLOAD_BYTES_MAX};
+use nimbus_model::limits::{ASYNC_PAYLOAD_BYTES_MAX, INVOKE_ASYNC_PAYLOAD_BYTES_MAX, SYNC_REQUEST_BYTES_MAX};
 
 use super::shapes::QualifierQuery;
 use super::target;
@@ -54,15 +53,25 @@ pub async fn invoke(
         }
     };
     let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
-    let (limit, kind_name) = match kind {
-        InvocationType::Event => (ASYNC_PAYLOAD_BYTES_MAX, "Event"),
-        _ => (SYNC_PAYLOAD_BYTES_MAX, "RequestResponse"),
-    };
-    if body.len() > limit {
-        return Err(ApiError::too_large(format!(
-            "{} byte payload is too large for the {kind_name} invocation type (limit {limit} bytes)",
-            body.len()
-        )));
+    match kind {
+        InvocationType::Event if body.len() > ASYNC_PAYLOAD_BYTES_MAX => {
+            return Err(ApiError::too_large(format!(
+                "{} byte payload is too large for the Event invocation type (limit {ASYNC_PAYLOAD_BYTES_MAX} bytes)",
+                body.len()
+            )));
+        }
+        _ if body.len() > SYNC_REQUEST_BYTES_MAX => {
+            return Err(ApiError::too_large(format!(
+                "Request must be smaller than {SYNC_REQUEST_BYTES_MAX} bytes for the InvokeFunction operation"
+            )));
+        }
+        _ => {}
+    }
+    // Lambda refuses an event that is not JSON before anything runs.
+    if !body.is_empty()
+        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+    {
+        return Err(ApiError::bad_json(format!("Could not parse payload into json: {e}")));
     }
     let client_context = match header(&headers, "x-amz-client-context") {
         None => None,
@@ -71,7 +80,7 @@ pub async fn invoke(
     let request = InvokeRequest {
         request_id,
         function: name,
-        qualifier: qualifier.unwrap_or(Qualifier::Latest),
+        qualifier,
         // Lambda hands a function `{}` when it was invoked with no payload.
         payload: if body.is_empty() { Bytes::from_static(b"{}") } else { body },
         want_log_tail,
@@ -79,11 +88,11 @@ pub async fn invoke(
     };
     match kind {
         InvocationType::DryRun => {
-            state.invoker.resolve(&request.function, &request.qualifier)?;
+            state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         InvocationType::Event => {
-            let record = state.invoker.resolve(&request.function, &request.qualifier)?;
+            let record = state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
             let executed = record.version.to_string();
             spawn_event(&state, request);
             let mut response = StatusCode::ACCEPTED.into_response();
@@ -172,12 +181,12 @@ pub async fn invoke_async(
     let request = InvokeRequest {
         request_id,
         function: name,
-        qualifier: qualifier.unwrap_or(Qualifier::Latest),
+        qualifier,
         payload: if body.is_empty() { Bytes::from_static(b"{}") } else { body },
         want_log_tail: false,
         client_context: None,
     };
-    state.invoker.resolve(&request.function, &request.qualifier)?;
+    state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
     spawn_event(&state, request);
     Ok((StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"Status":202}"#).into_response())
 }
