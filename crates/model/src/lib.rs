@@ -10,10 +10,9 @@ mod name;
 mod runtime;
 
 pub use config::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, RoleArn, TagKey, Tags,
-    TimeoutSecs,
+    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, RoleArn, TagKey, Tags, TimeoutSecs,
 };
-pub use function::FunctionConfig;
 pub use error::{ValidationError, ValidationKind};
+pub use function::FunctionConfig;
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
 pub use runtime::{Runtime, RuntimeFamily};

@@ -147,11 +147,7 @@ impl Region {
             && s.len() <= 32
             && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && s.contains('-');
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(ValidationError::invalid(format!("Invalid region: {s}")))
-        }
+        if ok { Ok(Self(s.to_owned())) } else { Err(ValidationError::invalid(format!("Invalid region: {s}"))) }
     }
 
     pub fn as_str(&self) -> &str {
@@ -187,9 +183,7 @@ impl FunctionRef {
         }
         let parts: Vec<&str> = s.split(':').collect();
         let (region, account, rest): (Option<&str>, Option<&str>, &[&str]) = match parts.as_slice() {
-            ["arn", partition, "lambda", region, account, "function", rest @ ..]
-                if partition.starts_with("aws") =>
-            {
+            ["arn", partition, "lambda", region, account, "function", rest @ ..] if partition.starts_with("aws") => {
                 (Some(*region), Some(*account), rest)
             }
             [account, "function", rest @ ..] => (None, Some(*account), rest),
@@ -200,9 +194,8 @@ impl FunctionRef {
             [name, qualifier] => (*name, Some(*qualifier)),
             _ => return Err(pattern_error()),
         };
-        let name = FunctionName::parse(name).map_err(|e| {
-            if name.len() > FUNCTION_NAME_CHARS_MAX { e } else { pattern_error() }
-        })?;
+        let name = FunctionName::parse(name)
+            .map_err(|e| if name.len() > FUNCTION_NAME_CHARS_MAX { e } else { pattern_error() })?;
         Ok(Self {
             name,
             qualifier: qualifier.map(Qualifier::parse).transpose()?,

@@ -16,9 +16,13 @@ pub enum RuntimeFamily {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Runtime {
     /// `python3.<minor>`
-    Python { minor: u8 },
+    Python {
+        minor: u8,
+    },
     /// `nodejs<major>.x`
-    Node { major: u8 },
+    Node {
+        major: u8,
+    },
     ProvidedAl2,
     ProvidedAl2023,
 }
@@ -27,16 +31,33 @@ const PYTHON_MINORS: std::ops::RangeInclusive<u8> = 9..=14;
 const NODE_MAJORS: [u8; 4] = [18, 20, 22, 24];
 /// Runtime ids AWS has retired for creating and updating functions.
 const DEPRECATED: &[&str] = &[
-    "python2.7", "python3.6", "python3.7", "python3.8", "nodejs", "nodejs4.3", "nodejs4.3-edge",
-    "nodejs6.10", "nodejs8.10", "nodejs10.x", "nodejs12.x", "nodejs14.x", "nodejs16.x", "provided",
-    "go1.x", "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1", "dotnet6", "ruby2.5",
-    "ruby2.7", "java8",
+    "python2.7",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "nodejs",
+    "nodejs4.3",
+    "nodejs4.3-edge",
+    "nodejs6.10",
+    "nodejs8.10",
+    "nodejs10.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "provided",
+    "go1.x",
+    "dotnetcore1.0",
+    "dotnetcore2.0",
+    "dotnetcore2.1",
+    "dotnetcore3.1",
+    "dotnet6",
+    "ruby2.5",
+    "ruby2.7",
+    "java8",
 ];
 /// Runtime ids AWS offers that this server has no interpreter for.
-const NOT_RUN_HERE: &[&str] = &[
-    "java8.al2", "java11", "java17", "java21", "java25", "dotnet8", "dotnet10", "ruby3.2", "ruby3.3",
-    "ruby3.4",
-];
+const NOT_RUN_HERE: &[&str] =
+    &["java8.al2", "java11", "java17", "java21", "java25", "dotnet8", "dotnet10", "ruby3.2", "ruby3.3", "ruby3.4"];
 
 impl Runtime {
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
@@ -45,10 +66,8 @@ impl Runtime {
         {
             return Ok(Self::Python { minor });
         }
-        if let Some(major) = s
-            .strip_prefix("nodejs")
-            .and_then(|m| m.strip_suffix(".x"))
-            .and_then(|m| m.parse::<u8>().ok())
+        if let Some(major) =
+            s.strip_prefix("nodejs").and_then(|m| m.strip_suffix(".x")).and_then(|m| m.parse::<u8>().ok())
             && NODE_MAJORS.contains(&major)
         {
             return Ok(Self::Node { major });

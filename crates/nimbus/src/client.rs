@@ -44,10 +44,7 @@ impl fmt::Debug for ClientCredentials {
         f.debug_struct("ClientCredentials")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -67,32 +64,24 @@ impl ClientCredentials {
         Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
     }
 
-    fn from_vars(
-        var: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<ClientCredentials>, ClientError> {
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<ClientCredentials>, ClientError> {
         match (var(ACCESS_KEY_ENV), var(SECRET_KEY_ENV)) {
             (None, None) => Ok(None),
-            (Some(access_key_id), Some(secret_access_key)) => Ok(Some(ClientCredentials {
-                access_key_id,
-                secret_access_key,
-                session_token: var(SESSION_TOKEN_ENV),
-            })),
+            (Some(access_key_id), Some(secret_access_key)) => {
+                Ok(Some(ClientCredentials { access_key_id, secret_access_key, session_token: var(SESSION_TOKEN_ENV) }))
+            }
             _ => Err(ClientError::HalfSetEnvironment),
         }
     }
 
     /// Reads one profile of an AWS shared credentials file (`~/.aws/credentials` format).
     pub fn from_file(path: &Path, profile: &str) -> Result<ClientCredentials, ClientError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ClientError::CredentialsFile {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| ClientError::CredentialsFile { path: path.to_owned(), error })?;
+        Self::parse_shared_file(&text, profile).map_err(|reason| ClientError::CredentialsFileFormat {
             path: path.to_owned(),
-            error,
-        })?;
-        Self::parse_shared_file(&text, profile).map_err(|reason| {
-            ClientError::CredentialsFileFormat {
-                path: path.to_owned(),
-                profile: profile.to_owned(),
-                reason,
-            }
+            profile: profile.to_owned(),
+            reason,
         })
     }
 
@@ -118,9 +107,8 @@ impl ClientCredentials {
             if !in_profile {
                 continue;
             }
-            let (key, value) = line
-                .split_once('=')
-                .ok_or_else(|| format!("line {}: expected key = value", number + 1))?;
+            let (key, value) =
+                line.split_once('=').ok_or_else(|| format!("line {}: expected key = value", number + 1))?;
             let value = Some(value.trim().to_owned());
             match key.trim() {
                 "aws_access_key_id" => access_key_id = value,
@@ -133,14 +121,10 @@ impl ClientCredentials {
             return Err(format!("no [{profile}] section"));
         }
         match (access_key_id, secret_access_key) {
-            (Some(access_key_id), Some(secret_access_key)) => Ok(ClientCredentials {
-                access_key_id,
-                secret_access_key,
-                session_token,
-            }),
-            _ => Err(format!(
-                "[{profile}] lacks aws_access_key_id or aws_secret_access_key"
-            )),
+            (Some(access_key_id), Some(secret_access_key)) => {
+                Ok(ClientCredentials { access_key_id, secret_access_key, session_token })
+            }
+            _ => Err(format!("[{profile}] lacks aws_access_key_id or aws_secret_access_key")),
         }
     }
 }
@@ -166,30 +150,12 @@ impl ApiResponse {
 pub enum ClientError {
     NoCredentials,
     HalfSetEnvironment,
-    CredentialsFile {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    CredentialsFileFormat {
-        path: PathBuf,
-        profile: String,
-        reason: String,
-    },
-    InvalidEndpoint {
-        endpoint: String,
-        reason: String,
-    },
-    InvalidRequest {
-        reason: String,
-    },
-    Signing {
-        reason: String,
-    },
-    Http {
-        method: http::Method,
-        url: String,
-        error: reqwest::Error,
-    },
+    CredentialsFile { path: PathBuf, error: std::io::Error },
+    CredentialsFileFormat { path: PathBuf, profile: String, reason: String },
+    InvalidEndpoint { endpoint: String, reason: String },
+    InvalidRequest { reason: String },
+    Signing { reason: String },
+    Http { method: http::Method, url: String, error: reqwest::Error },
 }
 
 impl fmt::Display for ClientError {
@@ -200,22 +166,15 @@ impl fmt::Display for ClientError {
                 "no credentials: set {ACCESS_KEY_ENV} and {SECRET_KEY_ENV}, or pass a credentials \
                  file"
             ),
-            ClientError::HalfSetEnvironment => write!(
-                f,
-                "{ACCESS_KEY_ENV} and {SECRET_KEY_ENV} must be set together; only one is set"
-            ),
+            ClientError::HalfSetEnvironment => {
+                write!(f, "{ACCESS_KEY_ENV} and {SECRET_KEY_ENV} must be set together; only one is set")
+            }
             ClientError::CredentialsFile { path, error } => {
                 write!(f, "read credentials file {}: {error}", path.display())
             }
-            ClientError::CredentialsFileFormat {
-                path,
-                profile,
-                reason,
-            } => write!(
-                f,
-                "credentials file {} (profile {profile}): {reason}",
-                path.display()
-            ),
+            ClientError::CredentialsFileFormat { path, profile, reason } => {
+                write!(f, "credentials file {} (profile {profile}): {reason}", path.display())
+            }
             ClientError::InvalidEndpoint { endpoint, reason } => {
                 write!(f, "endpoint {endpoint:?}: {reason}")
             }
@@ -258,15 +217,9 @@ impl fmt::Debug for ApiClient {
 
 impl ApiClient {
     /// `endpoint` is the server's base URL, e.g. `http://127.0.0.1:9001`.
-    pub fn new(
-        endpoint: &str,
-        region: &str,
-        credentials: ClientCredentials,
-    ) -> Result<ApiClient, ClientError> {
-        let invalid = |reason: &str| ClientError::InvalidEndpoint {
-            endpoint: endpoint.to_owned(),
-            reason: reason.to_owned(),
-        };
+    pub fn new(endpoint: &str, region: &str, credentials: ClientCredentials) -> Result<ApiClient, ClientError> {
+        let invalid =
+            |reason: &str| ClientError::InvalidEndpoint { endpoint: endpoint.to_owned(), reason: reason.to_owned() };
         let url = reqwest::Url::parse(endpoint).map_err(|e| invalid(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("the scheme must be http or https"));
@@ -297,11 +250,7 @@ impl ApiClient {
         region: &str,
         credentials_file: Option<&Path>,
     ) -> Result<ApiClient, ClientError> {
-        Self::new(
-            endpoint,
-            region,
-            ClientCredentials::resolve(credentials_file)?,
-        )
+        Self::new(endpoint, region, ClientCredentials::resolve(credentials_file)?)
     }
 
     /// Sends one signed request. `path_and_query` is already percent-encoded, as it goes on the
@@ -316,27 +265,13 @@ impl ApiClient {
         let url = self.url(path_and_query)?;
         let signed = self.signed_headers(&method, &url, headers, &body, SystemTime::now())?;
         let url_text = url.to_string();
-        let http_error = |error| ClientError::Http {
-            method: method.clone(),
-            url: url_text.clone(),
-            error,
-        };
-        let response = self
-            .http
-            .request(method.clone(), url)
-            .headers(signed)
-            .body(body)
-            .send()
-            .await
-            .map_err(http_error)?;
+        let http_error = |error| ClientError::Http { method: method.clone(), url: url_text.clone(), error };
+        let response =
+            self.http.request(method.clone(), url).headers(signed).body(body).send().await.map_err(http_error)?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(http_error)?.to_vec();
-        Ok(ApiResponse {
-            status,
-            headers,
-            body,
-        })
+        Ok(ApiResponse { status, headers, body })
     }
 
     fn url(&self, path_and_query: &str) -> Result<reqwest::Url, ClientError> {
@@ -345,11 +280,8 @@ impl ApiClient {
                 reason: format!("the path must start with '/': {path_and_query:?}"),
             });
         }
-        reqwest::Url::parse(&format!("{}{path_and_query}", self.endpoint)).map_err(|e| {
-            ClientError::InvalidRequest {
-                reason: format!("{path_and_query:?} does not make a URL: {e}"),
-            }
-        })
+        reqwest::Url::parse(&format!("{}{path_and_query}", self.endpoint))
+            .map_err(|e| ClientError::InvalidRequest { reason: format!("{path_and_query:?} does not make a URL: {e}") })
     }
 
     /// Every header to send: the caller's, Host, and the signature headers. Host is set here
@@ -366,17 +298,11 @@ impl ApiClient {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
             (None, _) => {
-                return Err(ClientError::InvalidRequest {
-                    reason: format!("{url} has no host"),
-                });
+                return Err(ClientError::InvalidRequest { reason: format!("{url} has no host") });
             }
         };
         let mut to_sign: Vec<(&str, &str)> = vec![("host", host.as_str())];
-        to_sign.extend(
-            headers
-                .iter()
-                .filter(|(name, _)| !name.eq_ignore_ascii_case("host")),
-        );
+        to_sign.extend(headers.iter().filter(|(name, _)| !name.eq_ignore_ascii_case("host")));
 
         let identity = Credentials::new(
             self.access_key_id.clone(),
@@ -393,37 +319,21 @@ impl ApiClient {
             .time(time)
             .settings(SigningSettings::default())
             .build()
-            .map_err(|e| ClientError::Signing {
-                reason: e.to_string(),
-            })?
+            .map_err(|e| ClientError::Signing { reason: e.to_string() })?
             .into();
-        let request = SignableRequest::new(
-            method.as_str(),
-            url.as_str(),
-            to_sign.iter().copied(),
-            SignableBody::Bytes(body),
-        )
-        .map_err(|e| ClientError::Signing {
-            reason: e.to_string(),
-        })?;
-        let (instructions, _signature) = sign(request, &params)
-            .map_err(|e| ClientError::Signing {
-                reason: e.to_string(),
-            })?
-            .into_parts();
+        let request =
+            SignableRequest::new(method.as_str(), url.as_str(), to_sign.iter().copied(), SignableBody::Bytes(body))
+                .map_err(|e| ClientError::Signing { reason: e.to_string() })?;
+        let (instructions, _signature) =
+            sign(request, &params).map_err(|e| ClientError::Signing { reason: e.to_string() })?.into_parts();
 
         let mut map = HeaderMap::new();
         let signature_headers = instructions.headers();
         for (name, value) in to_sign.into_iter().chain(signature_headers) {
-            let header_name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                ClientError::InvalidRequest {
-                    reason: format!("header name {name:?}: {e}"),
-                }
-            })?;
-            let header_value =
-                HeaderValue::from_str(value).map_err(|e| ClientError::InvalidRequest {
-                    reason: format!("header {name} value: {e}"),
-                })?;
+            let header_name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| ClientError::InvalidRequest { reason: format!("header name {name:?}: {e}") })?;
+            let header_value = HeaderValue::from_str(value)
+                .map_err(|e| ClientError::InvalidRequest { reason: format!("header {name} value: {e}") })?;
             map.append(header_name, header_value);
         }
         Ok(map)
@@ -451,10 +361,7 @@ mod tests {
 
     fn lookup(token: Option<&'static str>) -> impl Fn(&str) -> Option<Secret> {
         move |id| {
-            (id == KEY).then(|| Secret {
-                secret_access_key: SECRET.into(),
-                session_token: token.map(str::to_owned),
-            })
+            (id == KEY).then(|| Secret { secret_access_key: SECRET.into(), session_token: token.map(str::to_owned) })
         }
     }
 
@@ -468,9 +375,7 @@ mod tests {
         time: SystemTime,
     ) -> http::request::Parts {
         let url = client.url(path_and_query).expect("url");
-        let signed = client
-            .signed_headers(&method, &url, headers, body, time)
-            .expect("signed");
+        let signed = client.signed_headers(&method, &url, headers, body, time).expect("signed");
         let target = match url.query() {
             Some(query) => format!("{}?{query}", url.path()),
             None => url.path().to_owned(),
@@ -485,8 +390,7 @@ mod tests {
     #[test]
     fn the_server_verifies_what_the_client_signs() {
         let now = SystemTime::now();
-        let client = ApiClient::new("http://127.0.0.1:9001/", DEFAULT_REGION, credentials(None))
-            .expect("client");
+        let client = ApiClient::new("http://127.0.0.1:9001/", DEFAULT_REGION, credentials(None)).expect("client");
         let body = br#"{"hello":"world"}"#;
         let paths = [
             "/2015-03-31/functions",
@@ -496,52 +400,24 @@ mod tests {
             "/2015-03-31/functions/my%20fn%20%C3%BC?Qualifier=%24LATEST",
         ];
         for path in paths {
-            let parts = signed_parts(
-                &client,
-                http::Method::POST,
-                path,
-                &[("content-type", "application/json")],
-                body,
-                now,
-            );
-            let caller =
-                verify(&parts, body, now, lookup(None)).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            let parts =
+                signed_parts(&client, http::Method::POST, path, &[("content-type", "application/json")], body, now);
+            let caller = verify(&parts, body, now, lookup(None)).unwrap_or_else(|e| panic!("{path}: {e:?}"));
             assert_eq!(caller.access_key_id, KEY);
             assert_eq!(caller.service, SERVICE);
             assert_eq!(caller.region, DEFAULT_REGION);
 
             let tampered = verify(&parts, b"{}", now, lookup(None));
-            assert!(
-                matches!(tampered, Err(AuthError::SignatureMismatch { .. })),
-                "{path}: {tampered:?}"
-            );
+            assert!(matches!(tampered, Err(AuthError::SignatureMismatch { .. })), "{path}: {tampered:?}");
         }
     }
 
     #[test]
     fn session_tokens_are_signed_and_sent() {
         let now = SystemTime::now();
-        let client = ApiClient::new(
-            "http://localhost:9001",
-            "eu-west-1",
-            credentials(Some(TOKEN)),
-        )
-        .expect("client");
-        let parts = signed_parts(
-            &client,
-            http::Method::GET,
-            "/2015-03-31/functions",
-            &[],
-            b"",
-            now,
-        );
-        assert_eq!(
-            parts
-                .headers
-                .get("x-amz-security-token")
-                .map(|v| v.as_bytes()),
-            Some(TOKEN.as_bytes())
-        );
+        let client = ApiClient::new("http://localhost:9001", "eu-west-1", credentials(Some(TOKEN))).expect("client");
+        let parts = signed_parts(&client, http::Method::GET, "/2015-03-31/functions", &[], b"", now);
+        assert_eq!(parts.headers.get("x-amz-security-token").map(|v| v.as_bytes()), Some(TOKEN.as_bytes()));
         let caller = verify(&parts, b"", now, lookup(Some(TOKEN))).expect("verifies");
         assert_eq!(caller.region, "eu-west-1");
     }
@@ -582,15 +458,10 @@ mod tests {
             body.extend_from_slice(&chunk[..n]);
         }
         let parts = builder.body(()).expect("request").into_parts().0;
-        let (status, error_type, reply) =
-            match verify(&parts, &body, SystemTime::now(), lookup(token)) {
-                Ok(caller) => ("200 OK", String::new(), caller.access_key_id),
-                Err(e) => (
-                    "403 Forbidden",
-                    format!("x-amzn-ErrorType: {}\r\n", e.code()),
-                    e.to_string(),
-                ),
-            };
+        let (status, error_type, reply) = match verify(&parts, &body, SystemTime::now(), lookup(token)) {
+            Ok(caller) => ("200 OK", String::new(), caller.access_key_id),
+            Err(e) => ("403 Forbidden", format!("x-amzn-ErrorType: {}\r\n", e.code()), e.to_string()),
+        };
         let response = format!(
             "HTTP/1.1 {status}\r\n{error_type}content-length: {}\r\nconnection: close\r\n\r\n{reply}",
             reply.len()
@@ -602,10 +473,7 @@ mod tests {
     #[tokio::test]
     async fn requests_verify_after_crossing_the_wire() {
         for (token, path) in [
-            (
-                None,
-                "/2015-03-31/functions/my-fn%3A%24LATEST/invocations?Qualifier=%24LATEST",
-            ),
+            (None, "/2015-03-31/functions/my-fn%3A%24LATEST/invocations?Qualifier=%24LATEST"),
             (
                 Some(TOKEN),
                 "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/invocations",
@@ -614,16 +482,12 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
             let server = tokio::spawn(serve_one(listener, token));
-            let client =
-                ApiClient::new(&endpoint, DEFAULT_REGION, credentials(token)).expect("client");
+            let client = ApiClient::new(&endpoint, DEFAULT_REGION, credentials(token)).expect("client");
             let response = client
                 .send(
                     http::Method::POST,
                     path,
-                    &[
-                        ("content-type", "application/json"),
-                        ("X-Amz-Invocation-Type", "Event"),
-                    ],
+                    &[("content-type", "application/json"), ("X-Amz-Invocation-Type", "Event")],
                     br#"{"n": 1}"#.to_vec(),
                 )
                 .await
@@ -649,10 +513,7 @@ mod tests {
         let mut wrong = credentials(None);
         wrong.secret_access_key.push('x');
         let client = ApiClient::new(&endpoint, DEFAULT_REGION, wrong).expect("client");
-        let response = client
-            .send(http::Method::GET, "/2015-03-31/functions", &[], Vec::new())
-            .await
-            .expect("sent");
+        let response = client.send(http::Method::GET, "/2015-03-31/functions", &[], Vec::new()).await.expect("sent");
         server.await.expect("server task");
         assert_eq!(response.status, http::StatusCode::FORBIDDEN);
         assert_eq!(response.error_type(), Some("InvalidSignatureException"));
@@ -682,28 +543,19 @@ aws_session_token = tok
 
         let missing = ClientCredentials::parse_shared_file(text, "nope").expect_err("no profile");
         assert_eq!(missing, "no [nope] section");
-        let half =
-            ClientCredentials::parse_shared_file("[default]\naws_access_key_id = A\n", "default")
-                .expect_err("no secret");
+        let half = ClientCredentials::parse_shared_file("[default]\naws_access_key_id = A\n", "default")
+            .expect_err("no secret");
         assert!(half.contains("lacks"), "{half}");
 
         let err =
-            ClientCredentials::from_file(Path::new("/nonexistent/nimbus/credentials"), "default")
-                .expect_err("no file");
-        assert!(
-            err.to_string().contains("/nonexistent/nimbus/credentials"),
-            "{err}"
-        );
+            ClientCredentials::from_file(Path::new("/nonexistent/nimbus/credentials"), "default").expect_err("no file");
+        assert!(err.to_string().contains("/nonexistent/nimbus/credentials"), "{err}");
     }
 
     #[test]
     fn environment_credentials() {
         let vars = |set: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                set.iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| (*v).to_owned())
-            }
+            move |name: &str| set.iter().find(|(n, _)| *n == name).map(|(_, v)| (*v).to_owned())
         };
         let creds = ClientCredentials::from_vars(vars(&[
             (ACCESS_KEY_ENV, "AKIDENV"),
@@ -714,11 +566,7 @@ aws_session_token = tok
         .expect("set");
         assert_eq!(creds.access_key_id, "AKIDENV");
         assert_eq!(creds.session_token.as_deref(), Some("t"));
-        assert!(
-            ClientCredentials::from_vars(vars(&[]))
-                .expect("ok")
-                .is_none()
-        );
+        assert!(ClientCredentials::from_vars(vars(&[])).expect("ok").is_none());
         assert!(matches!(
             ClientCredentials::from_vars(vars(&[(ACCESS_KEY_ENV, "AKIDENV")])),
             Err(ClientError::HalfSetEnvironment)
@@ -729,12 +577,8 @@ aws_session_token = tok
     fn bad_endpoints_and_paths_are_refused() {
         assert!(ApiClient::new("ftp://x", DEFAULT_REGION, credentials(None)).is_err());
         assert!(ApiClient::new("not a url", DEFAULT_REGION, credentials(None)).is_err());
-        let client = ApiClient::new("http://127.0.0.1:1", DEFAULT_REGION, credentials(None))
-            .expect("client");
-        assert!(matches!(
-            client.url("no-slash"),
-            Err(ClientError::InvalidRequest { .. })
-        ));
+        let client = ApiClient::new("http://127.0.0.1:1", DEFAULT_REGION, credentials(None)).expect("client");
+        assert!(matches!(client.url("no-slash"), Err(ClientError::InvalidRequest { .. })));
         let shown = format!("{:?}", credentials(Some(TOKEN)));
         assert!(!shown.contains(SECRET) && !shown.contains(TOKEN), "{shown}");
     }

@@ -1,7 +1,6 @@
 //! `nimbus`: `serve` runs the platform; `deploy`, `invoke`, `ls` and `logs` are thin clients of the same
 //! HTTP API that the AWS CLI and SDKs use.
 
-
 mod commands;
 
 use std::path::PathBuf;

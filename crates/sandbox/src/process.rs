@@ -67,9 +67,8 @@ impl Sandbox for ProcessSandbox {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
             });
         }
-        let mut child = command
-            .spawn()
-            .map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
+        let mut child =
+            command.spawn().map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
         let pid = child.id().unwrap_or(0);
         // The child is reaped by its own task so that waiting never holds the instance; everything else
         // addresses the environment by its process group.
@@ -97,8 +96,7 @@ impl Sandbox for ProcessSandbox {
 }
 
 fn make_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| SandboxError::Pipe { source: std::io::Error::from(e) })
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Pipe { source: std::io::Error::from(e) })
 }
 
 struct ProcessInstance {

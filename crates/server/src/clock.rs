@@ -12,8 +12,7 @@ pub fn now_ms() -> i64 {
 
 /// `2024-01-31T12:34:56.789+0000`, the format of Lambda's `LastModified`.
 pub fn lambda_timestamp(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
         t.year(),
@@ -28,8 +27,7 @@ pub fn lambda_timestamp(ms: i64) -> String {
 
 /// `2024-01-31T12:34:56.789Z`, as Lambda prefixes platform log lines such as timeouts.
 pub fn iso_millis(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
     t.format(&Rfc3339).unwrap_or_default()
 }

@@ -60,10 +60,7 @@ pub struct Credentials {
 impl Credentials {
     /// Takes the root key pair from the environment when both variables are set, otherwise from the data
     /// dir's credentials file, creating it with a fresh key pair on first start.
-    pub fn load_or_create(
-        data_dir: &Path,
-        from_env: Option<KeyPair>,
-    ) -> Result<(Self, RootSource), CredentialsError> {
+    pub fn load_or_create(data_dir: &Path, from_env: Option<KeyPair>) -> Result<(Self, RootSource), CredentialsError> {
         if let Some(root) = from_env {
             return Ok((Self::with_root(root), RootSource::Environment));
         }
@@ -85,14 +82,9 @@ impl Credentials {
         }
     }
 
-    pub fn root_from_env(
-        key: Option<String>,
-        secret: Option<String>,
-    ) -> Result<Option<KeyPair>, CredentialsError> {
+    pub fn root_from_env(key: Option<String>, secret: Option<String>) -> Result<Option<KeyPair>, CredentialsError> {
         match (key, secret) {
-            (Some(access_key_id), Some(secret_access_key)) => {
-                Ok(Some(KeyPair { access_key_id, secret_access_key }))
-            }
+            (Some(access_key_id), Some(secret_access_key)) => Ok(Some(KeyPair { access_key_id, secret_access_key })),
             (None, None) => Ok(None),
             _ => Err(CredentialsError::HalfSet),
         }
@@ -181,13 +173,8 @@ fn parse_shared_file(text: &str) -> Option<KeyPair> {
 fn write_shared_file(path: &Path, root: &KeyPair) -> Result<(), CredentialsError> {
     let err = |source| CredentialsError::Write { path: path.to_owned(), source };
     let tmp = path.with_extension("tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(err)?;
     write!(
         file,
         "# Nimbus root credentials. Use with AWS_SHARED_CREDENTIALS_FILE={}\n[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",

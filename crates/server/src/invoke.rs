@@ -44,7 +44,7 @@ pub enum InvokeError {
     #[error("Rate Exceeded.")]
     Throttled(Throttle),
     #[error("{operation}: {source}")]
-    Store { operation: &'static str, source: StoreError },
+    Store { operation: &'static str, source: Box<StoreError> },
     #[error("invocation {request_id} failed inside Nimbus: {reason}")]
     Internal { request_id: String, reason: String },
 }
@@ -69,7 +69,11 @@ impl Invoker {
     }
 
     /// The function version `qualifier` names. Aliases resolve to nothing until aliases exist.
-    pub fn resolve(&self, function: &FunctionName, qualifier: Option<&Qualifier>) -> Result<FunctionRecord, InvokeError> {
+    pub fn resolve(
+        &self,
+        function: &FunctionName,
+        qualifier: Option<&Qualifier>,
+    ) -> Result<FunctionRecord, InvokeError> {
         let qualifier = qualifier.unwrap_or(&Qualifier::Latest);
         let version = match qualifier {
             Qualifier::Latest => VersionId::Latest,
@@ -84,7 +88,7 @@ impl Invoker {
                 let shown = (!matches!(qualifier, Qualifier::Latest)).then_some(qualifier);
                 Err(InvokeError::NotFound { arn: self.arns.function(function, shown) })
             }
-            Err(source) => Err(InvokeError::Store { operation: "resolve function", source }),
+            Err(source) => Err(InvokeError::Store { operation: "resolve function", source: Box::new(source) }),
         }
     }
 
@@ -180,8 +184,7 @@ impl Invoker {
         let store = self.store.clone();
         let runtimes = self.runtimes.clone();
         Box::new(move || {
-            let code_dir =
-                store.code().unpacked(&record.code.digest).map_err(|e| PlanError::Code(e.to_string()))?;
+            let code_dir = store.code().unpacked(&record.code.digest).map_err(|e| PlanError::Code(e.to_string()))?;
             let mut plan = runtimes.plan(&record, code_dir)?;
             plan.init_timeout = init_timeout;
             Ok(plan)

@@ -119,7 +119,8 @@ pub async fn run(
     // Environments run in other working directories, so every path handed to them must be absolute.
     let data_dir = &std::fs::canonicalize(&config.data_dir)
         .map_err(|source| ServerError::DataDir { path: config.data_dir.clone(), source })?;
-    let (credentials, root_source) = credentials::Credentials::load_or_create(data_dir, config.root_credentials.clone())?;
+    let (credentials, root_source) =
+        credentials::Credentials::load_or_create(data_dir, config.root_credentials.clone())?;
     let credentials = Arc::new(credentials);
     let store = {
         let dir = data_dir.clone();
@@ -135,7 +136,8 @@ pub async fn run(
         "sandbox tier `process`: functions run as plain child processes and are NOT isolated from the host \
          or from each other"
     );
-    let runtimes = Arc::new(runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url).await?);
+    let runtimes =
+        Arc::new(runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url).await?);
     let (log_sink, log_writer) = logs::LogSink::start(store.clone());
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
@@ -181,13 +183,7 @@ pub async fn run(
             })
             .await
     });
-    on_ready(&Ready {
-        api_url,
-        api_addr,
-        root: credentials.root().clone(),
-        root_source,
-        sandbox_tier: sandbox.tier(),
-    });
+    on_ready(&Ready { api_url, api_addr, root: credentials.root().clone(), root_source, sandbox_tier: sandbox.tier() });
 
     shutdown.await;
     tracing::info!("shutting down");

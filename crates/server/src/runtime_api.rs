@@ -32,12 +32,30 @@ pub struct NextEvent {
 /// What a runtime reported; the driver answers each with the status to send back.
 #[derive(Debug)]
 pub enum RuntimeMsg {
-    Next { reply: oneshot::Sender<NextEvent> },
-    Response { request_id: String, body: Bytes, reply: oneshot::Sender<Ack> },
+    Next {
+        reply: oneshot::Sender<NextEvent>,
+    },
+    Response {
+        request_id: String,
+        body: Bytes,
+        reply: oneshot::Sender<Ack>,
+    },
     /// The response body passed the sync payload limit; the invocation fails as Lambda's does.
-    ResponseTooLarge { request_id: String, reply: oneshot::Sender<Ack> },
-    Error { request_id: String, error_type: Option<String>, body: Bytes, reply: oneshot::Sender<Ack> },
-    InitError { error_type: Option<String>, body: Bytes, reply: oneshot::Sender<Ack> },
+    ResponseTooLarge {
+        request_id: String,
+        reply: oneshot::Sender<Ack>,
+    },
+    Error {
+        request_id: String,
+        error_type: Option<String>,
+        body: Bytes,
+        reply: oneshot::Sender<Ack>,
+    },
+    InitError {
+        error_type: Option<String>,
+        body: Bytes,
+        reply: oneshot::Sender<Ack>,
+    },
 }
 
 /// The driver's verdict on a report.
@@ -101,11 +119,7 @@ fn next_response(event: NextEvent) -> Response {
     response
 }
 
-async fn response(
-    State(tx): State<mpsc::Sender<RuntimeMsg>>,
-    Path(request_id): Path<String>,
-    body: Body,
-) -> Response {
+async fn response(State(tx): State<mpsc::Sender<RuntimeMsg>>, Path(request_id): Path<String>, body: Body) -> Response {
     let (reply, rx) = oneshot::channel();
     let msg = match read_limited(body).await {
         Ok(body) => RuntimeMsg::Response { request_id, body, reply },
@@ -140,10 +154,7 @@ async fn init_error(State(tx): State<mpsc::Sender<RuntimeMsg>>, headers: HeaderM
 }
 
 fn error_type_header(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 async fn ack(tx: &mpsc::Sender<RuntimeMsg>, msg: RuntimeMsg, rx: oneshot::Receiver<Ack>) -> Response {
@@ -151,13 +162,15 @@ async fn ack(tx: &mpsc::Sender<RuntimeMsg>, msg: RuntimeMsg, rx: oneshot::Receiv
         return container_error();
     }
     match rx.await {
-        Ok(Ack::Accepted) => (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#)
-            .into_response(),
-        Ok(Ack::InvalidRequestId) => bad_request("InvalidRequestID", "Invalid request ID"),
-        Ok(Ack::InvalidStateTransition) => {
-            (StatusCode::FORBIDDEN, json_error("InvalidStateTransition", "State transition from Ready to InitError failed for runtime."))
-                .into_response()
+        Ok(Ack::Accepted) => {
+            (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#).into_response()
         }
+        Ok(Ack::InvalidRequestId) => bad_request("InvalidRequestID", "Invalid request ID"),
+        Ok(Ack::InvalidStateTransition) => (
+            StatusCode::FORBIDDEN,
+            json_error("InvalidStateTransition", "State transition from Ready to InitError failed for runtime."),
+        )
+            .into_response(),
         Ok(Ack::TooLarge) => (
             StatusCode::PAYLOAD_TOO_LARGE,
             json_error(

@@ -55,18 +55,20 @@ impl Runtimes {
             };
             write().map_err(|source| RuntimesError::WriteBootstrap { path: path.clone(), source })?;
         }
-        let python = probe(
-            "python3",
-            &["-c", "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"],
-        )
-        .await;
+        let python =
+            probe("python3", &["-c", "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"])
+                .await;
         let node = probe("node", &["-e", "console.log(process.execPath); console.log(process.versions.node)"]).await;
         match &python {
-            Some(p) => tracing::info!(path = %p.path.display(), version = %p.version, "python runtimes use the host interpreter"),
+            Some(p) => {
+                tracing::info!(path = %p.path.display(), version = %p.version, "python runtimes use the host interpreter")
+            }
             None => tracing::warn!("no python3 on PATH: python3.x functions cannot run"),
         }
         match &node {
-            Some(n) => tracing::info!(path = %n.path.display(), version = %n.version, "nodejs runtimes use the host interpreter"),
+            Some(n) => {
+                tracing::info!(path = %n.path.display(), version = %n.version, "nodejs runtimes use the host interpreter")
+            }
             None => tracing::warn!("no node on PATH: nodejs functions cannot run"),
         }
         let python_sdk = dir.join("python-sdk");

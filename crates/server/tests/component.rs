@@ -49,9 +49,16 @@ async fn start() -> Server {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Ready>();
     let task = tokio::spawn(async move {
-        nimbus_server::run(config, listener, async move { let _ = stopped.await; }, |ready| {
-            let _ = ready_tx.send(ready.clone());
-        })
+        nimbus_server::run(
+            config,
+            listener,
+            async move {
+                let _ = stopped.await;
+            },
+            |ready| {
+                let _ = ready_tx.send(ready.clone());
+            },
+        )
         .await
         .unwrap();
     });
@@ -77,13 +84,14 @@ async fn create(client: &reqwest::Client, url: &str, name: &str, timeout: u32) -
     response.json().await.unwrap()
 }
 
-async fn invoke(client: &reqwest::Client, url: &str, name: &str, event: Value) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
-    let response = client
-        .post(format!("{url}/2015-03-31/functions/{name}/invocations"))
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
+async fn invoke(
+    client: &reqwest::Client,
+    url: &str,
+    name: &str,
+    event: Value,
+) -> (reqwest::StatusCode, reqwest::header::HeaderMap, Value) {
+    let response =
+        client.post(format!("{url}/2015-03-31/functions/{name}/invocations")).json(&event).send().await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     (status, headers, response.json().await.unwrap())

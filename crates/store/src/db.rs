@@ -175,16 +175,10 @@ impl Db {
                 source: std::io::Error::other(format!("SQLite kept journal_mode={mode}")),
             });
         }
-        writer
-            .pragma_update(None, "synchronous", synchronous)
-            .map_err(StoreError::sqlite("set synchronous"))?;
-        writer
-            .pragma_update(None, "foreign_keys", "ON")
-            .map_err(StoreError::sqlite("enable foreign keys"))?;
+        writer.pragma_update(None, "synchronous", synchronous).map_err(StoreError::sqlite("set synchronous"))?;
+        writer.pragma_update(None, "foreign_keys", "ON").map_err(StoreError::sqlite("enable foreign keys"))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        migrations
-            .to_latest(&mut writer)
-            .map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
+        migrations.to_latest(&mut writer).map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
         let db = Db { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) };
         // Opening one reader now surfaces permission problems at startup rather than on the first query.
         let reader = db.open_reader()?;
@@ -193,10 +187,8 @@ impl Db {
     }
 
     fn open_reader(&self) -> Result<Connection> {
-        let flags =
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
-        let conn =
-            Connection::open_with_flags(&self.path, flags).map_err(StoreError::sqlite("open reader"))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(StoreError::sqlite("open reader"))?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(StoreError::sqlite("set busy_timeout"))?;
         // A reader opened read-write (so it can use the WAL's shared memory) but refusing writes: a bug
         // that writes through a reader fails loudly instead of racing the writer.

@@ -93,10 +93,9 @@ fn not_found(name: &FunctionName, version: VersionId) -> StoreError {
 
 fn check_revision(latest: &FunctionRecord, expected: Option<&str>) -> Result<()> {
     match expected {
-        Some(expected) if expected != latest.revision_id => Err(StoreError::PreconditionFailed {
-            expected: expected.to_owned(),
-            actual: latest.revision_id.clone(),
-        }),
+        Some(expected) if expected != latest.revision_id => {
+            Err(StoreError::PreconditionFailed { expected: expected.to_owned(), actual: latest.revision_id.clone() })
+        }
         _ => Ok(()),
     }
 }
@@ -117,9 +116,7 @@ fn publish(
         config.description = description;
     }
     let newest = tx
-        .prepare_cached(select_versions!(
-            "WHERE v.function = ?1 AND v.version > 0 ORDER BY v.version DESC LIMIT 1"
-        ))
+        .prepare_cached(select_versions!("WHERE v.function = ?1 AND v.version > 0 ORDER BY v.version DESC LIMIT 1"))
         .and_then(|mut stmt| stmt.query_row([name.as_str()], Raw::from_row).optional())
         .map_err(StoreError::sqlite("read newest version"))?
         .map(Raw::into_record)
@@ -131,9 +128,7 @@ fn publish(
         return Ok(newest);
     }
     let number: i64 = tx
-        .prepare_cached(
-            "UPDATE functions SET last_version = last_version + 1 WHERE name = ?1 RETURNING last_version",
-        )
+        .prepare_cached("UPDATE functions SET last_version = last_version + 1 WHERE name = ?1 RETURNING last_version")
         .and_then(|mut stmt| stmt.query_row([name.as_str()], |row| row.get(0)))
         .map_err(StoreError::sqlite("number version"))?;
     let version = u32::try_from(number)
@@ -225,14 +220,7 @@ impl Store {
                  WHERE function = ?1 AND version = ?2",
             )
             .and_then(|mut stmt| {
-                stmt.execute(params![
-                    name.as_str(),
-                    0,
-                    code.digest.to_hex(),
-                    code_size(code)?,
-                    revision_id,
-                    now_ms
-                ])
+                stmt.execute(params![name.as_str(), 0, code.digest.to_hex(), code_size(code)?, revision_id, now_ms])
             })
             .map_err(StoreError::sqlite("update function code"))?;
             latest.code = code;
@@ -381,7 +369,9 @@ impl Store {
             tx.prepare_cached(
                 "SELECT (SELECT COUNT(*) FROM functions), (SELECT COALESCE(SUM(code_size), 0) FROM function_versions)",
             )
-            .and_then(|mut stmt| stmt.query_row([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))))
+            .and_then(|mut stmt| {
+                stmt.query_row([], |row| Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64)))
+            })
             .map_err(StoreError::sqlite("count functions"))
         })
     }

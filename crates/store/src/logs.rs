@@ -119,10 +119,9 @@ impl Store {
                 )
                 .and_then(|mut stmt| stmt.query_row(params![group_id, stream, now_ms], |row| row.get(0)))
                 .map_err(StoreError::sqlite("create log stream"))?;
-            let (Some(first), Some(last)) = (
-                events.iter().map(|e| e.timestamp_ms).min(),
-                events.iter().map(|e| e.timestamp_ms).max(),
-            ) else {
+            let (Some(first), Some(last)) =
+                (events.iter().map(|e| e.timestamp_ms).min(), events.iter().map(|e| e.timestamp_ms).max())
+            else {
                 return Ok(());
             };
             let mut insert = tx
@@ -170,17 +169,14 @@ impl Store {
             if upper.is_some() { "AND name < ?4" } else { "" }
         );
         self.logs.read(|tx| {
-            let mut stmt =
-                tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare describe log groups"))?;
+            let mut stmt = tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare describe log groups"))?;
             let limit = limit_param(limit);
             let mut bound: Vec<&dyn ToSql> = vec![&after, &prefix, &limit];
             if let Some(upper) = &upper {
                 bound.push(upper);
             }
             let rows = stmt
-                .query_map(bound.as_slice(), |row| {
-                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, i64>(2)?))
-                })
+                .query_map(bound.as_slice(), |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, i64>(2)?)))
                 .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                 .map_err(StoreError::sqlite("describe log groups"))?;
             rows.into_iter()
@@ -249,8 +245,7 @@ impl Store {
                 }
                 None => {}
             }
-            let mut stmt =
-                tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare describe log streams"))?;
+            let mut stmt = tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare describe log streams"))?;
             let rows = stmt
                 .query_map(bound.as_slice(), |row| {
                     Ok((
@@ -272,11 +267,7 @@ impl Store {
                 rows.into_iter().take(limit)
             {
                 if more {
-                    next = Some(if order_by_last_event {
-                        format!("t/{key}/{name}")
-                    } else {
-                        format!("n/{name}")
-                    });
+                    next = Some(if order_by_last_event { format!("t/{key}/{name}") } else { format!("n/{name}") });
                 }
                 let stored_bytes = stored_bytes(bytes, "log_streams", &name)?;
                 streams.push(LogStreamInfo {

@@ -51,18 +51,16 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         let mut body = config;
         body["FunctionName"] = args.name.clone().into();
         body["Code"] = json!({ "ZipFile": zip_b64 });
-        let response = client
-            .send(Method::POST, "/2015-03-31/functions", &json_headers, body.to_string().into_bytes())
-            .await?;
+        let response =
+            client.send(Method::POST, "/2015-03-31/functions", &json_headers, body.to_string().into_bytes()).await?;
         let response = check(response, "CreateFunction")?;
         println!("created {}", args.name);
         serde_json::from_slice(&response.body)?
     } else {
         check(exists, "GetFunction")?;
         let code = json!({ "ZipFile": zip_b64 });
-        let response = client
-            .send(Method::PUT, &format!("{fn_path}/code"), &json_headers, code.to_string().into_bytes())
-            .await?;
+        let response =
+            client.send(Method::PUT, &format!("{fn_path}/code"), &json_headers, code.to_string().into_bytes()).await?;
         check(response, "UpdateFunctionCode")?;
         let response = client
             .send(Method::PUT, &format!("{fn_path}/configuration"), &json_headers, config.to_string().into_bytes())

@@ -35,10 +35,8 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
             if let Some(t) = &token {
                 request["nextToken"] = t.clone().into();
             }
-            let headers = [
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "Logs_20140328.FilterLogEvents"),
-            ];
+            let headers =
+                [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "Logs_20140328.FilterLogEvents")];
             let response = client.send(Method::POST, "/", &headers, request.to_string().into_bytes()).await?;
             let response = match check(response, "FilterLogEvents") {
                 Ok(r) => r,

@@ -72,9 +72,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.account_concurrency = args.account_concurrency.max(1);
     config.freeze_idle = !args.no_freeze;
 
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("listen on {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
     let ready_file = args.ready_file.clone();
     let region = args.region.clone();
     let mut ready_error = None;

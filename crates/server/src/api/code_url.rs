@@ -63,8 +63,12 @@ pub async fn download(
     Query(signed): Query<Signed>,
 ) -> Response {
     let denied = || {
-        ApiError::new(axum::http::StatusCode::FORBIDDEN, "AccessDenied", "Request has expired or the signature does not match")
-            .into_response()
+        ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "Request has expired or the signature does not match",
+        )
+        .into_response()
     };
     let Some(hex) = file.strip_suffix(".zip") else { return denied() };
     if !state.code_urls.check(hex, signed.expires, &signed.signature) {

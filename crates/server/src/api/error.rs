@@ -72,7 +72,11 @@ impl ApiError {
 
     /// A request body that is not the JSON the operation expects.
     pub fn bad_json(error: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestContentException", format!("Could not parse request body into json: {error}"))
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequestContentException",
+            format!("Could not parse request body into json: {error}"),
+        )
     }
 }
 
@@ -110,7 +114,11 @@ impl From<StoreError> for ApiError {
                 if aws.status >= 500 {
                     tracing::error!(error = %code, "code store failure");
                 }
-                Self::new(StatusCode::from_u16(aws.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), aws.code, aws.message)
+                Self::new(
+                    StatusCode::from_u16(aws.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    aws.code,
+                    aws.message,
+                )
             }
             other => {
                 tracing::error!(error = %other, "store failure");
@@ -131,7 +139,7 @@ impl From<InvokeError> for ApiError {
                 reason: Some("ConcurrentInvocationLimitExceeded"),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.")
             },
-            InvokeError::Store { source, .. } => source.into(),
+            InvokeError::Store { source, .. } => (*source).into(),
             InvokeError::Internal { .. } => {
                 tracing::error!(error = %e, "invocation failed");
                 Self::service(e.to_string())

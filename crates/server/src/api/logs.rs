@@ -62,8 +62,11 @@ struct DescribeGroupsIn {
 fn describe_log_groups(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
     let input: DescribeGroupsIn = parse(body)?;
     let limit = limit(input.limit, GROUPS_PAGE_MAX)?;
-    let mut groups =
-        state.store.describe_log_groups(input.log_group_name_prefix.as_deref(), input.next_token.as_deref(), limit + 1)?;
+    let mut groups = state.store.describe_log_groups(
+        input.log_group_name_prefix.as_deref(),
+        input.next_token.as_deref(),
+        limit + 1,
+    )?;
     let next = (groups.len() > limit).then(|| {
         groups.truncate(limit);
         groups.last().map(|g| g.0.clone())

@@ -96,12 +96,7 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
 
 /// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`.
 async fn json_protocol(State(state): State<SharedState>, request: Request) -> Response {
-    let target = request
-        .headers()
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let caller = request.extensions().get::<Caller>().cloned();
     let body = match request.into_body().collect().await {
         Ok(b) => b.to_bytes(),

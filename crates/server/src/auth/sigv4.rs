@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
-    PercentEncodingMode, SessionTokenMode, SignableBody, SignableRequest, SignatureLocation,
-    SigningParams, SigningSettings, UriPathNormalizationMode, sign,
+    PercentEncodingMode, SessionTokenMode, SignableBody, SignableRequest, SignatureLocation, SigningParams,
+    SigningSettings, UriPathNormalizationMode, sign,
 };
 use aws_sigv4::sign::v4;
 use http::StatusCode;
@@ -53,15 +53,7 @@ mod query {
 
     /// The parameters that carry the signature itself. aws-sigv4 adds all but the signature
     /// back when it builds the canonical query, so they are stripped before handing it the URI.
-    pub const AUTH: [&str; 7] = [
-        ALGORITHM,
-        CREDENTIAL,
-        DATE,
-        EXPIRES,
-        SIGNED_HEADERS,
-        SIGNATURE,
-        SECURITY_TOKEN,
-    ];
+    pub const AUTH: [&str; 7] = [ALGORITHM, CREDENTIAL, DATE, EXPIRES, SIGNED_HEADERS, SIGNATURE, SECURITY_TOKEN];
 }
 
 /// What nimbus holds for one access key id.
@@ -77,10 +69,7 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Secret")
             .field("secret_access_key", &"<redacted>")
-            .field(
-                "session_token",
-                &self.session_token.as_ref().map(|_| "<redacted>"),
-            )
+            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -112,49 +101,30 @@ pub enum AuthError {
 
     /// The session token is missing, wrong, or sent with a long-term key.
     #[error("The security token included in the request is invalid.")]
-    InvalidSessionToken {
-        access_key_id: String,
-        problem: &'static str,
-    },
+    InvalidSessionToken { access_key_id: String, problem: &'static str },
 
     #[error(
         "The request signature we calculated does not match the signature you provided. Check \
          your AWS Secret Access Key and signing method. Consult the service documentation for \
          details."
     )]
-    SignatureMismatch {
-        access_key_id: String,
-        detail: String,
-    },
+    SignatureMismatch { access_key_id: String, detail: String },
 
     #[error(
         "Signature expired: {signed} is now earlier than {earliest} ({now} - {} min.)",
         MAX_CLOCK_SKEW.as_secs() / 60
     )]
-    SignatureExpired {
-        signed: String,
-        earliest: String,
-        now: String,
-    },
+    SignatureExpired { signed: String, earliest: String, now: String },
 
     #[error(
         "Signature not yet current: {signed} is still later than {latest} ({now} + {} min.)",
         MAX_CLOCK_SKEW.as_secs() / 60
     )]
-    SignatureNotYetCurrent {
-        signed: String,
-        latest: String,
-        now: String,
-    },
+    SignatureNotYetCurrent { signed: String, latest: String, now: String },
 
     /// A presigned URL used after X-Amz-Date + X-Amz-Expires. S3 sends exactly this message.
     #[error("Request has expired")]
-    PresignedUrlExpired {
-        signed: String,
-        expires_in_secs: u64,
-        expired_at: String,
-        now: String,
-    },
+    PresignedUrlExpired { signed: String, expires_in_secs: u64, expired_at: String, now: String },
 
     /// The body does not hash to the x-amz-content-sha256 the client signed.
     #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
@@ -181,9 +151,7 @@ impl AuthError {
         match self {
             AuthError::MissingAuthentication => "MissingAuthenticationTokenException",
             AuthError::IncompleteSignature { .. } => "IncompleteSignatureException",
-            AuthError::UnknownAccessKey { .. } | AuthError::InvalidSessionToken { .. } => {
-                "UnrecognizedClientException"
-            }
+            AuthError::UnknownAccessKey { .. } | AuthError::InvalidSessionToken { .. } => "UnrecognizedClientException",
             AuthError::SignatureMismatch { .. }
             | AuthError::SignatureExpired { .. }
             | AuthError::SignatureNotYetCurrent { .. } => "InvalidSignatureException",
@@ -212,9 +180,7 @@ impl AuthError {
 }
 
 fn incomplete(message: impl Into<String>) -> AuthError {
-    AuthError::IncompleteSignature {
-        message: message.into(),
-    }
+    AuthError::IncompleteSignature { message: message.into() }
 }
 
 /// Verifies the SigV4 signature of a request and returns who signed it.
@@ -230,42 +196,27 @@ pub fn verify(
 ) -> Result<Caller, AuthError> {
     let auth = SignedAuth::parse(parts)?;
     let signed_at = auth.check_time(now)?;
-    let secret = lookup(&auth.access_key_id).ok_or_else(|| AuthError::UnknownAccessKey {
-        access_key_id: auth.access_key_id.clone(),
-    })?;
+    let secret = lookup(&auth.access_key_id)
+        .ok_or_else(|| AuthError::UnknownAccessKey { access_key_id: auth.access_key_id.clone() })?;
     auth.check_session_token(&secret)?;
 
     let expected = expected_signature(parts, body, &auth, &secret, signed_at)?;
-    let matches: bool = expected
-        .signature
-        .as_bytes()
-        .ct_eq(auth.signature.as_bytes())
-        .into();
+    let matches: bool = expected.signature.as_bytes().ct_eq(auth.signature.as_bytes()).into();
     if !matches {
         let mut detail = String::from("the recomputed signature differs");
-        if let Some(signed) = expected
-            .signed_headers
-            .filter(|s| *s != auth.signed_headers_text)
-        {
+        if let Some(signed) = expected.signed_headers.filter(|s| *s != auth.signed_headers_text) {
             detail.push_str(&format!(
                 "; the client signed headers '{}' but the rebuilt request signs '{signed}'",
                 auth.signed_headers_text
             ));
         }
-        return Err(AuthError::SignatureMismatch {
-            access_key_id: auth.access_key_id,
-            detail,
-        });
+        return Err(AuthError::SignatureMismatch { access_key_id: auth.access_key_id, detail });
     }
 
     // Checked only after the signature, so that a caller without the key learns nothing from it.
     auth.payload.check_body(body)?;
 
-    Ok(Caller {
-        access_key_id: auth.access_key_id,
-        region: auth.scope.region,
-        service: auth.scope.service,
-    })
+    Ok(Caller { access_key_id: auth.access_key_id, region: auth.scope.region, service: auth.scope.service })
 }
 
 /// Where the signature travelled, with what only that form has.
@@ -300,15 +251,11 @@ impl Payload {
         } else if value == STREAMING_UNSIGNED_PAYLOAD_TRAILER {
             Ok(Payload::UnsignedTrailer)
         } else if value.starts_with("STREAMING-") {
-            Err(AuthError::UnsupportedStreamingPayload {
-                value: value.to_owned(),
-            })
+            Err(AuthError::UnsupportedStreamingPayload { value: value.to_owned() })
         } else if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
             Ok(Payload::Declared(value.to_owned()))
         } else {
-            Err(AuthError::InvalidPayloadHash {
-                value: value.to_owned(),
-            })
+            Err(AuthError::InvalidPayloadHash { value: value.to_owned() })
         }
     }
 
@@ -329,10 +276,7 @@ impl Payload {
         if computed.eq_ignore_ascii_case(declared) {
             Ok(())
         } else {
-            Err(AuthError::PayloadHashMismatch {
-                declared: declared.clone(),
-                computed,
-            })
+            Err(AuthError::PayloadHashMismatch { declared: declared.clone(), computed })
         }
     }
 }
@@ -361,9 +305,7 @@ impl SignedAuth {
         let mut headers = parts.headers.get_all(http::header::AUTHORIZATION).iter();
         let header = headers.next();
         if headers.next().is_some() {
-            return Err(incomplete(
-                "The request carries more than one Authorization header.",
-            ));
+            return Err(incomplete("The request carries more than one Authorization header."));
         }
         let query = parts.uri.query().unwrap_or("");
         let presigned = query_pairs(query).any(|(key, _)| {
@@ -377,9 +319,9 @@ impl SignedAuth {
                  the Authorization header should be specified",
             )),
             (Some(value), false) => {
-                let value = value.to_str().map_err(|_| {
-                    incomplete("The Authorization header contains characters that are not ASCII.")
-                })?;
+                let value = value
+                    .to_str()
+                    .map_err(|_| incomplete("The Authorization header contains characters that are not ASCII."))?;
                 Self::from_header(parts, value)
             }
             (None, true) => Self::from_query(parts, query),
@@ -387,10 +329,7 @@ impl SignedAuth {
     }
 
     fn from_header(parts: &Parts, authorization: &str) -> Result<SignedAuth, AuthError> {
-        let (algorithm, rest) = authorization
-            .trim()
-            .split_once(' ')
-            .unwrap_or((authorization.trim(), ""));
+        let (algorithm, rest) = authorization.trim().split_once(' ').unwrap_or((authorization.trim(), ""));
         let date = single_header(parts, "x-amz-date")?;
 
         let mut credential = None;
@@ -421,15 +360,11 @@ impl SignedAuth {
         }
 
         let mut missing = String::new();
-        for (name, value) in [
-            ("Credential", &credential),
-            ("Signature", &signature),
-            ("SignedHeaders", &signed_headers),
-        ] {
+        for (name, value) in
+            [("Credential", &credential), ("Signature", &signature), ("SignedHeaders", &signed_headers)]
+        {
             if value.is_none() {
-                missing.push_str(&format!(
-                    "Authorization header requires '{name}' parameter. "
-                ));
+                missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
             }
         }
         if date.is_none() {
@@ -452,11 +387,7 @@ impl SignedAuth {
         else {
             // AWS echoes the header back. Only an AWS4 header is echoed here: any other scheme
             // (Basic, Bearer) may carry a password or token that has no business in a response.
-            let echoed = if algorithm == ALGORITHM {
-                authorization
-            } else {
-                algorithm
-            };
+            let echoed = if algorithm == ALGORITHM { authorization } else { algorithm };
             return Err(incomplete(format!("{missing}Authorization={echoed}")));
         };
 
@@ -493,35 +424,12 @@ impl SignedAuth {
                 None => continue,
             };
             if slot.replace(form_decode(raw_value)).is_some() {
-                return Err(incomplete(format!(
-                    "The query parameter {key} appears more than once."
-                )));
+                return Err(incomplete(format!("The query parameter {key} appears more than once.")));
             }
         }
-        let [
-            algorithm,
-            credential,
-            date,
-            expires,
-            signed_headers,
-            signature,
-            session_token,
-        ] = found;
-        let (
-            Some(algorithm),
-            Some(credential),
-            Some(date),
-            Some(expires),
-            Some(signed_headers),
-            Some(signature),
-        ) = (
-            algorithm,
-            credential,
-            date,
-            expires,
-            signed_headers,
-            signature,
-        )
+        let [algorithm, credential, date, expires, signed_headers, signature, session_token] = found;
+        let (Some(algorithm), Some(credential), Some(date), Some(expires), Some(signed_headers), Some(signature)) =
+            (algorithm, credential, date, expires, signed_headers, signature)
         else {
             return Err(incomplete(
                 "Query-string authentication version 4 requires the X-Amz-Algorithm, \
@@ -530,15 +438,10 @@ impl SignedAuth {
             ));
         };
         if algorithm != ALGORITHM {
-            return Err(incomplete(format!(
-                "X-Amz-Algorithm only supports \"{ALGORITHM}\"; got \"{algorithm}\"."
-            )));
+            return Err(incomplete(format!("X-Amz-Algorithm only supports \"{ALGORITHM}\"; got \"{algorithm}\".")));
         }
-        let expires_secs: u64 = expires.parse().map_err(|_| {
-            incomplete(format!(
-                "X-Amz-Expires should be a number; got '{expires}'."
-            ))
-        })?;
+        let expires_secs: u64 =
+            expires.parse().map_err(|_| incomplete(format!("X-Amz-Expires should be a number; got '{expires}'.")))?;
         if expires_secs > MAX_PRESIGNED_EXPIRY.as_secs() {
             return Err(incomplete(format!(
                 "X-Amz-Expires must be less than a week (in seconds) that is {}; got {expires_secs}.",
@@ -562,9 +465,7 @@ impl SignedAuth {
             None => Payload::Body,
         };
         Ok(SignedAuth {
-            location: Location::Query {
-                expires: Duration::from_secs(expires_secs),
-            },
+            location: Location::Query { expires: Duration::from_secs(expires_secs) },
             access_key_id,
             scope,
             signed_headers: names,
@@ -640,17 +541,10 @@ impl SignedAuth {
                 }
                 "the session token does not match the one issued with this access key"
             }
-            (Some(_), None) => {
-                "the access key is temporary and the request carries no session token"
-            }
-            (None, Some(_)) => {
-                "the request carries a session token but the access key is a long-term key"
-            }
+            (Some(_), None) => "the access key is temporary and the request carries no session token",
+            (None, Some(_)) => "the request carries a session token but the access key is a long-term key",
         };
-        Err(AuthError::InvalidSessionToken {
-            access_key_id: self.access_key_id.clone(),
-            problem,
-        })
+        Err(AuthError::InvalidSessionToken { access_key_id: self.access_key_id.clone(), problem })
     }
 
     /// The request target to sign: the raw path and query as received, minus the presigned
@@ -670,11 +564,7 @@ impl SignedAuth {
                 .collect::<Vec<_>>()
                 .join("&"),
         };
-        if query.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{query}")
-        }
+        if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") }
     }
 }
 
@@ -691,10 +581,7 @@ fn expected_signature(
     secret: &Secret,
     signed_at: SystemTime,
 ) -> Result<Expected, AuthError> {
-    let mismatch = |detail: String| AuthError::SignatureMismatch {
-        access_key_id: auth.access_key_id.clone(),
-        detail,
-    };
+    let mismatch = |detail: String| AuthError::SignatureMismatch { access_key_id: auth.access_key_id.clone(), detail };
 
     let mut headers: Vec<(&str, String)> = Vec::new();
     for name in &auth.signed_headers {
@@ -715,19 +602,13 @@ fn expected_signature(
             headers.push((name, authority.as_str().to_owned()));
         }
         if !present {
-            return Err(mismatch(format!(
-                "signed header '{name}' is not in the request"
-            )));
+            return Err(mismatch(format!("signed header '{name}' is not in the request")));
         }
     }
 
     // The token joins the canonical request only if the client signed it; an unsigned token
     // header is still checked against the secret, by check_session_token.
-    let token = if auth.token_signed {
-        auth.session_token.clone()
-    } else {
-        None
-    };
+    let token = if auth.token_signed { auth.session_token.clone() } else { None };
     let identity = Credentials::new(
         auth.access_key_id.clone(),
         secret.secret_access_key.clone(),
@@ -775,30 +656,22 @@ fn expected_signature(
         auth.payload.signable(body),
     )
     .map_err(|e| mismatch(format!("could not rebuild the request for signing: {e}")))?;
-    let (instructions, signature) = sign(request, &params)
-        .map_err(|e| mismatch(format!("could not recompute the signature: {e}")))?
-        .into_parts();
+    let (instructions, signature) =
+        sign(request, &params).map_err(|e| mismatch(format!("could not recompute the signature: {e}")))?.into_parts();
 
     let signed_headers = match auth.location {
-        Location::Header => instructions
-            .headers()
-            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
-            .and_then(|(_, value)| {
-                value
-                    .split(", ")
-                    .find_map(|part| part.strip_prefix("SignedHeaders="))
-                    .map(str::to_owned)
-            }),
+        Location::Header => {
+            instructions.headers().find(|(name, _)| name.eq_ignore_ascii_case("authorization")).and_then(
+                |(_, value)| value.split(", ").find_map(|part| part.strip_prefix("SignedHeaders=")).map(str::to_owned),
+            )
+        }
         Location::Query { .. } => instructions
             .params()
             .iter()
             .find(|(name, _)| *name == query::SIGNED_HEADERS)
             .map(|(_, value)| value.to_string()),
     };
-    Ok(Expected {
-        signature,
-        signed_headers,
-    })
+    Ok(Expected { signature, signed_headers })
 }
 
 fn is_s3(service: &str) -> bool {
@@ -815,9 +688,7 @@ fn parse_credential(credential: &str) -> Result<(String, Scope), AuthError> {
         )));
     };
     if access_key_id.is_empty() {
-        return Err(incomplete(format!(
-            "Credential has an empty access key id: '{credential}'"
-        )));
+        return Err(incomplete(format!("Credential has an empty access key id: '{credential}'")));
     }
     if terminator != "aws4_request" {
         return Err(incomplete(format!(
@@ -826,32 +697,19 @@ fn parse_credential(credential: &str) -> Result<(String, Scope), AuthError> {
         )));
     }
     if date.len() != 8 || !date.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(incomplete(format!(
-            "Credential should be scoped to a valid date (YYYYMMDD), not '{date}'."
-        )));
+        return Err(incomplete(format!("Credential should be scoped to a valid date (YYYYMMDD), not '{date}'.")));
     }
-    let valid_name = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
+    let valid_name =
+        |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !valid_name(region) {
-        return Err(incomplete(format!(
-            "Credential should be scoped to a valid region, not '{region}'."
-        )));
+        return Err(incomplete(format!("Credential should be scoped to a valid region, not '{region}'.")));
     }
     if !valid_name(service) {
-        return Err(incomplete(format!(
-            "Credential should be scoped to a valid service, not '{service}'."
-        )));
+        return Err(incomplete(format!("Credential should be scoped to a valid service, not '{service}'.")));
     }
     Ok((
         access_key_id.to_owned(),
-        Scope {
-            date: date.to_owned(),
-            region: region.to_owned(),
-            service: service.to_owned(),
-        },
+        Scope { date: date.to_owned(), region: region.to_owned(), service: service.to_owned() },
     ))
 }
 
@@ -860,9 +718,7 @@ fn parse_signed_headers(value: &str) -> Result<Vec<String>, AuthError> {
     for name in value.split(';') {
         let name = name.trim().to_ascii_lowercase();
         if name.is_empty() {
-            return Err(incomplete(format!(
-                "SignedHeaders contains an empty header name: '{value}'."
-            )));
+            return Err(incomplete(format!("SignedHeaders contains an empty header name: '{value}'.")));
         }
         // A repeated name would put the header's values into the canonical request twice.
         if !names.contains(&name) {
@@ -870,9 +726,7 @@ fn parse_signed_headers(value: &str) -> Result<Vec<String>, AuthError> {
         }
     }
     if !names.iter().any(|n| n == "host") {
-        return Err(incomplete(
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
-        ));
+        return Err(incomplete("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."));
     }
     Ok(names)
 }
@@ -884,26 +738,17 @@ fn single_header(parts: &Parts, name: &str) -> Result<Option<String>, AuthError>
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(incomplete(format!(
-            "The request carries more than one '{name}' header."
-        )));
+        return Err(incomplete(format!("The request carries more than one '{name}' header.")));
     }
     first
         .to_str()
         .map(|v| Some(v.trim().to_owned()))
-        .map_err(|_| {
-            incomplete(format!(
-                "The '{name}' header contains characters that are not ASCII."
-            ))
-        })
+        .map_err(|_| incomplete(format!("The '{name}' header contains characters that are not ASCII.")))
 }
 
 /// Splits a raw query string into raw (still encoded) key/value pairs.
 fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+    query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
 /// Decodes a query key or value the way aws-sigv4 does (form encoding, `+` is a space), so that
@@ -921,15 +766,11 @@ fn parse_amz_date(value: &str) -> Option<SystemTime> {
     if value.len() != 16 {
         return None;
     }
-    PrimitiveDateTime::parse(value, amz_date_format())
-        .ok()
-        .map(|t| t.assume_utc().into())
+    PrimitiveDateTime::parse(value, amz_date_format()).ok().map(|t| t.assume_utc().into())
 }
 
 fn format_amz_date(t: SystemTime) -> String {
-    OffsetDateTime::from(t)
-        .format(amz_date_format())
-        .unwrap_or_else(|e| format!("<unformattable time: {e}>"))
+    OffsetDateTime::from(t).format(amz_date_format()).unwrap_or_else(|e| format!("<unformattable time: {e}>"))
 }
 
 #[cfg(test)]
@@ -974,24 +815,15 @@ mod tests {
 
     impl Wire {
         fn parts(&self) -> Parts {
-            let mut builder = http::Request::builder()
-                .method(self.method.as_str())
-                .uri(self.target.as_str());
+            let mut builder = http::Request::builder().method(self.method.as_str()).uri(self.target.as_str());
             for (name, value) in &self.headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
-            builder
-                .body(())
-                .expect("test request is valid")
-                .into_parts()
-                .0
+            builder.body(()).expect("test request is valid").into_parts().0
         }
 
         fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
         }
 
         fn set_header(&mut self, name: &str, value: &str) {
@@ -1005,9 +837,7 @@ mod tests {
 
         fn query_param(&self, name: &str) -> Option<String> {
             let (_, query) = self.target.split_once('?')?;
-            query_pairs(query)
-                .find(|(k, _)| form_decode(k) == name)
-                .map(|(_, v)| form_decode(v))
+            query_pairs(query).find(|(k, _)| form_decode(k) == name).map(|(_, v)| form_decode(v))
         }
 
         /// The lowercased header names the client signed.
@@ -1018,9 +848,7 @@ mod tests {
                     .find_map(|p| p.strip_prefix("SignedHeaders="))
                     .expect("Authorization has SignedHeaders")
                     .to_owned(),
-                None => self
-                    .query_param(query::SIGNED_HEADERS)
-                    .expect("presigned URL has X-Amz-SignedHeaders"),
+                None => self.query_param(query::SIGNED_HEADERS).expect("presigned URL has X-Amz-SignedHeaders"),
             };
             list.split(';').map(str::to_owned).collect()
         }
@@ -1080,11 +908,7 @@ mod tests {
                     headers: vector.headers.clone(),
                     body,
                 };
-                Golden {
-                    vector,
-                    wire,
-                    signed_at,
-                }
+                Golden { vector, wire, signed_at }
             })
             .collect()
     }
@@ -1104,10 +928,7 @@ mod tests {
         assert!(vectors.len() >= 12, "fixture has {} vectors", vectors.len());
         let targets: Vec<&str> = vectors.iter().map(|g| g.wire.target.as_str()).collect();
         for needle in ["%24LATEST", "$LATEST", "%3A", "%20", "%C3%BC", "?"] {
-            assert!(
-                targets.iter().any(|t| t.contains(needle)),
-                "no vector's target contains {needle}"
-            );
+            assert!(targets.iter().any(|t| t.contains(needle)), "no vector's target contains {needle}");
         }
         assert!(vectors.iter().any(|g| g.vector.service == "s3"));
         assert!(vectors.iter().any(|g| g.vector.presigned));
@@ -1118,9 +939,7 @@ mod tests {
     #[test]
     fn golden_vectors_verify() {
         for g in golden() {
-            let caller = g
-                .verify(&g.wire)
-                .unwrap_or_else(|e| panic!("{}: rejected: {e:?}", g.vector.name));
+            let caller = g.verify(&g.wire).unwrap_or_else(|e| panic!("{}: rejected: {e:?}", g.vector.name));
             assert_eq!(
                 caller,
                 Caller {
@@ -1169,11 +988,7 @@ mod tests {
             let mut added = g.wire.clone();
             let separator = if added.target.contains('?') { '&' } else { '?' };
             added.target.push_str(&format!("{separator}extra=1"));
-            assert_mismatch(
-                &g.vector.name,
-                "the query (added a parameter)",
-                g.verify(&added),
-            );
+            assert_mismatch(&g.vector.name, "the query (added a parameter)", g.verify(&added));
 
             let Some((path, query)) = g.wire.target.split_once('?') else {
                 continue;
@@ -1204,10 +1019,7 @@ mod tests {
         for g in golden() {
             for name in g.wire.signed_headers() {
                 let Some(original) = g.wire.header(&name).map(str::to_owned) else {
-                    panic!(
-                        "{}: signed header {name} is not in the request",
-                        g.vector.name
-                    );
+                    panic!("{}: signed header {name} is not in the request", g.vector.name);
                 };
                 let altered = match name.as_str() {
                     // Still a valid date on the same day, one second later.
@@ -1217,9 +1029,7 @@ mod tests {
                         d
                     }
                     // Still a well-formed payload hash, but not the one signed.
-                    CONTENT_SHA256 if original == UNSIGNED_PAYLOAD => {
-                        hex::encode(Sha256::digest(&g.wire.body))
-                    }
+                    CONTENT_SHA256 if original == UNSIGNED_PAYLOAD => hex::encode(Sha256::digest(&g.wire.body)),
                     CONTENT_SHA256 => {
                         let flipped = if original.starts_with('0') { "1" } else { "0" };
                         format!("{flipped}{}", &original[1..])
@@ -1241,11 +1051,7 @@ mod tests {
 
                 let mut removed = g.wire.clone();
                 removed.remove_header(&name);
-                assert!(
-                    g.verify(&removed).is_err(),
-                    "{}: accepted without signed header {name}",
-                    g.vector.name
-                );
+                assert!(g.verify(&removed).is_err(), "{}: accepted without signed header {name}", g.vector.name);
             }
         }
     }
@@ -1260,11 +1066,7 @@ mod tests {
             }
             let result = g.verify(&wire);
             if g.body_unsigned() {
-                assert!(
-                    result.is_ok(),
-                    "{}: unsigned body rejected: {result:?}",
-                    g.vector.name
-                );
+                assert!(result.is_ok(), "{}: unsigned body rejected: {result:?}", g.vector.name);
             } else if g.wire.header(CONTENT_SHA256).is_some() {
                 assert!(
                     matches!(result, Err(AuthError::PayloadHashMismatch { .. })),
@@ -1306,23 +1108,14 @@ mod tests {
             let name = &g.vector.name;
             let too_early = g.signed_at - MAX_CLOCK_SKEW - second;
             assert!(
-                matches!(
-                    g.verify_at(too_early),
-                    Err(AuthError::SignatureNotYetCurrent { .. })
-                ),
+                matches!(g.verify_at(too_early), Err(AuthError::SignatureNotYetCurrent { .. })),
                 "{name}: signed in the future"
             );
-            assert!(
-                g.verify_at(g.signed_at - MAX_CLOCK_SKEW).is_ok(),
-                "{name}: -15 min"
-            );
+            assert!(g.verify_at(g.signed_at - MAX_CLOCK_SKEW).is_ok(), "{name}: -15 min");
 
             if g.vector.presigned {
-                let expires: u64 = g
-                    .wire
-                    .query_param(query::EXPIRES)
-                    .and_then(|e| e.parse().ok())
-                    .expect("X-Amz-Expires");
+                let expires: u64 =
+                    g.wire.query_param(query::EXPIRES).and_then(|e| e.parse().ok()).expect("X-Amz-Expires");
                 let deadline = g.signed_at + Duration::from_secs(expires);
                 assert!(g.verify_at(deadline).is_ok(), "{name}: at expiry");
                 assert!(
@@ -1333,14 +1126,8 @@ mod tests {
                     "{name}: after expiry"
                 );
             } else {
-                assert!(
-                    g.verify_at(g.signed_at + 14 * minute).is_ok(),
-                    "{name}: +14 min"
-                );
-                assert!(
-                    g.verify_at(g.signed_at + MAX_CLOCK_SKEW).is_ok(),
-                    "{name}: +15 min"
-                );
+                assert!(g.verify_at(g.signed_at + 14 * minute).is_ok(), "{name}: +14 min");
+                assert!(g.verify_at(g.signed_at + MAX_CLOCK_SKEW).is_ok(), "{name}: +15 min");
                 assert!(
                     matches!(
                         g.verify_at(g.signed_at + MAX_CLOCK_SKEW + second),
@@ -1355,10 +1142,7 @@ mod tests {
     #[test]
     fn host_may_come_from_the_uri_authority() {
         // HTTP/2 sends :authority instead of a Host header; it lands in the URI.
-        let g = golden()
-            .into_iter()
-            .find(|g| g.vector.name == "lambda_invoke_json")
-            .expect("vector");
+        let g = golden().into_iter().find(|g| g.vector.name == "lambda_invoke_json").expect("vector");
         let mut wire = g.wire.clone();
         let host = wire.header("host").expect("host").to_owned();
         wire.remove_header("host");
@@ -1374,11 +1158,7 @@ mod tests {
     const HOST: &str = "nimbus.test:9001";
 
     /// Query-value encoding: everything but the unreserved characters.
-    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'.')
-        .remove(b'~');
+    const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
     fn at(amz_date: &str) -> SystemTime {
         parse_amz_date(amz_date).expect("valid test date")
@@ -1408,8 +1188,7 @@ mod tests {
         fn sign(self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Wire {
             let mut all: Vec<(&str, &str)> = vec![("host", HOST)];
             all.extend_from_slice(headers);
-            let identity =
-                Credentials::new(KEY, SECRET, self.token.map(str::to_owned), None, "test").into();
+            let identity = Credentials::new(KEY, SECRET, self.token.map(str::to_owned), None, "test").into();
             let mut settings = SigningSettings::default();
             if self.service == "s3" {
                 settings.percent_encoding_mode = PercentEncodingMode::Single;
@@ -1428,8 +1207,8 @@ mod tests {
                 .build()
                 .expect("signing params")
                 .into();
-            let request = SignableRequest::new(method, target, all.iter().copied(), self.body)
-                .expect("signable request");
+            let request =
+                SignableRequest::new(method, target, all.iter().copied(), self.body).expect("signable request");
             let (instructions, _) = sign(request, &params).expect("signed").into_parts();
 
             let mut target = target.to_owned();
@@ -1438,28 +1217,19 @@ mod tests {
                 let value = utf8_percent_encode(value, QUERY_VALUE);
                 target.push_str(&format!("{separator}{name}={value}"));
             }
-            let mut wire_headers: Vec<(String, String)> = all
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
-                .collect();
+            let mut wire_headers: Vec<(String, String)> =
+                all.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
             for (name, value) in instructions.headers() {
                 wire_headers.push((name.to_owned(), value.to_owned()));
             }
-            Wire {
-                method: method.to_owned(),
-                target,
-                headers: wire_headers,
-                body: body.to_vec(),
-            }
+            Wire { method: method.to_owned(), target, headers: wire_headers, body: body.to_vec() }
         }
     }
 
     fn check(wire: &Wire, now: SystemTime, held_token: Option<&str>) -> Result<Caller, AuthError> {
         verify(&wire.parts(), &wire.body, now, |id| {
-            (id == KEY).then(|| Secret {
-                secret_access_key: SECRET.to_owned(),
-                session_token: held_token.map(str::to_owned),
-            })
+            (id == KEY)
+                .then(|| Secret { secret_access_key: SECRET.to_owned(), session_token: held_token.map(str::to_owned) })
         })
     }
 
@@ -1478,11 +1248,7 @@ mod tests {
     fn aws_sigv4_round_trips_for_headers_and_presigned_urls() {
         let now = at("20240101T000500Z");
         let body = br#"{"a":1}"#;
-        let header_signed = Signer {
-            body: SignableBody::Bytes(body),
-            ..Signer::default()
-        }
-        .sign(
+        let header_signed = Signer { body: SignableBody::Bytes(body), ..Signer::default() }.sign(
             "POST",
             "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Af/invocations",
             &[("content-type", "application/json")],
@@ -1542,11 +1308,8 @@ mod tests {
             incomplete_message(check(&w, now, None))
         };
 
-        let no_signed_headers = auth
-            .split(", ")
-            .filter(|p| !p.starts_with("SignedHeaders="))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let no_signed_headers =
+            auth.split(", ").filter(|p| !p.starts_with("SignedHeaders=")).collect::<Vec<_>>().join(", ");
         let message = with_auth(&no_signed_headers);
         assert!(message.starts_with("Authorization header requires 'SignedHeaders' parameter. "));
         assert!(message.ends_with(&format!("Authorization={no_signed_headers}")));
@@ -1565,10 +1328,7 @@ mod tests {
         );
 
         let message = with_auth(&auth.replace("SignedHeaders=host;", "SignedHeaders="));
-        assert_eq!(
-            message,
-            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
-        );
+        assert_eq!(message, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
 
         let message = with_auth(&auth.replace(", Signature=", ", Signature"));
         assert!(message.contains("not a valid key=value pair (missing equal-sign)"));
@@ -1581,17 +1341,15 @@ mod tests {
 
     #[test]
     fn header_and_query_auth_together_are_rejected() {
-        let presigned = Signer {
-            presign_for: Some(Duration::from_secs(60)),
-            ..Signer::default()
-        }
-        .sign("GET", "/2015-03-31/functions", &[], b"");
+        let presigned = Signer { presign_for: Some(Duration::from_secs(60)), ..Signer::default() }.sign(
+            "GET",
+            "/2015-03-31/functions",
+            &[],
+            b"",
+        );
         let header_signed = Signer::default().sign("GET", "/2015-03-31/functions", &[], b"");
         let mut both = presigned.clone();
-        both.set_header(
-            "authorization",
-            header_signed.header("authorization").expect("signed"),
-        );
+        both.set_header("authorization", header_signed.header("authorization").expect("signed"));
         let message = incomplete_message(check(&both, at("20240101T000000Z"), None));
         assert!(message.starts_with("Only one auth mechanism allowed"));
     }
@@ -1599,19 +1357,17 @@ mod tests {
     #[test]
     fn presigned_expiry_is_capped_at_seven_days() {
         let now = at("20240101T000000Z");
-        let week = Signer {
-            presign_for: Some(MAX_PRESIGNED_EXPIRY),
-            ..Signer::default()
-        }
-        .sign("GET", "/2015-03-31/functions", &[], b"");
+        let week = Signer { presign_for: Some(MAX_PRESIGNED_EXPIRY), ..Signer::default() }.sign(
+            "GET",
+            "/2015-03-31/functions",
+            &[],
+            b"",
+        );
         assert!(check(&week, now, None).is_ok());
         assert!(check(&week, now + MAX_PRESIGNED_EXPIRY, None).is_ok());
 
-        let longer = Signer {
-            presign_for: Some(MAX_PRESIGNED_EXPIRY + Duration::from_secs(1)),
-            ..Signer::default()
-        }
-        .sign("GET", "/2015-03-31/functions", &[], b"");
+        let longer = Signer { presign_for: Some(MAX_PRESIGNED_EXPIRY + Duration::from_secs(1)), ..Signer::default() }
+            .sign("GET", "/2015-03-31/functions", &[], b"");
         let message = incomplete_message(check(&longer, now, None));
         assert!(message.starts_with("X-Amz-Expires must be less than a week"));
 
@@ -1644,11 +1400,8 @@ mod tests {
 
     #[test]
     fn presigned_expiry_error() {
-        let wire = Signer {
-            presign_for: Some(Duration::from_secs(60)),
-            ..Signer::default()
-        }
-        .sign("GET", "/", &[], b"");
+        let wire =
+            Signer { presign_for: Some(Duration::from_secs(60)), ..Signer::default() }.sign("GET", "/", &[], b"");
         let err = check(&wire, at("20240101T000101Z"), None).expect_err("expired");
         assert_eq!(err.code(), "AccessDenied");
         assert_eq!(err.status(), StatusCode::FORBIDDEN);
@@ -1662,18 +1415,15 @@ mod tests {
     #[test]
     fn session_token_rules() {
         let now = at("20240101T000000Z");
-        let with_token = Signer {
-            token: Some(TOKEN),
-            ..Signer::default()
-        }
-        .sign("GET", "/", &[], b"");
+        let with_token = Signer { token: Some(TOKEN), ..Signer::default() }.sign("GET", "/", &[], b"");
         let without_token = Signer::default().sign("GET", "/", &[], b"");
-        let presigned_with_token = Signer {
-            token: Some(TOKEN),
-            presign_for: Some(Duration::from_secs(60)),
-            ..Signer::default()
-        }
-        .sign("GET", "/", &[], b"");
+        let presigned_with_token =
+            Signer { token: Some(TOKEN), presign_for: Some(Duration::from_secs(60)), ..Signer::default() }.sign(
+                "GET",
+                "/",
+                &[],
+                b"",
+            );
 
         assert!(check(&with_token, now, Some(TOKEN)).is_ok());
         assert!(check(&presigned_with_token, now, Some(TOKEN)).is_ok());
@@ -1687,16 +1437,10 @@ mod tests {
         ];
         for (wire, held) in cases {
             let err = check(wire, now, held).expect_err("token problem");
-            assert!(
-                matches!(err, AuthError::InvalidSessionToken { .. }),
-                "{err:?}"
-            );
+            assert!(matches!(err, AuthError::InvalidSessionToken { .. }), "{err:?}");
             assert_eq!(err.code(), "UnrecognizedClientException");
             assert_eq!(err.status(), StatusCode::FORBIDDEN);
-            assert_eq!(
-                err.to_string(),
-                "The security token included in the request is invalid."
-            );
+            assert_eq!(err.to_string(), "The security token included in the request is invalid.");
         }
 
         // A token the client did not sign is still checked against the key.
@@ -1704,21 +1448,14 @@ mod tests {
         unsigned_token.set_header("x-amz-security-token", TOKEN);
         assert!(check(&unsigned_token, now, Some(TOKEN)).is_ok());
         unsigned_token.set_header("x-amz-security-token", "another-token");
-        assert!(matches!(
-            check(&unsigned_token, now, Some(TOKEN)),
-            Err(AuthError::InvalidSessionToken { .. })
-        ));
+        assert!(matches!(check(&unsigned_token, now, Some(TOKEN)), Err(AuthError::InvalidSessionToken { .. })));
     }
 
     #[test]
     fn declared_payload_hash_must_match_the_body() {
         let now = at("20240101T000000Z");
         let declared = hex::encode(Sha256::digest(b"the body that was signed"));
-        let wire = Signer {
-            body: SignableBody::Precomputed(declared.clone()),
-            ..Signer::default()
-        }
-        .sign(
+        let wire = Signer { body: SignableBody::Precomputed(declared.clone()), ..Signer::default() }.sign(
             "PUT",
             "/bucket/key",
             &[(CONTENT_SHA256, declared.as_str())],
@@ -1731,11 +1468,7 @@ mod tests {
         let err = check(&other_body, now, None).expect_err("hash mismatch");
         assert_eq!(err.code(), "XAmzContentSHA256Mismatch");
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        let AuthError::PayloadHashMismatch {
-            declared: d,
-            computed,
-        } = err
-        else {
+        let AuthError::PayloadHashMismatch { declared: d, computed } = err else {
             panic!("wrong variant");
         };
         assert_eq!(d, declared);
@@ -1760,17 +1493,13 @@ mod tests {
 
     #[test]
     fn unsigned_trailer_payload_verifies() {
-        let wire = Signer {
-            service: "s3",
-            body: SignableBody::StreamingUnsignedPayloadTrailer,
-            ..Signer::default()
-        }
-        .sign(
-            "PUT",
-            "/bucket/key",
-            &[(CONTENT_SHA256, STREAMING_UNSIGNED_PAYLOAD_TRAILER)],
-            b"5\r\nhello\r\n0\r\n\r\n",
-        );
+        let wire = Signer { service: "s3", body: SignableBody::StreamingUnsignedPayloadTrailer, ..Signer::default() }
+            .sign(
+                "PUT",
+                "/bucket/key",
+                &[(CONTENT_SHA256, STREAMING_UNSIGNED_PAYLOAD_TRAILER)],
+                b"5\r\nhello\r\n0\r\n\r\n",
+            );
         assert!(check(&wire, at("20240101T000000Z"), None).is_ok());
     }
 
@@ -1779,47 +1508,22 @@ mod tests {
         let now = at("20240101T000000Z");
         let wire = Signer::default().sign("GET", "/", &[], b"");
         let auth = wire.header("authorization").expect("signed").to_owned();
-        let signature = auth
-            .rsplit("Signature=")
-            .next()
-            .expect("signature")
-            .to_owned();
-        for forged in [
-            signature.to_uppercase(),
-            signature[..63].to_owned(),
-            format!("{signature}0"),
-            String::new(),
-        ] {
+        let signature = auth.rsplit("Signature=").next().expect("signature").to_owned();
+        for forged in [signature.to_uppercase(), signature[..63].to_owned(), format!("{signature}0"), String::new()] {
             let mut w = wire.clone();
             w.set_header("authorization", &auth.replace(&signature, &forged));
-            assert!(
-                check(&w, now, None).is_err(),
-                "accepted signature '{forged}'"
-            );
+            assert!(check(&w, now, None).is_err(), "accepted signature '{forged}'");
         }
     }
 
     #[test]
     fn every_error_has_an_aws_code_and_status() {
         let errors = [
-            (
-                AuthError::MissingAuthentication,
-                "MissingAuthenticationTokenException",
-                403,
-            ),
+            (AuthError::MissingAuthentication, "MissingAuthenticationTokenException", 403),
             (incomplete("x"), "IncompleteSignatureException", 400),
+            (AuthError::UnknownAccessKey { access_key_id: "AKID".into() }, "UnrecognizedClientException", 403),
             (
-                AuthError::UnknownAccessKey {
-                    access_key_id: "AKID".into(),
-                },
-                "UnrecognizedClientException",
-                403,
-            ),
-            (
-                AuthError::SignatureMismatch {
-                    access_key_id: "AKID".into(),
-                    detail: "d".into(),
-                },
+                AuthError::SignatureMismatch { access_key_id: "AKID".into(), detail: "d".into() },
                 "InvalidSignatureException",
                 403,
             ),
@@ -1828,10 +1532,7 @@ mod tests {
             assert_eq!(err.code(), code);
             assert_eq!(err.status().as_u16(), status);
         }
-        let mismatch = AuthError::SignatureMismatch {
-            access_key_id: "AKID".into(),
-            detail: "d".into(),
-        };
+        let mismatch = AuthError::SignatureMismatch { access_key_id: "AKID".into(), detail: "d".into() };
         assert_eq!(
             mismatch.to_string(),
             "The request signature we calculated does not match the signature you provided. \
@@ -1839,20 +1540,14 @@ mod tests {
              documentation for details."
         );
         assert_eq!(
-            AuthError::UnknownAccessKey {
-                access_key_id: "AKID".into()
-            }
-            .to_string(),
+            AuthError::UnknownAccessKey { access_key_id: "AKID".into() }.to_string(),
             "The security token included in the request is invalid."
         );
     }
 
     #[test]
     fn secrets_do_not_reach_debug_output() {
-        let secret = Secret {
-            secret_access_key: SECRET.into(),
-            session_token: Some(TOKEN.into()),
-        };
+        let secret = Secret { secret_access_key: SECRET.into(), session_token: Some(TOKEN.into()) };
         let shown = format!("{secret:?}");
         assert!(!shown.contains(SECRET) && !shown.contains(TOKEN), "{shown}");
     }

@@ -50,11 +50,18 @@ pub(super) struct Parts {
 }
 
 enum Init {
-    Running { deadline: tokio::time::Instant },
+    Running {
+        deadline: tokio::time::Instant,
+    },
     /// Init finished; the duration is reported on the first invocation's REPORT line.
-    Done { unreported: Option<Duration> },
+    Done {
+        unreported: Option<Duration>,
+    },
     /// The runtime reported `/init/error` with this report; it is expected to exit.
-    Failed { payload: Bytes, error_type: String },
+    Failed {
+        payload: Bytes,
+        error_type: String,
+    },
 }
 
 struct Current {
@@ -374,10 +381,8 @@ impl Driver {
             init_secs * 1000.0
         )));
         if let Some(invocation) = &self.queued {
-            let message = format!(
-                "RequestId: {} Error: Task timed out after {init_secs:.2} seconds",
-                invocation.request_id
-            );
+            let message =
+                format!("RequestId: {} Error: Task timed out after {init_secs:.2} seconds", invocation.request_id);
             let payload = Outcome::platform_error("Sandbox.Timedout", message);
             self.fail_queued(Outcome::InitTimeout { payload }, Some(("timeout", "Sandbox.Timedout".into())));
         }
@@ -388,10 +393,8 @@ impl Driver {
         let Some(current) = &self.current else { return End::Broken };
         let seconds = current.timeout.as_secs_f64();
         let request_id = current.request_id.clone();
-        let line = format!(
-            "{} {request_id} Task timed out after {seconds:.2} seconds",
-            clock::iso_millis(clock::now_ms())
-        );
+        let line =
+            format!("{} {request_id} Task timed out after {seconds:.2} seconds", clock::iso_millis(clock::now_ms()));
         let payload = Outcome::platform_error(
             "Sandbox.Timedout",
             format!("RequestId: {request_id} Error: Task timed out after {seconds:.2} seconds"),
@@ -427,9 +430,11 @@ impl Driver {
     /// Turns complete lines of `data` into log events and returns the unfinished remainder.
     fn emit_lines(&mut self, data: Vec<u8>, flush_partial: bool) -> Vec<u8> {
         let mut rest = &data[..];
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n').or_else(|| {
-            (rest.len() >= LOG_LINE_BYTES_MAX || (flush_partial && !rest.is_empty())).then_some(rest.len())
-        }) {
+        while let Some(pos) = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .or_else(|| (rest.len() >= LOG_LINE_BYTES_MAX || (flush_partial && !rest.is_empty())).then_some(rest.len()))
+        {
             let line = String::from_utf8_lossy(&rest[..pos]).into_owned();
             rest = &rest[(pos + 1).min(rest.len())..];
             let tail = match self.current.as_mut() {

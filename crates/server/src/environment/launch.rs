@@ -60,9 +60,8 @@ const COMMANDS_MAX: usize = 4;
 
 pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result<EnvHandle, LaunchError> {
     let started = Instant::now();
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .await
-        .map_err(|source| LaunchError::BindRuntimeApi { source })?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", 0)).await.map_err(|source| LaunchError::BindRuntimeApi { source })?;
     let runtime_api = listener.local_addr().map_err(|source| LaunchError::BindRuntimeApi { source })?;
     let session = ctx.credentials.issue_session();
     let log_stream: Arc<str> = logs::stream_name(crate::clock::today(), &plan.version).into();

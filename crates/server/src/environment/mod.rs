@@ -32,19 +32,33 @@ pub struct Invocation {
 /// How an invocation ended. A function failing is an outcome, not an error of Nimbus's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Success { payload: Bytes },
+    Success {
+        payload: Bytes,
+    },
     /// The runtime reported an error for this invocation (`/error`); the payload is its report.
-    FunctionError { payload: Bytes },
+    FunctionError {
+        payload: Bytes,
+    },
     /// The response was larger than the sync payload limit.
-    ResponseTooLarge { payload: Bytes },
+    ResponseTooLarge {
+        payload: Bytes,
+    },
     /// Init failed (`/init/error`, or the runtime exited before asking for work).
-    InitError { payload: Bytes },
+    InitError {
+        payload: Bytes,
+    },
     /// Init ran past the init timeout; Lambda retries init once inside the invocation.
-    InitTimeout { payload: Bytes },
+    InitTimeout {
+        payload: Bytes,
+    },
     /// The invocation ran past its timeout; the environment is destroyed.
-    Timeout { payload: Bytes },
+    Timeout {
+        payload: Bytes,
+    },
     /// The runtime process exited mid-invocation.
-    Crashed { payload: Bytes },
+    Crashed {
+        payload: Bytes,
+    },
 }
 
 impl Outcome {

@@ -1,9 +1,9 @@
 //! The exact text of Lambda's platform log lines. Tools parse these (REPORT especially), so the format
-//! is AWS's, tabs included:
+//! is AWS's; the fields of REPORT are separated by tabs (⇥ below):
 //! ```text
 //! START RequestId: 8f5c… Version: $LATEST
 //! END RequestId: 8f5c…
-//! REPORT RequestId: 8f5c…	Duration: 12.34 ms	Billed Duration: 13 ms	Memory Size: 128 MB	Max Memory Used: 40 MB	Init Duration: 150.00 ms
+//! REPORT RequestId: 8f5c… ⇥ Duration: 12.34 ms ⇥ Billed Duration: 13 ms ⇥ Memory Size: 128 MB ⇥ Max Memory Used: 40 MB ⇥ Init Duration: 150.00 ms
 //! ```
 
 use std::fmt::Write;
@@ -73,13 +73,7 @@ impl ReportLine<'_> {
 pub fn stream_name(date: time::Date, version: &str) -> String {
     let mut id = [0u8; 16];
     rand::rng().fill(&mut id[..]);
-    format!(
-        "{:04}/{:02}/{:02}/[{version}]{}",
-        date.year(),
-        u8::from(date.month()),
-        date.day(),
-        hex::encode(id)
-    )
+    format!("{:04}/{:02}/{:02}/[{version}]{}", date.year(), u8::from(date.month()), date.day(), hex::encode(id))
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use state::{EnvId, EnvKey, Limits, Throttle};
 use state::{Effect, Event, PoolState, WaiterId};
+pub use state::{EnvId, EnvKey, Limits, Throttle};
 
 use crate::environment::{self, EnvHandle, LaunchContext, LaunchPlan};
 

@@ -225,10 +225,10 @@ mod tests {
         assert_eq!(fx, vec![Effect::Launch { waiter: 1, env: 1, key: key("f", "r1") }]);
         p.on_event(Event::Launched { env: 1 }, t);
         assert!(p.on_event(Event::Released { env: 1, reusable: true }, t).is_empty());
-        assert_eq!(p.on_event(Event::Acquire { key: key("f", "r1"), waiter: 2 }, t), vec![Effect::Lease {
-            waiter: 2,
-            env: 1
-        }]);
+        assert_eq!(
+            p.on_event(Event::Acquire { key: key("f", "r1"), waiter: 2 }, t),
+            vec![Effect::Lease { waiter: 2, env: 1 }]
+        );
     }
 
     #[test]

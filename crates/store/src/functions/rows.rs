@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use nimbus_model::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb,
-    RoleArn, Runtime, Tags, TimeoutSecs, Version,
+    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb, RoleArn,
+    Runtime, Tags, TimeoutSecs, Version,
 };
 use rusqlite::{OptionalExtension as _, Row, Transaction, params};
 
@@ -79,9 +79,7 @@ impl Raw {
         let name = FunctionName::parse(&self.function).map_err(|e| bad("function", &e))?;
         let version = match self.version {
             0 => VersionId::Latest,
-            n => VersionId::Published(
-                u32::try_from(n).ok().and_then(Version::new).ok_or_else(|| bad("version", &n))?,
-            ),
+            n => VersionId::Published(u32::try_from(n).ok().and_then(Version::new).ok_or_else(|| bad("version", &n))?),
         };
         let environment: BTreeMap<String, String> =
             serde_json::from_str(&self.environment).map_err(|e| bad("environment", &e))?;
@@ -91,16 +89,14 @@ impl Raw {
             role: RoleArn::parse(&self.role).map_err(|e| bad("role", &e))?,
             memory: MemoryMb::new(self.memory_mb).map_err(|e| bad("memory_mb", &e))?,
             timeout: TimeoutSecs::new(self.timeout_s).map_err(|e| bad("timeout_s", &e))?,
-            ephemeral_storage: EphemeralStorageMb::new(self.ephemeral_mb)
-                .map_err(|e| bad("ephemeral_mb", &e))?,
+            ephemeral_storage: EphemeralStorageMb::new(self.ephemeral_mb).map_err(|e| bad("ephemeral_mb", &e))?,
             environment: EnvVars::parse(environment).map_err(|e| bad("environment", &e))?,
             description: Description::parse(&self.description).map_err(|e| bad("description", &e))?,
             architecture: Architecture::parse_list(std::slice::from_ref(&self.architecture))
                 .map_err(|e| bad("architecture", &e))?,
         };
         let code = CodeInfo {
-            digest: CodeDigest::from_hex(&self.code_sha256)
-                .ok_or_else(|| bad("code_sha256", &"not a hex SHA-256"))?,
+            digest: CodeDigest::from_hex(&self.code_sha256).ok_or_else(|| bad("code_sha256", &"not a hex SHA-256"))?,
             size_bytes: u64::try_from(self.code_size).map_err(|e| bad("code_size", &e))?,
         };
         let tags: BTreeMap<String, String> = serde_json::from_str(&self.tags)
@@ -119,16 +115,10 @@ impl Raw {
     }
 }
 
-pub(super) fn load(
-    tx: &Transaction<'_>,
-    name: &FunctionName,
-    version: VersionId,
-) -> Result<Option<FunctionRecord>> {
+pub(super) fn load(tx: &Transaction<'_>, name: &FunctionName, version: VersionId) -> Result<Option<FunctionRecord>> {
     let raw = tx
         .prepare_cached(select_versions!("WHERE v.function = ?1 AND v.version = ?2"))
-        .and_then(|mut stmt| {
-            stmt.query_row(params![name.as_str(), version.to_column()], Raw::from_row).optional()
-        })
+        .and_then(|mut stmt| stmt.query_row(params![name.as_str(), version.to_column()], Raw::from_row).optional())
         .map_err(StoreError::sqlite("read function"))?;
     raw.map(Raw::into_record).transpose()
 }
@@ -214,7 +204,6 @@ pub(super) fn tags_json(name: &FunctionName, tags: &Tags) -> Result<String> {
 
 /// Encoding a map of strings cannot fail; the error path exists so that it could never panic either.
 fn to_json(name: &FunctionName, column: &str, map: &impl serde::Serialize) -> Result<String> {
-    serde_json::to_string(map).map_err(|e| {
-        StoreError::corrupt("function_versions", name.as_str(), format!("encoding {column}: {e}"))
-    })
+    serde_json::to_string(map)
+        .map_err(|e| StoreError::corrupt("function_versions", name.as_str(), format!("encoding {column}: {e}")))
 }

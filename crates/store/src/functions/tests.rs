@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use nimbus_model::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb,
-    RoleArn, Runtime, Tags, TimeoutSecs, Version,
+    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb, RoleArn,
+    Runtime, Tags, TimeoutSecs, Version,
 };
 
 use super::*;
@@ -203,16 +203,11 @@ fn publishing_dedupes_unchanged_snapshots() {
     let described = Description::parse("release 3").unwrap();
     let v3 = store.publish_version(&f, None, None, Some(described.clone()), 8_000).unwrap();
     assert_eq!((v3.version, &v3.config.description), (v(3), &described));
-    assert_eq!(
-        store.get_function(&f, &VersionId::Latest).unwrap().config.description.as_str(),
-        "a test function"
-    );
+    assert_eq!(store.get_function(&f, &VersionId::Latest).unwrap().config.description.as_str(), "a test function");
 
     // CodeSha256 is checked against $LATEST's, in AWS's base64 form.
     let err = store.publish_version(&f, Some("AAAA"), None, None, 9_000).unwrap_err();
-    assert!(
-        matches!(&err, StoreError::CodeShaMismatch { actual, .. } if *actual == latest.code.digest.to_base64())
-    );
+    assert!(matches!(&err, StoreError::CodeShaMismatch { actual, .. } if *actual == latest.code.digest.to_base64()));
     let sha = latest.code.digest.to_base64();
     assert!(store.publish_version(&f, Some(&sha), Some("stale"), None, 9_000).is_err());
 
@@ -230,9 +225,7 @@ fn versions_list_in_order_and_numbers_are_never_reused() {
     let f = name("f");
     store.create_function(new("f", true)).unwrap();
     for i in 2..=4 {
-        store
-            .update_function_code(&f, code(format!("code {i}").as_bytes()), None, true, i64::from(i))
-            .unwrap();
+        store.update_function_code(&f, code(format!("code {i}").as_bytes()), None, true, i64::from(i)).unwrap();
     }
     let ids = |after: Option<&VersionId>, limit| -> Vec<VersionId> {
         store.list_versions(&f, after, limit).unwrap().into_iter().map(|r| r.version).collect()

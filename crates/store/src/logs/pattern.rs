@@ -82,8 +82,7 @@ impl Pattern {
             }
             return Ok(Pattern::Any(terms.into_iter().map(|(_, term)| term).collect()));
         }
-        let (include, exclude): (Vec<_>, Vec<_>) =
-            terms.into_iter().partition(|(kind, _)| *kind == Kind::Include);
+        let (include, exclude): (Vec<_>, Vec<_>) = terms.into_iter().partition(|(kind, _)| *kind == Kind::Include);
         Ok(Pattern::All {
             include: include.into_iter().map(|(_, term)| term).collect(),
             exclude: exclude.into_iter().map(|(_, term)| term).collect(),

@@ -35,8 +35,7 @@ impl Position {
     }
 
     fn encode(self) -> u128 {
-        (u128::from(self.timestamp_ms.cast_unsigned() ^ SIGN) << 64)
-            | u128::from(self.id.cast_unsigned() ^ SIGN)
+        (u128::from(self.timestamp_ms.cast_unsigned() ^ SIGN) << 64) | u128::from(self.id.cast_unsigned() ^ SIGN)
     }
 
     fn decode(n: u128) -> Position {
@@ -172,9 +171,7 @@ impl Store {
                 (Some(first), Some(last), _) => (forward(Position::of(last)), backward(Position::of(first))),
                 // An empty page keeps the token it was asked with, and the other one points just past
                 // it, so paging the other way starts with the events next to it.
-                (_, _, Some(token)) if direction == Direction::Forward => {
-                    (token.to_owned(), backward(from.next()))
-                }
+                (_, _, Some(token)) if direction == Direction::Forward => (token.to_owned(), backward(from.next())),
                 (_, _, Some(token)) => (forward(from.prev()), token.to_owned()),
                 // Nothing in range yet: forward from the start of the range sees whatever arrives.
                 (_, _, None) => (forward(lo), backward(hi)),
@@ -258,8 +255,7 @@ impl Store {
             if let Some(upper) = &upper {
                 bound.push((":upper", upper));
             }
-            let mut stmt =
-                tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare filter log events"))?;
+            let mut stmt = tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare filter log events"))?;
             let mut rows = stmt.query(bound.as_slice()).map_err(StoreError::sqlite("filter log events"))?;
             let mut events = Vec::new();
             let mut scanned = 0;

@@ -69,9 +69,7 @@ fn append_creates_groups_and_streams_and_counts_bytes() {
 fn get_log_events_pages_both_ways_and_keeps_the_forward_token_at_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .append_logs(G, "s", &events(&[(10, "a"), (20, "b"), (30, "c"), (40, "d"), (50, "e")]), 100)
-        .unwrap();
+    store.append_logs(G, "s", &events(&[(10, "a"), (20, "b"), (30, "c"), (40, "d"), (50, "e")]), 100).unwrap();
     let get = |head, token: Option<&str>| store.get_log_events(G, "s", None, None, head, token, 2).unwrap();
 
     let (page, mut forward, _) = get(true, None);
@@ -107,11 +105,7 @@ fn get_log_events_pages_both_ways_and_keeps_the_forward_token_at_the_end() {
         if page.is_empty() {
             assert_eq!(next, backward);
             let (after, _, _) = get(true, Some(&forward));
-            assert_eq!(
-                times(&after),
-                [10, 20],
-                "the forward token of an empty backward page starts at the top"
-            );
+            assert_eq!(times(&after), [10, 20], "the forward token of an empty backward page starts at the top");
             break;
         }
         seen.splice(0..0, times(&page));
@@ -130,8 +124,7 @@ fn get_log_events_respects_the_time_range_and_timestamp_order() {
     assert_eq!(messages(&all), ["a", "b", "b2", "c", "d"]);
     let (range, forward, _) = store.get_log_events(G, "s", Some(20), Some(40), true, None, 100).unwrap();
     assert_eq!(messages(&range), ["b", "b2", "c"], "start inclusive, end exclusive");
-    let (beyond, same, _) =
-        store.get_log_events(G, "s", Some(20), Some(40), true, Some(&forward), 100).unwrap();
+    let (beyond, same, _) = store.get_log_events(G, "s", Some(20), Some(40), true, Some(&forward), 100).unwrap();
     assert!(beyond.is_empty(), "the end bound holds for token pages too");
     assert_eq!(same, forward);
     let (latest, _, _) = store.get_log_events(G, "s", Some(20), Some(40), false, None, 2).unwrap();
@@ -173,12 +166,8 @@ fn get_log_events_errors_name_what_is_wrong() {
 fn filter_log_events_merges_streams_in_time_order_and_pages() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    store
-        .append_logs(G, "2024/[1]a", &events(&[(10, "START a"), (30, "ERROR db down"), (50, "END a")]), 1)
-        .unwrap();
-    store
-        .append_logs(G, "2024/[1]b", &events(&[(20, "START b"), (30, "ERROR timed out"), (60, "END b")]), 2)
-        .unwrap();
+    store.append_logs(G, "2024/[1]a", &events(&[(10, "START a"), (30, "ERROR db down"), (50, "END a")]), 1).unwrap();
+    store.append_logs(G, "2024/[1]b", &events(&[(20, "START b"), (30, "ERROR timed out"), (60, "END b")]), 2).unwrap();
     store.append_logs(G, "2025/[1]c", &events(&[(40, "ERROR elsewhere")]), 3).unwrap();
     let filter = |streams: Option<&[String]>, prefix, start, end, pattern, token: Option<&str>, limit| {
         store.filter_log_events(G, streams, prefix, start, end, pattern, token, limit).unwrap()
@@ -228,9 +217,8 @@ fn filter_log_events_merges_streams_in_time_order_and_pages() {
 fn a_rare_match_returns_a_short_page_with_a_token() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    let noise: Vec<LogEvent> = (0..read::FILTER_SCAN_MAX as i64 + 5)
-        .map(|i| LogEvent { timestamp_ms: i, message: "noise".into() })
-        .collect();
+    let noise: Vec<LogEvent> =
+        (0..read::FILTER_SCAN_MAX as i64 + 5).map(|i| LogEvent { timestamp_ms: i, message: "noise".into() }).collect();
     store.append_logs(G, "s", &noise, 1).unwrap();
     store.append_logs(G, "s", &events(&[(1_000_000, "needle")]), 2).unwrap();
     let (page, token) = store.filter_log_events(G, None, None, None, None, Some("needle"), None, 10).unwrap();
@@ -255,8 +243,7 @@ fn describe_log_streams_orders_and_pages() {
         let mut names = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let (page, next) =
-                store.describe_log_streams(G, None, by_time, desc, token.as_deref(), 2).unwrap();
+            let (page, next) = store.describe_log_streams(G, None, by_time, desc, token.as_deref(), 2).unwrap();
             assert!(page.len() <= 2);
             names.extend(page.into_iter().map(|s| s.name));
             match next {
@@ -291,10 +278,7 @@ fn deleting_a_group_removes_its_streams_and_events() {
     store.append_logs("/keep", "s", &events(&[(1, "b")]), 1).unwrap();
     store.delete_log_group(G).unwrap();
     assert!(matches!(store.delete_log_group(G), Err(StoreError::NotFound { .. })));
-    assert!(matches!(
-        store.get_log_events(G, "s", None, None, true, None, 10),
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.get_log_events(G, "s", None, None, true, None, 10), Err(StoreError::NotFound { .. })));
     store.append_logs(G, "s", &events(&[(2, "new")]), 2).unwrap();
     let (page, _, _) = store.get_log_events(G, "s", None, None, true, None, 10).unwrap();
     assert_eq!(messages(&page), ["new"]);

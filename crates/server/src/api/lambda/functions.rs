@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use nimbus_model::limits::{self, LIST_PAGE_ITEMS_MAX};
 use nimbus_model::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb,
-    Qualifier, RoleArn, Runtime, Tags, TimeoutSecs,
+    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb, Qualifier,
+    RoleArn, Runtime, Tags, TimeoutSecs,
 };
 use nimbus_store::{CodeInfo, FunctionRecord, NewFunction, Store, VersionId};
 use serde_json::{Value, json};
@@ -49,14 +49,11 @@ fn load(state: &SharedState, name: &FunctionName, version: VersionId) -> Result<
 
 /// Decodes `ZipFile` and stores it (validated, content-addressed) off the async threads.
 async fn store_zip(store: &Arc<Store>, zip_base64: &str) -> Result<CodeInfo, ApiError> {
-    let zip = base64::engine::general_purpose::STANDARD
-        .decode(zip_base64)
-        .map_err(|_| ApiError::invalid("Could not unzip uploaded file. Please check your file, then try to upload again."))?;
+    let zip = base64::engine::general_purpose::STANDARD.decode(zip_base64).map_err(|_| {
+        ApiError::invalid("Could not unzip uploaded file. Please check your file, then try to upload again.")
+    })?;
     if zip.len() > limits::ZIP_BYTES_MAX {
-        return Err(ApiError::too_large(format!(
-            "Zipped size must be smaller than {} bytes",
-            limits::ZIP_BYTES_MAX
-        )));
+        return Err(ApiError::too_large(format!("Zipped size must be smaller than {} bytes", limits::ZIP_BYTES_MAX)));
     }
     let store = store.clone();
     let stored = tokio::task::spawn_blocking(move || store.code().put_zip(&zip))
@@ -270,8 +267,7 @@ pub async fn update_configuration(
     if let Some(d) = input.description.as_deref() {
         config.description = Description::parse(d)?;
     }
-    let updated =
-        state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())?;
+    let updated = state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())?;
     state.invoker.retire(&name).await;
     Ok(Json(function_configuration(&updated, &state.arns)).into_response())
 }

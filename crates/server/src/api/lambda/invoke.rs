@@ -153,9 +153,7 @@ fn sync_response(result: InvokeResult) -> Response {
 fn decode_client_context(encoded: &str) -> Result<String, ApiError> {
     let invalid = || ApiError::invalid("Client context must be a valid Base64-encoded JSON object.");
     if encoded.len() > CLIENT_CONTEXT_BYTES_MAX {
-        return Err(ApiError::invalid(format!(
-            "Client context must be at most {CLIENT_CONTEXT_BYTES_MAX} bytes"
-        )));
+        return Err(ApiError::invalid(format!("Client context must be at most {CLIENT_CONTEXT_BYTES_MAX} bytes")));
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| invalid())?;
     match serde_json::from_slice::<serde_json::Value>(&bytes) {

@@ -22,7 +22,9 @@ fn function_of(state: &SharedState, arn: &str) -> Result<FunctionName, ApiError>
     }
     let (name, qualifier) = target(state, arn, None)?;
     if qualifier.is_some() {
-        return Err(ApiError::invalid("Tags are not supported on function versions or aliases; use the unqualified function ARN."));
+        return Err(ApiError::invalid(
+            "Tags are not supported on function versions or aliases; use the unqualified function ARN.",
+        ));
     }
     Ok(name)
 }
