@@ -7,6 +7,7 @@ The server contract these tests rely on (see also README/ARCHITECTURE):
         (without them the server creates credentials on first start, keeps them 0600 in DIR and prints them)
       FILE is written once the server listens; its first line is the API base URL (http://127.0.0.1:PORT).
       SIGTERM stops it: exit code 0, and every function process it started is gone.
+      Its PATH starts with the test venv's bin, so `python3` (for python3.x functions) has boto3.
     One endpoint for every service: Lambda (REST-JSON, signing name `lambda`) and CloudWatch Logs
     (JSON 1.1, `X-Amz-Target: Logs_20140328.*`, signing name `logs`), SigV4-verified.
     $NIMBUS_BIN deploy|invoke|ls|logs ... --endpoint-url URL   (credentials from AWS_ACCESS_KEY_ID/…)
