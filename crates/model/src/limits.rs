@@ -56,5 +56,8 @@ pub const LIST_PAGE_ITEMS_MAX: usize = 50;
 
 /// Default account concurrency ("1,000 ... can be increased").
 pub const ACCOUNT_CONCURRENCY_DEFAULT: u32 = 1000;
+/// Reservations may not leave less than this for unreserved functions ("Lambda requires at least 100
+/// simultaneous executions to be available to all functions that don't have reserved concurrency").
+pub const UNRESERVED_CONCURRENCY_MIN: u32 = 100;
 /// "1,769 MB" of memory buys one full vCPU.
 pub const MEMORY_MB_PER_VCPU: u32 = 1769;

@@ -196,6 +196,11 @@ impl Invoker {
         self.runtimes.version_note(runtime)
     }
 
+    /// Tells the pool about a changed reserved concurrency.
+    pub async fn set_reserved(&self, function: &FunctionName, reserved: Option<u32>) {
+        self.pool.set_reserved(function.as_str(), reserved).await;
+    }
+
     /// Stops reusing the environments of `function` after its code or configuration changed.
     pub async fn retire(&self, function: &FunctionName) {
         self.pool.retire(function.as_str()).await;

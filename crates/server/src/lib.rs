@@ -56,6 +56,8 @@ pub struct Config {
     pub billing_granularity_ms: u64,
     /// Environments that may run at once across all functions.
     pub account_concurrency: u32,
+    /// Environments that may exist at once, idle ones included.
+    pub environments_max: usize,
     /// Suspend environments between invocations, as Lambda freezes them.
     pub freeze_idle: bool,
 }
@@ -71,6 +73,7 @@ impl Config {
             env_idle: Duration::from_secs(600),
             billing_granularity_ms: 1,
             account_concurrency: nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT,
+            environments_max: 2 * nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT as usize,
             freeze_idle: true,
         }
     }
@@ -141,7 +144,11 @@ pub async fn run(
     let (log_sink, log_writer) = logs::LogSink::start(store.clone());
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
-    let limits = pool::Limits { concurrency_max: config.account_concurrency as usize, idle_timeout: config.env_idle };
+    let limits = pool::Limits {
+        concurrency_max: config.account_concurrency as usize,
+        idle_timeout: config.env_idle,
+        environments_max: config.environments_max.max(1),
+    };
     let ctx_sandbox = sandbox.clone();
     let ctx_credentials = credentials.clone();
     let ctx_logs = log_sink.clone();
@@ -158,6 +165,9 @@ pub async fn run(
         freeze_idle,
     });
     drop(log_sink);
+    for (function, reserved) in store.all_reserved_concurrency()? {
+        pool.set_reserved(&function, Some(reserved)).await;
+    }
     let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
     let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
     let state = Arc::new(api::ApiState {

@@ -135,8 +135,11 @@ impl From<InvokeError> for ApiError {
     fn from(e: InvokeError) -> Self {
         match e {
             InvokeError::NotFound { arn } => Self::not_found(format!("Function not found: {arn}")),
-            InvokeError::Throttled(Throttle::AccountConcurrency) => Self {
-                reason: Some("ConcurrentInvocationLimitExceeded"),
+            InvokeError::Throttled(throttle) => Self {
+                reason: Some(match throttle {
+                    Throttle::AccountConcurrency => "ConcurrentInvocationLimitExceeded",
+                    Throttle::ReservedConcurrency => "ReservedFunctionConcurrentInvocationLimitExceeded",
+                }),
                 ..Self::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", "Rate Exceeded.")
             },
             InvokeError::Store { source, .. } => (*source).into(),

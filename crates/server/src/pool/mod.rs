@@ -143,6 +143,12 @@ impl Pool {
         let _ = self.tx.send(Msg::Event(Event::Retire { function: function.to_owned() })).await;
     }
 
+    /// Sets or clears the reserved concurrency of `function`.
+    pub async fn set_reserved(&self, function: &str, reserved: Option<u32>) {
+        let event = Event::SetReserved { function: function.to_owned(), reserved };
+        let _ = self.tx.send(Msg::Event(event)).await;
+    }
+
     pub async fn stats(&self) -> Option<PoolStats> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Msg::Stats { reply }).await.ok()?;

@@ -20,8 +20,10 @@ pub type WaiterId = u64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Throttle {
-    /// More environments would run at once than the account allows.
+    /// Functions without a reservation would run more at once than the account's unreserved share.
     AccountConcurrency,
+    /// The function would run more at once than its reserved concurrency (0 disables it).
+    ReservedConcurrency,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub enum Event {
     Exited { env: EnvId },
     /// Code or configuration of `function` changed, or it was deleted: no environment of it is reused.
     Retire { function: String },
+    /// The function's reserved concurrency was set (`Some`) or removed (`None`).
+    SetReserved { function: String, reserved: Option<u32> },
     /// Periodic housekeeping: reap environments idle for longer than the idle timeout.
     Tick,
 }
@@ -67,6 +71,9 @@ struct Env {
     key: EnvKey,
     phase: Phase,
     retired: bool,
+    /// Whether the current lease counts against the function's reservation (else the unreserved pool);
+    /// fixed at acquire time so a reservation changing mid-invocation cannot skew the counts.
+    reserved: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +82,9 @@ pub struct Limits {
     pub concurrency_max: usize,
     /// How long an environment may stay idle before it is reaped.
     pub idle_timeout: Duration,
+    /// Environments that may exist at once, idle ones included; past it the least recently used idle
+    /// environment makes room.
+    pub environments_max: usize,
 }
 
 #[derive(Debug)]
@@ -84,14 +94,28 @@ pub struct PoolState {
     /// Idle environments per key, most recently used last, so reuse keeps the warmest one busy and
     /// lets the others age out.
     idle: HashMap<EnvKey, Vec<EnvId>>,
-    /// Launching plus busy environments: what the concurrency limit counts.
+    /// Launching plus busy environments: the account's concurrency in use.
     active: usize,
+    /// Of `active`, those of functions without a reservation.
+    active_unreserved: usize,
+    /// Launching plus busy environments per function with a reservation.
+    active_reserved: HashMap<String, usize>,
+    reserved: HashMap<String, u32>,
     next_env: EnvId,
 }
 
 impl PoolState {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, envs: HashMap::new(), idle: HashMap::new(), active: 0, next_env: 1 }
+        Self {
+            limits,
+            envs: HashMap::new(),
+            idle: HashMap::new(),
+            active: 0,
+            active_unreserved: 0,
+            active_reserved: HashMap::new(),
+            reserved: HashMap::new(),
+            next_env: 1,
+        }
     }
 
     pub fn active(&self) -> usize {
@@ -104,6 +128,12 @@ impl PoolState {
 
     pub fn idle_count(&self) -> usize {
         self.idle.values().map(Vec::len).sum()
+    }
+
+    /// The concurrency left to functions without a reservation.
+    pub fn unreserved_limit(&self) -> usize {
+        let reserved: usize = self.reserved.values().map(|&r| r as usize).sum();
+        self.limits.concurrency_max.saturating_sub(reserved)
     }
 
     pub fn on_event(&mut self, event: Event, now: Instant) -> Vec<Effect> {
@@ -119,37 +149,100 @@ impl PoolState {
             Event::Released { env, reusable } => self.release(env, reusable, now),
             Event::Exited { env } => self.forget(env).into_iter().collect(),
             Event::Retire { function } => self.retire(&function),
+            Event::SetReserved { function, reserved } => {
+                match reserved {
+                    Some(r) => self.reserved.insert(function, r),
+                    None => self.reserved.remove(&function),
+                };
+                Vec::new()
+            }
             Event::Tick => self.reap(now),
         }
     }
 
     fn acquire(&mut self, key: EnvKey, waiter: WaiterId) -> Vec<Effect> {
-        if self.active >= self.limits.concurrency_max {
-            return vec![Effect::Reject { waiter, reason: Throttle::AccountConcurrency }];
-        }
+        let reserved = match self.reserved.get(&key.function) {
+            Some(&limit) => {
+                if self.active_reserved.get(&key.function).copied().unwrap_or(0) >= limit as usize {
+                    return vec![Effect::Reject { waiter, reason: Throttle::ReservedConcurrency }];
+                }
+                true
+            }
+            None => {
+                if self.active_unreserved >= self.unreserved_limit() {
+                    return vec![Effect::Reject { waiter, reason: Throttle::AccountConcurrency }];
+                }
+                false
+            }
+        };
         if let Some(env) = self.idle.get_mut(&key).and_then(Vec::pop) {
             if let Some(e) = self.envs.get_mut(&env) {
                 e.phase = Phase::Busy;
+                e.reserved = reserved;
             }
-            self.active += 1;
+            self.count_in(&key.function, reserved);
             return vec![Effect::Lease { waiter, env }];
+        }
+        let mut effects = Vec::new();
+        if self.envs.len() >= self.limits.environments_max {
+            match self.least_recently_used_idle() {
+                Some(victim) => effects.extend(self.forget(victim)),
+                None => return vec![Effect::Reject { waiter, reason: Throttle::AccountConcurrency }],
+            }
         }
         let env = self.next_env;
         self.next_env += 1;
-        self.envs.insert(env, Env { key: key.clone(), phase: Phase::Launching, retired: false });
+        self.envs.insert(env, Env { key: key.clone(), phase: Phase::Launching, retired: false, reserved });
+        self.count_in(&key.function, reserved);
+        effects.push(Effect::Launch { waiter, env, key });
+        effects
+    }
+
+    fn least_recently_used_idle(&self) -> Option<EnvId> {
+        self.envs
+            .iter()
+            .filter_map(|(&id, e)| match e.phase {
+                Phase::Idle { since } => Some((since, id)),
+                _ => None,
+            })
+            .min()
+            .map(|(_, id)| id)
+    }
+
+    fn count_in(&mut self, function: &str, reserved: bool) {
         self.active += 1;
-        vec![Effect::Launch { waiter, env, key }]
+        if reserved {
+            *self.active_reserved.entry(function.to_owned()).or_default() += 1;
+        } else {
+            self.active_unreserved += 1;
+        }
+    }
+
+    fn count_out(&mut self, function: &str, reserved: bool) {
+        self.active -= 1;
+        if reserved {
+            if let Some(n) = self.active_reserved.get_mut(function) {
+                *n -= 1;
+                if *n == 0 {
+                    self.active_reserved.remove(function);
+                }
+            }
+        } else {
+            self.active_unreserved -= 1;
+        }
     }
 
     fn release(&mut self, env: EnvId, reusable: bool, now: Instant) -> Vec<Effect> {
-        let Some(e) = self.envs.get_mut(&env) else { return Vec::new() };
+        let Some(e) = self.envs.get(&env) else { return Vec::new() };
         if !matches!(e.phase, Phase::Busy | Phase::Launching) {
             return Vec::new(); // A release for an environment that is not leased is stale; ignore it.
         }
-        self.active -= 1;
-        if !reusable || e.retired {
+        let (function, reserved, retired) = (e.key.function.clone(), e.reserved, e.retired);
+        self.count_out(&function, reserved);
+        if !reusable || retired {
             return self.forget_inactive(env);
         }
+        let Some(e) = self.envs.get_mut(&env) else { return Vec::new() };
         e.phase = Phase::Idle { since: now };
         self.idle.entry(e.key.clone()).or_default().push(env);
         Vec::new()
@@ -159,7 +252,7 @@ impl PoolState {
     fn forget(&mut self, env: EnvId) -> Option<Effect> {
         let e = self.envs.remove(&env)?;
         match e.phase {
-            Phase::Launching | Phase::Busy => self.active -= 1,
+            Phase::Launching | Phase::Busy => self.count_out(&e.key.function, e.reserved),
             Phase::Idle { .. } => self.remove_idle(&e.key, env),
         }
         Some(Effect::Destroy { env })
@@ -214,7 +307,7 @@ mod tests {
     }
 
     fn pool(max: usize) -> PoolState {
-        PoolState::new(Limits { concurrency_max: max, idle_timeout: Duration::from_secs(10) })
+        PoolState::new(Limits { concurrency_max: max, idle_timeout: Duration::from_secs(10), environments_max: 100 })
     }
 
     #[test]
@@ -306,5 +399,84 @@ mod tests {
         assert!(p.on_event(Event::Released { env: 42, reusable: true }, t).is_empty());
         assert_eq!(p.active(), 0);
         assert_eq!(p.idle_count(), 1);
+    }
+
+    #[test]
+    fn reserved_concurrency_caps_the_function_and_shrinks_the_shared_pool() {
+        let mut p = pool(3);
+        let t = Instant::now();
+        p.on_event(Event::SetReserved { function: "r".into(), reserved: Some(1) }, t);
+        assert_eq!(p.unreserved_limit(), 2);
+        assert!(matches!(p.on_event(Event::Acquire { key: key("r", "x"), waiter: 1 }, t)[0], Effect::Launch { .. }));
+        assert_eq!(
+            p.on_event(Event::Acquire { key: key("r", "x"), waiter: 2 }, t),
+            vec![Effect::Reject { waiter: 2, reason: Throttle::ReservedConcurrency }]
+        );
+        p.on_event(Event::Acquire { key: key("a", "x"), waiter: 3 }, t);
+        p.on_event(Event::Acquire { key: key("b", "x"), waiter: 4 }, t);
+        assert_eq!(
+            p.on_event(Event::Acquire { key: key("c", "x"), waiter: 5 }, t),
+            vec![Effect::Reject { waiter: 5, reason: Throttle::AccountConcurrency }]
+        );
+        // Releasing the reserved function's environment frees its own slot, not the shared pool's.
+        p.on_event(Event::Released { env: 1, reusable: true }, t);
+        assert!(matches!(p.on_event(Event::Acquire { key: key("c", "x"), waiter: 6 }, t)[0], Effect::Reject { .. }));
+        assert!(matches!(p.on_event(Event::Acquire { key: key("r", "x"), waiter: 7 }, t)[0], Effect::Lease { .. }));
+    }
+
+    #[test]
+    fn zero_reserved_concurrency_disables_the_function() {
+        let mut p = pool(10);
+        let t = Instant::now();
+        p.on_event(Event::SetReserved { function: "off".into(), reserved: Some(0) }, t);
+        assert_eq!(
+            p.on_event(Event::Acquire { key: key("off", "x"), waiter: 1 }, t),
+            vec![Effect::Reject { waiter: 1, reason: Throttle::ReservedConcurrency }]
+        );
+        p.on_event(Event::SetReserved { function: "off".into(), reserved: None }, t);
+        assert!(matches!(p.on_event(Event::Acquire { key: key("off", "x"), waiter: 2 }, t)[0], Effect::Launch { .. }));
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_least_recently_used_idle_environment() {
+        let mut p = PoolState::new(Limits {
+            concurrency_max: 10,
+            idle_timeout: Duration::from_secs(60),
+            environments_max: 2,
+        });
+        let t = Instant::now();
+        p.on_event(Event::Acquire { key: key("a", "x"), waiter: 1 }, t);
+        p.on_event(Event::Acquire { key: key("b", "x"), waiter: 2 }, t);
+        p.on_event(Event::Released { env: 1, reusable: true }, t);
+        p.on_event(Event::Released { env: 2, reusable: true }, t + Duration::from_secs(1));
+        let fx = p.on_event(Event::Acquire { key: key("c", "x"), waiter: 3 }, t + Duration::from_secs(2));
+        assert_eq!(fx, vec![Effect::Destroy { env: 1 }, Effect::Launch { waiter: 3, env: 3, key: key("c", "x") }]);
+        assert_eq!(p.total(), 2);
+    }
+
+    #[test]
+    fn counts_balance_after_any_interleaving() {
+        // A small exhaustive-ish walk: every acquire is eventually released or exits, in mixed order,
+        // and all counters return to zero.
+        let mut p = pool(5);
+        let t = Instant::now();
+        p.on_event(Event::SetReserved { function: "r".into(), reserved: Some(2) }, t);
+        let mut leased = Vec::new();
+        for (i, f) in ["r", "a", "r", "b", "r", "a"].iter().enumerate() {
+            for fx in p.on_event(Event::Acquire { key: key(f, "x"), waiter: i as u64 }, t) {
+                match fx {
+                    Effect::Launch { env, .. } | Effect::Lease { env, .. } => leased.push(env),
+                    _ => {}
+                }
+            }
+        }
+        p.on_event(Event::SetReserved { function: "r".into(), reserved: None }, t);
+        for (i, env) in leased.iter().enumerate() {
+            let event = if i % 2 == 0 { Event::Exited { env: *env } } else { Event::Released { env: *env, reusable: true } };
+            p.on_event(event, t);
+        }
+        assert_eq!(p.active(), 0);
+        assert_eq!(p.active_unreserved, 0);
+        assert!(p.active_reserved.is_empty());
     }
 }

@@ -143,12 +143,15 @@ pub async fn get(
     let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
     let version = version_of(qualifier.as_ref(), &state, &name)?;
     let record = load(&state, &name, version)?;
-    Ok(Json(json!({
+    let mut out = json!({
         "Configuration": function_configuration(&record, &state.arns),
         "Code": { "RepositoryType": "S3", "Location": state.code_urls.url(&record.code.digest) },
         "Tags": tags_json(&record),
-    }))
-    .into_response())
+    });
+    if let Some(reserved) = state.store.reserved_concurrency(&name)? {
+        out["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
+    }
+    Ok(Json(out).into_response())
 }
 
 pub async fn get_configuration(
@@ -295,6 +298,9 @@ pub async fn delete(
         other => other.into(),
     })?;
     state.invoker.retire(&name).await;
+    if version.is_none() {
+        state.invoker.set_reserved(&name, None).await;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -348,13 +354,14 @@ pub async fn list_versions(
 
 pub async fn account_settings(State(state): State<SharedState>) -> Result<Response, ApiError> {
     let (count, total_code) = state.store.function_totals()?;
+    let reserved: u32 = state.store.all_reserved_concurrency()?.iter().map(|(_, r)| r).sum();
     let settings = AccountSettings {
         account_limit: AccountLimit {
             total_code_size: 80 * 1024 * 1024 * 1024,
             code_size_unzipped: limits::UNZIPPED_BYTES_MAX,
             code_size_zipped: limits::ZIP_BYTES_MAX as u64,
             concurrent_executions: state.account_concurrency,
-            unreserved_concurrent_executions: state.account_concurrency,
+            unreserved_concurrent_executions: state.account_concurrency.saturating_sub(reserved),
         },
         account_usage: AccountUsage { total_code_size: total_code, function_count: count },
     };

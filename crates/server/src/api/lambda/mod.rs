@@ -1,6 +1,7 @@
 //! The Lambda API (REST-JSON, 2015-03-31 and its dated siblings), routed on method and path as
 //! botocore's model defines them.
 
+mod concurrency;
 mod functions;
 mod invoke;
 mod shapes;
@@ -28,6 +29,11 @@ pub fn routes() -> Router<SharedState> {
         .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
         .route("/2016-08-19/account-settings", get(functions::account_settings))
         .route("/2016-08-19/account-settings/", get(functions::account_settings))
+        .route(
+            "/2017-10-31/functions/{name}/concurrency",
+            axum::routing::put(concurrency::put).delete(concurrency::delete),
+        )
+        .route("/2019-09-30/functions/{name}/concurrency", get(concurrency::get))
         .route("/2017-03-31/tags/{arn}", get(tags::list).post(tags::tag).delete(tags::untag))
 }
 
