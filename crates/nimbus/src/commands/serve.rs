@@ -31,6 +31,9 @@ pub struct ServeArgs {
     /// Execution environments that may run at once, across all functions.
     #[arg(long, default_value_t = 1000)]
     account_concurrency: u32,
+    /// Execution environments that may exist at once, idle ones included.
+    #[arg(long, default_value_t = 2000)]
+    environments_max: usize,
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// Root access key id; with NIMBUS_ROOT_SECRET_ACCESS_KEY it replaces the data dir's credentials.
@@ -70,6 +73,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.env_idle = Duration::from_secs(args.env_idle_secs);
     config.billing_granularity_ms = args.billing_granularity_ms.max(1);
     config.account_concurrency = args.account_concurrency.max(1);
+    config.environments_max = args.environments_max.max(1);
     config.freeze_idle = !args.no_freeze;
 
     let listener =
