@@ -96,3 +96,50 @@ def test_account_limit_throttles_with_its_reason(server_factory):
     assert set(throttled) == {"ConcurrentInvocationLimitExceeded"}
     # Capacity comes back once the invocations finish.
     assert invoke(lam, name, {"after": True}, server=srv).payload["event"] == {"after": True}
+
+
+def test_hundreds_of_concurrent_clients_never_exceed_the_limits(server):
+    """A load test: 200 clients at once against a function reserved at 8. Every call is answered (an
+    invocation or a 429 with the reserved reason), no more than 8 environments ever exist for it, and
+    each environment ran one invocation at a time (its count of overlapping invocations stays 1)."""
+    import boto3
+    from botocore.config import Config
+
+    from helpers import REGION
+
+    clients = 200
+    reserved = 8
+    lam = boto3.client(
+        "lambda", endpoint_url=server.url, region_name=REGION, aws_access_key_id=server.key,
+        aws_secret_access_key=server.secret,
+        config=Config(retries={"max_attempts": 1}, max_pool_connections=clients, read_timeout=120),
+    )
+    name = unique_name("conc-load")
+    create_function(lam, name, python_zip(), Timeout=30)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
+
+    def one(i):
+        try:
+            r = lam.invoke(FunctionName=name, Payload=b'{"sleep": 0.3, "n": %d}' % i)
+            import json
+            return ("ok", json.loads(r["Payload"].read()))
+        except ClientError as e:
+            return ("throttled", (http_status(e), error_code(e), e.response.get("Reason")))
+
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(clients)))
+
+    ok = [body for kind, body in results if kind == "ok"]
+    throttled = [info for kind, info in results if kind == "throttled"]
+    assert len(ok) + len(throttled) == clients
+    assert ok, "some invocations must get through"
+    assert set(throttled) <= {(429, "TooManyRequestsException", "ReservedFunctionConcurrentInvocationLimitExceeded")}
+    environments = {body["env_id"] for body in ok}
+    assert 1 <= len(environments) <= reserved
+    # Per environment, the module-level counts it reported are distinct: it ran one invocation at a time.
+    for env in environments:
+        counts = [body["count"] for body in ok if body["env_id"] == env]
+        assert len(counts) == len(set(counts))
+    # The pool is consistent afterwards: the function still answers, from a warm environment.
+    after = invoke(lam, name, {"after": True}, server=server).payload
+    assert after["env_id"] in environments
