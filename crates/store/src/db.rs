@@ -103,7 +103,12 @@ CREATE INDEX log_events_by_group ON log_events (group_id, timestamp_ms, id);
 ";
 
 fn meta_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(META_FUNCTIONS_V1).comment("functions and their versions")])
+    Migrations::new(vec![
+        M::up(META_FUNCTIONS_V1).comment("functions and their versions"),
+        M::up(crate::concurrency::META_CONCURRENCY_V2).comment("reserved concurrency"),
+        M::up(crate::async_events::META_ASYNC_V1).comment("async event journal, event invoke configs, DLQ target"),
+        M::up(crate::mappings::META_MAPPINGS_V1).comment("event source mappings"),
+    ])
 }
 
 fn logs_migrations() -> Migrations<'static> {
@@ -119,12 +124,13 @@ fn logs_migrations() -> Migrations<'static> {
 pub struct Store {
     pub(crate) meta: Db,
     pub(crate) logs: Db,
+    pub(crate) queues: Db,
     code: CodeStore,
 }
 
 impl Store {
-    /// Opens (creating as needed) the store under `data_dir`: `nimbus.db`, `logs.db` and `code/`, and
-    /// brings both databases' schemas up to date.
+    /// Opens (creating as needed) the store under `data_dir`: `nimbus.db`, `logs.db`, `queues.db` and
+    /// `code/`, and brings every database's schema up to date.
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
             op: "create data directory",
@@ -133,8 +139,9 @@ impl Store {
         })?;
         let meta = Db::open(&data_dir.join("nimbus.db"), "FULL", &meta_migrations())?;
         let logs = Db::open(&data_dir.join("logs.db"), "NORMAL", &logs_migrations())?;
+        let queues = Db::open(&data_dir.join("queues.db"), "FULL", &crate::queues::migrations())?;
         let code = CodeStore::open(&data_dir.join("code"))?;
-        Ok(Store { meta, logs, code })
+        Ok(Store { meta, logs, queues, code })
     }
 
     /// The zip blobs that function versions reference by digest.

@@ -67,6 +67,8 @@ pub struct FunctionRecord {
     pub last_modified_ms: i64,
     /// The function's tags; they belong to the function, so every version reports the same ones.
     pub tags: Tags,
+    /// The legacy `DeadLetterConfig.TargetArn` (kept per function, so every version reports it).
+    pub dead_letter_target: Option<String>,
 }
 
 /// What CreateFunction stores.
@@ -145,6 +147,7 @@ fn publish(
         revision_id,
         last_modified_ms: now_ms,
         tags: latest.tags.clone(),
+        dead_letter_target: latest.dead_letter_target.clone(),
     })
 }
 
@@ -172,6 +175,7 @@ impl Store {
                 revision_id,
                 last_modified_ms: new.now_ms,
                 tags: new.tags,
+                dead_letter_target: None,
             };
             let published = if new.publish { Some(publish(tx, &latest, None, new.now_ms)?) } else { None };
             Ok((latest, published))

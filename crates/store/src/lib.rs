@@ -3,8 +3,11 @@
 //! A data directory holds:
 //!
 //! ```text
-//! nimbus.db   functions and their versions (later aliases, event source mappings, the async journal)
+//! nimbus.db   functions and their versions, event invoke configs, event source mappings, the async
+//!             event journal (synchronous=FULL: an accepted event survives a power cut)
 //! logs.db     log groups, streams and events, served as the CloudWatch Logs API
+//! queues.db   SQS-compatible queues and their messages (its own file: its write rate would otherwise
+//!             queue metadata writes behind it)
 //! code/       content-addressed deployment packages (see `code`)
 //! ```
 //!
@@ -13,14 +16,23 @@
 //! into them when read, so a damaged database yields [`StoreError::Corrupt`], not a panic. Durability and
 //! connection handling are described in the `db` module.
 
+mod async_events;
 pub mod code;
+mod concurrency;
 mod db;
 mod error;
 mod functions;
 mod logs;
+mod mappings;
+mod queues;
 
 pub use code::{CodeDigest, CodeError, CodeStore, StoredCode};
 pub use db::Store;
 pub use error::{Result, StoreError};
 pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
 pub use logs::{LogEvent, LogStreamInfo, StoredLogEvent};
+pub use async_events::{AsyncEvent, EventInvokeConfig, NewAsyncEvent};
+pub use mappings::MappingRecord;
+pub use queues::{
+    ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
+};

@@ -21,7 +21,7 @@ macro_rules! select_versions {
         concat!(
             "SELECT v.function, v.version, v.runtime, v.handler, v.role, v.memory_mb, v.timeout_s,
                  v.ephemeral_mb, v.environment, v.description, v.architecture, v.code_sha256, v.code_size,
-                 v.revision_id, v.last_modified_ms, f.tags
+                 v.revision_id, v.last_modified_ms, f.tags, f.dead_letter_target
              FROM function_versions v JOIN functions f ON f.name = v.function ",
             $rest
         )
@@ -47,6 +47,7 @@ pub(super) struct Raw {
     revision_id: String,
     last_modified_ms: i64,
     tags: String,
+    dead_letter_target: Option<String>,
 }
 
 impl Raw {
@@ -68,6 +69,7 @@ impl Raw {
             revision_id: row.get(13)?,
             last_modified_ms: row.get(14)?,
             tags: row.get(15)?,
+            dead_letter_target: row.get(16)?,
         })
     }
 
@@ -111,6 +113,7 @@ impl Raw {
             revision_id: self.revision_id,
             last_modified_ms: self.last_modified_ms,
             tags,
+            dead_letter_target: self.dead_letter_target,
         })
     }
 }
