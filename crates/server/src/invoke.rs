@@ -78,9 +78,19 @@ impl Invoker {
         let version = match qualifier {
             Qualifier::Latest => VersionId::Latest,
             Qualifier::Version(v) => VersionId::Published(*v),
-            Qualifier::Alias(_) => {
-                return Err(InvokeError::NotFound { arn: self.arns.function(function, Some(qualifier)) });
-            }
+            Qualifier::Alias(alias) => match self.store.get_alias(function, alias) {
+                Ok(a) => match a.routing {
+                    // Weighted routing: this share of invocations goes to the alias's second version.
+                    Some(r) if rand::random::<f64>() < r.weight => VersionId::Published(r.version),
+                    _ => a.version,
+                },
+                Err(StoreError::NotFound { .. }) => {
+                    return Err(InvokeError::NotFound { arn: self.arns.function(function, Some(qualifier)) });
+                }
+                Err(source) => {
+                    return Err(InvokeError::Store { operation: "resolve alias", source: Box::new(source) });
+                }
+            },
         };
         match self.store.get_function(function, &version) {
             Ok(record) => Ok(record),

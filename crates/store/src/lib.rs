@@ -17,6 +17,7 @@
 //! connection handling are described in the `db` module.
 
 mod async_events;
+mod aliases;
 pub mod code;
 mod concurrency;
 mod db;
@@ -26,6 +27,7 @@ mod logs;
 mod mappings;
 mod queues;
 
+pub use aliases::{AliasRecord, AliasUpdate, Routing};
 pub use code::{CodeDigest, CodeError, CodeStore, StoredCode};
 pub use db::Store;
 pub use error::{Result, StoreError};

@@ -26,9 +26,13 @@ fn version_of(qualifier: Option<&Qualifier>, state: &SharedState, name: &Functio
     match qualifier {
         None | Some(Qualifier::Latest) => Ok(VersionId::Latest),
         Some(Qualifier::Version(v)) => Ok(VersionId::Published(*v)),
-        Some(q @ Qualifier::Alias(_)) => {
-            Err(ApiError::not_found(format!("Function not found: {}", state.arns.function(name, Some(q)))))
-        }
+        Some(q @ Qualifier::Alias(alias)) => match state.store.get_alias(name, alias) {
+            Ok(a) => Ok(a.version),
+            Err(nimbus_store::StoreError::NotFound { .. }) => {
+                Err(ApiError::not_found(format!("Function not found: {}", state.arns.function(name, Some(q)))))
+            }
+            Err(other) => Err(other.into()),
+        },
     }
 }
 
@@ -291,6 +295,15 @@ pub async fn delete(
             return Err(ApiError::invalid("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias."));
         }
     };
+    if let Some(v) = version {
+        let aliases = state.store.aliases_of_version(&name, v)?;
+        if !aliases.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "Unable to delete version because the following aliases reference it: [{}]",
+                aliases.join(", ")
+            )));
+        }
+    }
     state.store.delete_function(&name, version).map_err(|e| match e {
         nimbus_store::StoreError::NotFound { .. } => {
             not_found_arn(&state, &name, version.map_or(VersionId::Latest, VersionId::Published))

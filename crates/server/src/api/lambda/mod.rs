@@ -1,6 +1,7 @@
 //! The Lambda API (REST-JSON, 2015-03-31 and its dated siblings), routed on method and path as
 //! botocore's model defines them.
 
+mod aliases;
 mod concurrency;
 mod functions;
 mod invoke;
@@ -24,6 +25,11 @@ pub fn routes() -> Router<SharedState> {
         )
         .route("/2015-03-31/functions/{name}/code", axum::routing::put(functions::update_code))
         .route("/2015-03-31/functions/{name}/versions", post(functions::publish_version).get(functions::list_versions))
+        .route("/2015-03-31/functions/{name}/aliases", post(aliases::create).get(aliases::list))
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(aliases::get).put(aliases::update).delete(aliases::delete),
+        )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
         .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))
         .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
