@@ -34,8 +34,8 @@ impl Control {
             secret_access_key: SECRET_ACCESS_KEY.to_owned(),
             session_token: None,
         };
-        let client = ApiClient::new(endpoint, REGION, credentials)
-            .with_context(|| format!("a client for {endpoint}"))?;
+        let client =
+            ApiClient::new(endpoint, REGION, credentials).with_context(|| format!("a client for {endpoint}"))?;
         Ok(Control { runtime, client })
     }
 
@@ -52,12 +52,7 @@ impl Control {
             .with_context(|| format!("{method} {path}"))
     }
 
-    fn expect(
-        &self,
-        response: ApiResponse,
-        status: u16,
-        operation: &str,
-    ) -> anyhow::Result<Value> {
+    fn expect(&self, response: ApiResponse, status: u16, operation: &str) -> anyhow::Result<Value> {
         if response.status.as_u16() != status {
             bail!(
                 "{operation}: HTTP {} {}: {}",
@@ -69,18 +64,12 @@ impl Control {
         if response.body.is_empty() {
             return Ok(Value::Null);
         }
-        serde_json::from_slice(&response.body)
-            .with_context(|| format!("{operation}: the answer is not JSON"))
+        serde_json::from_slice(&response.body).with_context(|| format!("{operation}: the answer is not JSON"))
     }
 
     pub fn create_function(&self, spec: &FunctionSpec, memory_mb: u32) -> anyhow::Result<()> {
         let body = create_body(spec, &spec.name, memory_mb);
-        let response = self.send(
-            Method::POST,
-            "/2015-03-31/functions",
-            &[JSON],
-            body.to_string().into_bytes(),
-        )?;
+        let response = self.send(Method::POST, "/2015-03-31/functions", &[JSON], body.to_string().into_bytes())?;
         self.expect(response, 201, &format!("CreateFunction {}", spec.name))?;
         self.wait_ready(&spec.name)
     }
@@ -89,12 +78,8 @@ impl Control {
     pub fn wait_ready(&self, name: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let response = self.send(
-                Method::GET,
-                &format!("/2015-03-31/functions/{name}/configuration"),
-                &[],
-                Vec::new(),
-            )?;
+            let response =
+                self.send(Method::GET, &format!("/2015-03-31/functions/{name}/configuration"), &[], Vec::new())?;
             let config = self.expect(response, 200, &format!("GetFunctionConfiguration {name}"))?;
             let state = config["State"].as_str().unwrap_or("Active");
             let update = config["LastUpdateStatus"].as_str().unwrap_or("Successful");
@@ -123,25 +108,10 @@ impl Control {
         self.wait_ready(name)
     }
 
-    pub fn delete_function(&self, name: &str) -> anyhow::Result<()> {
-        let response = self.send(
-            Method::DELETE,
-            &format!("/2015-03-31/functions/{name}"),
-            &[],
-            Vec::new(),
-        )?;
-        self.expect(response, 204, &format!("DeleteFunction {name}"))?;
-        Ok(())
-    }
-
     /// The `Duration` of every REPORT line of `name`'s logs, by request id, read with the
     /// CloudWatch Logs API (FilterLogEvents). Waits (up to 10 s) until every id in `wanted` has
     /// one, since Nimbus writes logs in batches after the invocation has answered.
-    pub fn report_durations(
-        &self,
-        name: &str,
-        wanted: &[String],
-    ) -> anyhow::Result<HashMap<String, f64>> {
+    pub fn report_durations(&self, name: &str, wanted: &[String]) -> anyhow::Result<HashMap<String, f64>> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = self.all_reports(name)?;
@@ -167,10 +137,7 @@ impl Control {
             let response = self.send(
                 Method::POST,
                 "/",
-                &[
-                    ("content-type", "application/x-amz-json-1.1"),
-                    ("x-amz-target", "Logs_20140328.FilterLogEvents"),
-                ],
+                &[("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "Logs_20140328.FilterLogEvents")],
                 request.to_string().into_bytes(),
             )?;
             let page = self.expect(response, 200, &format!("FilterLogEvents /aws/lambda/{name}"))?;
@@ -204,12 +171,7 @@ pub fn create_body(spec: &FunctionSpec, name: &str, memory_mb: u32) -> Value {
 pub fn parse_report(line: &str) -> Option<(String, f64)> {
     let rest = line.strip_prefix("REPORT RequestId: ")?;
     let (id, rest) = rest.split_once('\t')?;
-    let duration = rest
-        .strip_prefix("Duration: ")?
-        .split_once(" ms")?
-        .0
-        .parse()
-        .ok()?;
+    let duration = rest.strip_prefix("Duration: ")?.split_once(" ms")?.0.parse().ok()?;
     Some((id.trim().to_owned(), duration))
 }
 

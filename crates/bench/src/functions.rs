@@ -61,38 +61,19 @@ pub fn spec(kind: Kind, echo_bootstrap: &Path) -> anyhow::Result<FunctionSpec> {
             })?;
             ("provided.al2023", "bootstrap", zip_one("bootstrap", &binary, 0o755)?)
         }
-        Kind::Python => (
-            "python3.12",
-            "app.handler",
-            zip_one("app.py", PYTHON_SOURCE.as_bytes(), 0o644)?,
-        ),
-        Kind::Node => (
-            "nodejs20.x",
-            "index.handler",
-            zip_one("index.js", NODE_SOURCE.as_bytes(), 0o644)?,
-        ),
+        Kind::Python => ("python3.12", "app.handler", zip_one("app.py", PYTHON_SOURCE.as_bytes(), 0o644)?),
+        Kind::Node => ("nodejs20.x", "index.handler", zip_one("index.js", NODE_SOURCE.as_bytes(), 0o644)?),
     };
-    Ok(FunctionSpec {
-        kind,
-        name: format!("bench-{}-echo", kind.key()),
-        runtime,
-        handler,
-        zip,
-    })
+    Ok(FunctionSpec { kind, name: format!("bench-{}-echo", kind.key()), runtime, handler, zip })
 }
 
 /// A zip holding one file with the given Unix mode.
 pub fn zip_one(name: &str, contents: &[u8], mode: u32) -> anyhow::Result<Vec<u8>> {
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .unix_permissions(mode);
-    writer
-        .start_file(name, options)
-        .with_context(|| format!("zip {name}"))?;
-    writer
-        .write_all(contents)
-        .with_context(|| format!("zip {name}"))?;
+    let options =
+        SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).unix_permissions(mode);
+    writer.start_file(name, options).with_context(|| format!("zip {name}"))?;
+    writer.write_all(contents).with_context(|| format!("zip {name}"))?;
     let cursor = writer.finish().context("finish the zip")?;
     Ok(cursor.into_inner())
 }

@@ -34,9 +34,7 @@ use clap::Parser;
 use crate::control::Control;
 use crate::functions::{FunctionSpec, Kind};
 use crate::measure::Invoker;
-use crate::report::{
-    AuthNoneReport, FunctionReport, MemoryReport, PythonClientReport, Report, Settings,
-};
+use crate::report::{AuthNoneReport, FunctionReport, MemoryReport, PythonClientReport, Report, Settings};
 use crate::server::Server;
 use crate::sign::Signer;
 
@@ -88,6 +86,10 @@ pub struct Args {
     /// The Python that runs http_client_latency.py (needs botocore).
     #[arg(long, default_value = "python3")]
     python: String,
+    /// An extra argument for `nimbus serve` (repeatable), e.g. `--server-arg=--no-freeze`, to
+    /// measure a configuration against the default one.
+    #[arg(long = "server-arg", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// Print the report as one JSON object (progress still goes to stderr).
     #[arg(long)]
     json: bool,
@@ -129,9 +131,7 @@ fn progress(message: impl AsRef<str>) {
 fn run(args: &Args) -> anyhow::Result<Report> {
     let echo_bootstrap = match &args.echo_bootstrap {
         Some(path) => path.clone(),
-        None => std::env::current_exe()
-            .context("locate this program")?
-            .with_file_name("echo-bootstrap"),
+        None => std::env::current_exe().context("locate this program")?.with_file_name("echo-bootstrap"),
     };
     let mut notes = Vec::new();
     let mut kinds = Vec::new();
@@ -155,21 +155,24 @@ fn run(args: &Args) -> anyhow::Result<Report> {
         }
         kinds.push(kind);
     }
-    let specs: Vec<FunctionSpec> = kinds
-        .iter()
-        .map(|kind| functions::spec(*kind, &echo_bootstrap))
-        .collect::<anyhow::Result<_>>()?;
+    let specs: Vec<FunctionSpec> =
+        kinds.iter().map(|kind| functions::spec(*kind, &echo_bootstrap)).collect::<anyhow::Result<_>>()?;
     let window = Duration::from_secs_f64(args.window_secs);
     let ramp = Duration::from_secs_f64(args.ramp_secs);
 
+    // Other processes' CPU use skews every number on a 2-core machine; the report says so.
+    let idle_check = machine_busy_pct(Duration::from_secs(1));
+    if idle_check > 10.0 {
+        let warning = format!(
+            "the machine was {idle_check:.0}% busy before the run started: other processes compete for the CPU \
+             and every number below is pessimistic (see the `other` CPU column)"
+        );
+        progress(format!("WARNING: {warning}"));
+        notes.push(warning);
+    }
     progress(format!("starting {}", args.nimbus.display()));
-    let server = Server::start(&args.nimbus, true, &[])?;
-    progress(format!(
-        "server pid {} at {} (data in {})",
-        server.pid,
-        server.url,
-        server.data_dir().display()
-    ));
+    let server = Server::start(&args.nimbus, true, &args.server_args)?;
+    progress(format!("server pid {} at {} (data in {})", server.pid, server.url, server.data_dir().display()));
     let result = measure_signed(args, &server, &specs, ramp, window, &mut notes);
     let log_tail = server.log_tail();
     let stop = server.stop().context("stop the server")?;
@@ -183,6 +186,8 @@ fn run(args: &Args) -> anyhow::Result<Report> {
     }
     report.notes.extend(notes);
     report.machine = report::machine(&args.nimbus);
+    report.machine.busy_before_run_pct = idle_check;
+    report.check_targets();
     Ok(report)
 }
 
@@ -196,15 +201,9 @@ fn measure_signed(
     notes: &mut Vec<String>,
 ) -> anyhow::Result<Report> {
     let control = Control::new(&server.url)?;
-    let signer = Signer::new(
-        &server.addr.to_string(),
-        Some((server::ACCESS_KEY_ID, server::SECRET_ACCESS_KEY)),
-        server::REGION,
-    );
-    let mut memory = MemoryReport {
-        server_rss_idle_kib: server.rss_kib(),
-        ..MemoryReport::default()
-    };
+    let signer =
+        Signer::new(&server.addr.to_string(), Some((server::ACCESS_KEY_ID, server::SECRET_ACCESS_KEY)), server::REGION);
+    let mut memory = MemoryReport { server_rss_idle_kib: server.rss_kib(), ..MemoryReport::default() };
     for spec in specs {
         progress(format!("deploying {} ({} byte zip)", spec.name, spec.zip.len()));
         control.create_function(spec, args.memory_mb)?;
@@ -237,11 +236,7 @@ fn measure_signed(
         progress("API floor: DryRun invokes");
         report.dry_run = Some(measure::dry_run(&mut invoker, args.invokes)?);
         progress("warm latency through nimbus::client::ApiClient");
-        report.api_client_warm = Some(measure::warm_api_client(
-            &control,
-            &provided.name,
-            args.invokes / 2,
-        )?);
+        report.api_client_warm = Some(measure::warm_api_client(&control, &provided.name, args.invokes / 2)?);
         if !args.no_python_http_client {
             progress("warm latency through Python http.client");
             report.python_http_client = Some(python_http_client(args, server, &provided.name));
@@ -249,11 +244,7 @@ fn measure_signed(
     }
 
     for (spec, fr) in specs.iter().zip(reports.iter_mut()) {
-        progress(format!(
-            "cold starts: {} ({} of them)",
-            spec.kind.label(),
-            args.cold_starts
-        ));
+        progress(format!("cold starts: {} ({} of them)", spec.kind.label(), args.cold_starts));
         let mut invoker = Invoker::new(server.addr, signer.clone(), &spec.name)?;
         fr.cold = Some(measure::cold(&mut invoker, &control, &spec.name, args.cold_starts)?);
     }
@@ -267,9 +258,7 @@ fn measure_signed(
                 spec.kind.label(),
                 ramp.as_secs_f64() + window.as_secs_f64()
             ));
-            fr.throughput.push(measure::throughput(
-                server, &signer, &spec.name, c, ramp, window,
-            )?);
+            fr.throughput.push(measure::throughput(server, &signer, &spec.name, c, ramp, window)?);
         }
     }
     // Let the last responses' environments go back to idle (frozen) before reading memory.
@@ -281,19 +270,10 @@ fn measure_signed(
     report.memory = Some(memory);
 
     if args.creates > 0
-        && let Some(spec) = specs
-            .iter()
-            .find(|s| s.kind == Kind::Python)
-            .or(specs.first())
+        && let Some(spec) = specs.iter().find(|s| s.kind == Kind::Python).or(specs.first())
     {
         progress(format!("CreateFunction rate ({} functions)", args.creates));
-        report.create = Some(measure::create_rate(
-            server.addr,
-            &signer,
-            spec,
-            args.memory_mb,
-            args.creates,
-        )?);
+        report.create = Some(measure::create_rate(server.addr, &signer, spec, args.memory_mb, args.creates)?);
     }
     if specs.is_empty() {
         notes.push("no function was benchmarked".into());
@@ -311,32 +291,24 @@ fn measure_auth_none(
     window: Duration,
 ) -> anyhow::Result<AuthNoneReport> {
     progress("starting a second server with --auth none");
-    let server = Server::start(&args.nimbus, false, &[])?;
+    let server = Server::start(&args.nimbus, false, &args.server_args)?;
     let measured = (|| -> anyhow::Result<_> {
         let control = Control::new(&server.url)?;
         control.create_function(provided, args.memory_mb)?;
         let unsigned = Signer::new(&server.addr.to_string(), None, server::REGION);
         progress("warm latency, unsigned");
         let mut invoker = Invoker::new(server.addr, unsigned.clone(), &provided.name)?;
-        let warm =
-            measure::warm(&mut invoker, &control, &provided.name, args.invokes, args.warmup)?;
+        let warm = measure::warm(&mut invoker, &control, &provided.name, args.invokes, args.warmup)?;
         let dry_run = measure::dry_run(&mut invoker, args.invokes)?;
         let c = args.concurrency.iter().copied().find(|c| *c == 16).unwrap_or(16);
         progress(format!("throughput, unsigned, at concurrency {c}"));
-        let throughput =
-            measure::throughput(&server, &unsigned, &provided.name, c, ramp, window)?;
+        let throughput = measure::throughput(&server, &unsigned, &provided.name, c, ramp, window)?;
         Ok((warm, dry_run, throughput))
     })();
     let log_tail = server.log_tail();
     let stop = server.stop().context("stop the --auth none server")?;
-    let (warm, dry_run, throughput) =
-        measured.with_context(|| format!("the server's last log lines:\n{log_tail}"))?;
-    Ok(AuthNoneReport {
-        warm,
-        dry_run,
-        throughput,
-        server_stop: stop,
-    })
+    let (warm, dry_run, throughput) = measured.with_context(|| format!("the server's last log lines:\n{log_tail}"))?;
+    Ok(AuthNoneReport { warm, dry_run, throughput, server_stop: stop })
 }
 
 /// Runs `http_client_latency.py` against `function`; a missing Python or botocore is a skip.
@@ -375,10 +347,7 @@ fn python_http_client(args: &Args, server: &Server, function: &str) -> PythonCli
         match serde_json::from_slice(&output.stdout) {
             Ok(value) => runs.push(value),
             Err(e) => {
-                return PythonClientReport::Skipped(format!(
-                    "{} printed no JSON ({e})",
-                    script.display()
-                ));
+                return PythonClientReport::Skipped(format!("{} printed no JSON ({e})", script.display()));
             }
         }
     }
@@ -395,13 +364,19 @@ fn settings(args: &Args) -> Settings {
         window_secs: args.window_secs,
         memory_mb: args.memory_mb,
         creates: args.creates,
+        server_args: args.server_args.clone(),
     }
+}
+
+/// How busy the whole machine is over `period`, in percent of all cores.
+fn machine_busy_pct(period: Duration) -> f64 {
+    let (busy0, total0) = server::machine_cpu_secs();
+    std::thread::sleep(period);
+    let (busy1, total1) = server::machine_cpu_secs();
+    if total1 > total0 { 100.0 * (busy1 - busy0) / (total1 - total0) } else { 0.0 }
 }
 
 /// Whether `program args` runs and succeeds.
 fn runs(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
 }

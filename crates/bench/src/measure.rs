@@ -55,11 +55,7 @@ impl Invoker {
     pub fn new(addr: SocketAddr, signer: Signer, function: &str) -> anyhow::Result<Invoker> {
         let mut conn = Connection::new(addr);
         conn.connect()?;
-        Ok(Invoker {
-            conn,
-            signer,
-            path: format!("/2015-03-31/functions/{function}/invocations"),
-        })
+        Ok(Invoker { conn, signer, path: format!("/2015-03-31/functions/{function}/invocations") })
     }
 
     pub fn invoke(&mut self, payload: &[u8], extra: &[(&str, &str)]) -> anyhow::Result<Timed> {
@@ -68,11 +64,7 @@ impl Invoker {
         let signed = Instant::now();
         let response = self.conn.request("POST", &self.path, &headers, payload)?;
         let done = Instant::now();
-        Ok(Timed {
-            sign: signed - start,
-            round_trip: done - signed,
-            response,
-        })
+        Ok(Timed { sign: signed - start, round_trip: done - signed, response })
     }
 
     pub fn connects(&self) -> u64 {
@@ -85,18 +77,11 @@ fn check_echo(timed: &Timed, payload: &[u8]) -> anyhow::Result<()> {
     let response = &timed.response;
     expect_status(response, 200, "Invoke")?;
     if let Some(error) = response.header("x-amz-function-error") {
-        bail!(
-            "Invoke: function error {error}: {}",
-            String::from_utf8_lossy(&response.body)
-        );
+        bail!("Invoke: function error {error}: {}", String::from_utf8_lossy(&response.body));
     }
     let sent: Value = serde_json::from_slice(payload).context("the payload is JSON")?;
-    let got: Value = serde_json::from_slice(&response.body).with_context(|| {
-        format!(
-            "the echo answered non-JSON: {}",
-            String::from_utf8_lossy(&response.body)
-        )
-    })?;
+    let got: Value = serde_json::from_slice(&response.body)
+        .with_context(|| format!("the echo answered non-JSON: {}", String::from_utf8_lossy(&response.body)))?;
     if sent != got {
         bail!("the echo answered {got} to {sent}");
     }
@@ -150,11 +135,8 @@ pub fn warm(
         if timed.response.header(INIT_HEADER).is_some() {
             cold_starts += 1;
         }
-        let id = timed
-            .response
-            .header("x-amzn-requestid")
-            .context("the invoke answer has no x-amzn-RequestId")?
-            .to_owned();
+        let id =
+            timed.response.header("x-amzn-requestid").context("the invoke answer has no x-amzn-RequestId")?.to_owned();
         signs.push(timed.sign);
         trips.push(timed.round_trip);
         clients.push(timed.sign + timed.round_trip);
@@ -205,11 +187,7 @@ pub fn warm_api_client(control: &Control, function: &str, n: usize) -> anyhow::R
         let response = control.send(Method::POST, &path, &[], p)?;
         let elapsed = start.elapsed();
         if response.status.as_u16() != 200 {
-            bail!(
-                "Invoke through ApiClient: HTTP {}: {}",
-                response.status,
-                String::from_utf8_lossy(&response.body)
-            );
+            bail!("Invoke through ApiClient: HTTP {}: {}", response.status, String::from_utf8_lossy(&response.body));
         }
         if i >= n / 10 {
             samples.push(elapsed);
@@ -231,12 +209,7 @@ pub struct ColdRun {
 }
 
 /// `m` cold starts, each forced by a configuration change.
-pub fn cold(
-    invoker: &mut Invoker,
-    control: &Control,
-    function: &str,
-    m: usize,
-) -> anyhow::Result<ColdRun> {
+pub fn cold(invoker: &mut Invoker, control: &Control, function: &str, m: usize) -> anyhow::Result<ColdRun> {
     let mut client = Vec::with_capacity(m);
     let mut init = Vec::with_capacity(m);
     let mut outside = Vec::with_capacity(m);
@@ -250,11 +223,7 @@ pub fn cold(
         check_echo(&timed, &p).context("cold start")?;
         let trip_ms = timed.round_trip.as_secs_f64() * 1000.0;
         client.push(trip_ms * 1000.0);
-        match timed
-            .response
-            .header(INIT_HEADER)
-            .and_then(|v| v.parse::<f64>().ok())
-        {
+        match timed.response.header(INIT_HEADER).and_then(|v| v.parse::<f64>().ok()) {
             Some(ms) => {
                 init.push(ms * 1000.0);
                 outside.push((trip_ms - ms) * 1000.0);
@@ -276,6 +245,9 @@ pub struct CpuPerInvoke {
     pub server_us: f64,
     pub environments_us: f64,
     pub bench_client_us: f64,
+    /// Busy CPU time of the machine not accounted to the three above (other processes, or
+    /// environments that ended during the window).
+    pub other_us: f64,
     /// Busy share of all the machine's cores during the window.
     pub machine_busy_pct: f64,
 }
@@ -384,6 +356,10 @@ pub fn throughput(
     let secs = (window_end - window_start).as_secs_f64();
     let per_invoke = |delta: f64| delta * 1e6 / (invokes.max(1) as f64);
     let machine_total = end_snap.machine_total - start_snap.machine_total;
+    let server_us = per_invoke(end_snap.server - start_snap.server);
+    let environments_us = per_invoke(end_snap.envs - start_snap.envs);
+    let bench_client_us = per_invoke(end_snap.own - start_snap.own);
+    let busy_us = per_invoke(end_snap.machine_busy - start_snap.machine_busy);
     Ok(ThroughputRun {
         concurrency,
         window_secs: secs,
@@ -394,9 +370,10 @@ pub fn throughput(
         throttled,
         cold_starts_in_window: cold,
         cpu: CpuPerInvoke {
-            server_us: per_invoke(end_snap.server - start_snap.server),
-            environments_us: per_invoke(end_snap.envs - start_snap.envs),
-            bench_client_us: per_invoke(end_snap.own - start_snap.own),
+            server_us,
+            environments_us,
+            bench_client_us,
+            other_us: busy_us - server_us - environments_us - bench_client_us,
             machine_busy_pct: if machine_total > 0.0 {
                 100.0 * (end_snap.machine_busy - start_snap.machine_busy) / machine_total
             } else {
@@ -432,9 +409,7 @@ fn worker(
         let outcome = match invoker.invoke(body, &[]) {
             Ok(timed) if timed.response.status == 429 => Outcome::Throttled,
             Ok(timed) => match check_echo(&timed, body) {
-                Ok(()) => Outcome::Ok {
-                    cold: timed.response.header(INIT_HEADER).is_some(),
-                },
+                Ok(()) => Outcome::Ok { cold: timed.response.header(INIT_HEADER).is_some() },
                 Err(_) => Outcome::Failed,
             },
             Err(_) => Outcome::Failed,

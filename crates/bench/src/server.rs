@@ -32,7 +32,6 @@ pub struct Server {
     pub url: String,
     pub addr: SocketAddr,
     pub pid: u32,
-    pub signed: bool,
     log_path: PathBuf,
     data: tempfile::TempDir,
 }
@@ -50,10 +49,7 @@ pub struct StopReport {
 impl Server {
     /// Starts `binary serve` with SigV4 (`signed`) or `--auth none`, and waits for its ready file.
     pub fn start(binary: &Path, signed: bool, extra_args: &[String]) -> anyhow::Result<Server> {
-        let data = tempfile::Builder::new()
-            .prefix("nimbus-bench-")
-            .tempdir()
-            .context("create a temporary data dir")?;
+        let data = tempfile::Builder::new().prefix("nimbus-bench-").tempdir().context("create a temporary data dir")?;
         let data_dir = data.path().join("data");
         let ready = data.path().join("ready");
         let log_path = data.path().join("server.log");
@@ -77,9 +73,7 @@ impl Server {
         if !signed {
             command.args(["--auth", "none"]);
         }
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
+        let mut child = command.spawn().with_context(|| format!("start {}", binary.display()))?;
         let started = Instant::now();
         let url = loop {
             if let Ok(text) = std::fs::read_to_string(&ready)
@@ -89,18 +83,12 @@ impl Server {
                 break first.trim().to_owned();
             }
             if let Some(status) = child.try_wait().context("poll the server process")? {
-                bail!(
-                    "the server exited ({status}) before it was ready; its log:\n{}",
-                    tail(&log_path)
-                );
+                bail!("the server exited ({status}) before it was ready; its log:\n{}", tail(&log_path));
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!(
-                    "the server wrote no ready file within {START_TIMEOUT:?}; its log:\n{}",
-                    tail(&log_path)
-                );
+                bail!("the server wrote no ready file within {START_TIMEOUT:?}; its log:\n{}", tail(&log_path));
             }
             std::thread::sleep(Duration::from_millis(5));
         };
@@ -109,15 +97,7 @@ impl Server {
             .and_then(|hostport| hostport.parse().ok())
             .with_context(|| format!("the ready file's URL {url:?} is not http://IP:PORT"))?;
         let pid = child.id();
-        Ok(Server {
-            child,
-            url,
-            addr,
-            pid,
-            signed,
-            log_path,
-            data,
-        })
+        Ok(Server { child, url, addr, pid, log_path, data })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -175,7 +155,6 @@ impl Server {
         descendants(self.pid)
             .into_iter()
             .map(|pid| EnvProcess {
-                pid,
                 kind: classify(pid),
                 rss_kib: status_kib(pid, "VmRSS:"),
                 pss_kib: pss_kib(pid),
@@ -202,7 +181,6 @@ impl Drop for Server {
 
 #[derive(Debug, Clone)]
 pub struct EnvProcess {
-    pub pid: u32,
     pub kind: String,
     pub rss_kib: u64,
     pub pss_kib: u64,
@@ -259,18 +237,11 @@ pub fn machine_cpu_secs() -> (f64, f64) {
     let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
         return (0.0, 0.0);
     };
-    let fields: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
     let total: u64 = fields.iter().take(8).sum();
     // idle and iowait are the 4th and 5th fields.
     let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
-    (
-        (total - idle) as f64 / TICKS_PER_SEC,
-        total as f64 / TICKS_PER_SEC,
-    )
+    ((total - idle) as f64 / TICKS_PER_SEC, total as f64 / TICKS_PER_SEC)
 }
 
 /// Every descendant of `root`, found through `/proc/<pid>/task/*/children`.
@@ -283,10 +254,7 @@ fn descendants(root: u32) -> Vec<u32> {
         };
         for task in tasks.flatten() {
             let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-            for child in children
-                .split_whitespace()
-                .filter_map(|c| c.parse::<u32>().ok())
-            {
+            for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
                 found.push(child);
                 stack.push(child);
             }
@@ -315,12 +283,7 @@ fn stat_fields(stat: &str) -> Vec<&str> {
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields = stat_fields(&stat);
-    let field = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     field(11) + field(12)
 }
 
@@ -336,8 +299,7 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 /// Proportional set size: shared pages (the interpreter, libc) divided among the processes that
 /// map them, which is what one more environment really costs the machine.
 fn pss_kib(pid: u32) -> u64 {
-    let text =
-        std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     text.lines()
         .find_map(|line| line.strip_prefix("Pss:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())

@@ -39,10 +39,6 @@ impl Signer {
         }
     }
 
-    pub fn signs(&self) -> bool {
-        self.keys.is_some()
-    }
-
     /// Every header to send with `method path_and_query` and `body`.
     pub fn headers(
         &self,
@@ -53,22 +49,13 @@ impl Signer {
     ) -> anyhow::Result<Vec<(String, String)>> {
         let mut headers: Vec<(String, String)> = Vec::with_capacity(extra.len() + 4);
         headers.push(("host".to_owned(), self.host.clone()));
-        headers.extend(
-            extra
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
-        );
+        headers.extend(extra.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())));
         let Some(keys) = &self.keys else {
             return Ok(headers);
         };
-        let identity = Credentials::new(
-            keys.access_key_id.clone(),
-            keys.secret_access_key.clone(),
-            None,
-            None,
-            "nimbus-bench",
-        )
-        .into();
+        let identity =
+            Credentials::new(keys.access_key_id.clone(), keys.secret_access_key.clone(), None, None, "nimbus-bench")
+                .into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&keys.region)
@@ -86,9 +73,7 @@ impl Signer {
             SignableBody::Bytes(body),
         )
         .context("a signable request")?;
-        let (instructions, _signature) = sign(request, &params)
-            .context("SigV4 signing")?
-            .into_parts();
+        let (instructions, _signature) = sign(request, &params).context("SigV4 signing")?.into_parts();
         let (signature_headers, _query) = instructions.into_parts();
         for header in signature_headers {
             headers.push((header.name().to_owned(), header.value().to_owned()));

@@ -29,10 +29,7 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -47,12 +44,7 @@ pub struct Connection {
 
 impl Connection {
     pub fn new(addr: SocketAddr) -> Connection {
-        Connection {
-            addr,
-            stream: None,
-            buffered: Vec::new(),
-            connects: 0,
-        }
+        Connection { addr, stream: None, buffered: Vec::new(), connects: 0 }
     }
 
     /// Opens the connection now, so that the first measured request does not pay for it.
@@ -93,10 +85,8 @@ impl Connection {
             Ok(response) => Ok(response),
             Err(Exchange::BeforeAnswer(e)) if reused => {
                 // The server closed an idle kept-alive connection; this request never reached it.
-                self.connect()
-                    .with_context(|| format!("reconnect after: {e}"))?;
-                self.exchange(&message)
-                    .map_err(|e| anyhow::anyhow!("{method} {path}: {}", e.error()))
+                self.connect().with_context(|| format!("reconnect after: {e}"))?;
+                self.exchange(&message).map_err(|e| anyhow::anyhow!("{method} {path}: {}", e.error()))
             }
             Err(e) => Err(anyhow::anyhow!("{method} {path}: {}", e.error())),
         }
@@ -104,8 +94,7 @@ impl Connection {
 
     fn exchange(&mut self, message: &[u8]) -> Result<Response, Exchange> {
         if self.stream.is_none() {
-            self.connect()
-                .map_err(|e| Exchange::Failed(io::Error::other(format!("{e:#}"))))?;
+            self.connect().map_err(|e| Exchange::Failed(io::Error::other(format!("{e:#}"))))?;
         }
         let result = self.exchange_on_stream(message);
         if result.is_err() {
@@ -115,10 +104,7 @@ impl Connection {
     }
 
     fn exchange_on_stream(&mut self, message: &[u8]) -> Result<Response, Exchange> {
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| Exchange::Failed(io::Error::other("not connected")))?;
+        let stream = self.stream.as_mut().ok_or_else(|| Exchange::Failed(io::Error::other("not connected")))?;
         stream.write_all(message).map_err(Exchange::BeforeAnswer)?;
         // Nothing of the answer yet: an error here means the request may never have been seen.
         if self.buffered.is_empty() {
@@ -155,19 +141,11 @@ impl Connection {
                 headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
             }
         }
-        let value = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
-        };
+        let value = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         let chunked = value("transfer-encoding").is_some_and(|v| v.contains("chunked"));
         let close = value("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         let length = value("content-length")
-            .map(|v| {
-                v.parse::<usize>()
-                    .map_err(|_| io::Error::other(format!("bad content-length {v:?}")))
-            })
+            .map(|v| v.parse::<usize>().map_err(|_| io::Error::other(format!("bad content-length {v:?}"))))
             .transpose()?;
         let body = if status == 204 || status == 304 {
             Vec::new()
@@ -181,11 +159,7 @@ impl Connection {
         if close || (length.is_none() && !chunked && status != 204 && status != 304) {
             self.stream = None;
         }
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Ok(Response { status, headers, body })
     }
 
     fn read_exact_body(&mut self, length: usize) -> io::Result<Vec<u8>> {
@@ -240,10 +214,7 @@ impl Connection {
     }
 
     fn fill(&mut self) -> io::Result<()> {
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| io::Error::other("not connected"))?;
+        let stream = self.stream.as_mut().ok_or_else(|| io::Error::other("not connected"))?;
         let mut chunk = [0u8; 16 * 1024];
         let n = loop {
             match stream.read(&mut chunk) {
@@ -252,10 +223,7 @@ impl Connection {
             }
         };
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection"));
         }
         self.buffered.extend_from_slice(&chunk[..n]);
         Ok(())
@@ -328,10 +296,7 @@ mod tests {
         let mut conn = Connection::new(addr);
         let host = vec![("host".to_owned(), addr.to_string())];
         let first = conn.request("GET", "/", &host, b"").expect("first");
-        assert_eq!(
-            (first.status, first.body.as_slice()),
-            (200, b"hello".as_slice())
-        );
+        assert_eq!((first.status, first.body.as_slice()), (200, b"hello".as_slice()));
         assert_eq!(first.header("x-thing"), Some("a"));
         let second = conn.request("POST", "/", &host, b"{}").expect("second");
         assert_eq!(second.body, b"abcde");

@@ -42,15 +42,10 @@ fn serve(api: &str) -> io::Result<()> {
     loop {
         let next = conn.request("GET", NEXT, &[])?;
         if next.status != 200 {
-            return Err(other(format!(
-                "GET {NEXT} answered {}: {}",
-                next.status,
-                String::from_utf8_lossy(&next.body)
-            )));
+            return Err(other(format!("GET {NEXT} answered {}: {}", next.status, String::from_utf8_lossy(&next.body))));
         }
-        let request_id = next
-            .request_id
-            .ok_or_else(|| other("the event has no Lambda-Runtime-Aws-Request-Id".into()))?;
+        let request_id =
+            next.request_id.ok_or_else(|| other("the event has no Lambda-Runtime-Aws-Request-Id".into()))?;
         let path = format!("/2018-06-01/runtime/invocation/{request_id}/response");
         let posted = conn.request("POST", &path, &next.body)?;
         if posted.status != 202 {
@@ -81,18 +76,13 @@ struct Connection {
 
 impl Connection {
     fn open(api: &str) -> io::Result<Connection> {
-        let mut conn = Connection {
-            api: api.to_owned(),
-            stream: None,
-            buffered: Vec::new(),
-        };
+        let mut conn = Connection { api: api.to_owned(), stream: None, buffered: Vec::new() };
         conn.connect()?;
         Ok(conn)
     }
 
     fn connect(&mut self) -> io::Result<&mut TcpStream> {
-        let stream = TcpStream::connect(&self.api)
-            .map_err(|e| other(format!("connect to {}: {e}", self.api)))?;
+        let stream = TcpStream::connect(&self.api).map_err(|e| other(format!("connect to {}: {e}", self.api)))?;
         stream.set_nodelay(true)?;
         self.buffered.clear();
         Ok(self.stream.insert(stream))
@@ -102,11 +92,7 @@ impl Connection {
         let mut message = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.api).into_bytes();
         if method == "POST" {
             message.extend_from_slice(
-                format!(
-                    "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                    body.len()
-                )
-                .as_bytes(),
+                format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()).as_bytes(),
             );
         }
         message.extend_from_slice(b"\r\n");
@@ -162,11 +148,7 @@ impl Connection {
             };
             let (name, value) = (name.trim(), value.trim());
             if name.eq_ignore_ascii_case("content-length") {
-                length = Some(
-                    value
-                        .parse::<usize>()
-                        .map_err(|_| other(format!("bad Content-Length {value:?}")))?,
-                );
+                length = Some(value.parse::<usize>().map_err(|_| other(format!("bad Content-Length {value:?}")))?);
             } else if name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = value.to_ascii_lowercase().contains("chunked");
             } else if name.eq_ignore_ascii_case("connection") {
@@ -187,11 +169,7 @@ impl Connection {
         if close {
             self.stream = None;
         }
-        Ok(Response {
-            status,
-            request_id,
-            body,
-        })
+        Ok(Response { status, request_id, body })
     }
 
     fn read_exact_body(&mut self, length: usize) -> io::Result<Vec<u8>> {
@@ -213,8 +191,8 @@ impl Connection {
             let line = String::from_utf8_lossy(&self.buffered[..line_end]).into_owned();
             self.buffered.drain(..line_end + 2);
             let size_text = line.split(';').next().unwrap_or_default().trim();
-            let size = usize::from_str_radix(size_text, 16)
-                .map_err(|_| other(format!("bad chunk size {size_text:?}")))?;
+            let size =
+                usize::from_str_radix(size_text, 16).map_err(|_| other(format!("bad chunk size {size_text:?}")))?;
             if size == 0 {
                 // Trailers, if any, end with an empty line.
                 loop {
@@ -248,10 +226,7 @@ impl Connection {
 
     /// Reads more bytes into the buffer; end of stream is an `UnexpectedEof` error.
     fn fill(&mut self) -> io::Result<()> {
-        let stream = self
-            .stream
-            .as_mut()
-            .ok_or_else(|| other("the connection is closed".into()))?;
+        let stream = self.stream.as_mut().ok_or_else(|| other("the connection is closed".into()))?;
         let mut chunk = [0u8; 16 * 1024];
         let n = loop {
             match stream.read(&mut chunk) {
@@ -260,10 +235,7 @@ impl Connection {
             }
         };
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the Runtime API closed the connection",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the Runtime API closed the connection"));
         }
         self.buffered.extend_from_slice(&chunk[..n]);
         Ok(())
@@ -276,4 +248,54 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 fn other(message: String) -> io::Error {
     io::Error::other(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A fake Runtime API: answers each request on one connection with the next scripted reply
+    /// and hands back what it received.
+    fn fake_api(replies: Vec<&'static str>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let handle = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            let mut seen = Vec::new();
+            for reply in replies {
+                let mut request = Vec::new();
+                while find(&request, b"\r\n\r\n").is_none() {
+                    let mut chunk = [0u8; 4096];
+                    let n = socket.read(&mut chunk).expect("read");
+                    assert!(n > 0, "the bootstrap closed the connection");
+                    request.extend_from_slice(&chunk[..n]);
+                }
+                seen.push(String::from_utf8_lossy(&request).into_owned());
+                socket.write_all(reply.as_bytes()).expect("write");
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn reads_length_and_chunked_bodies_on_one_connection() {
+        let (addr, server) = fake_api(vec![
+            "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: id-1\r\nContent-Length: 7\r\n\r\n{\"a\":1}",
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nlambda-runtime-aws-request-id: id-2\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"b\r\n4;x=1\r\n\":2}\r\n0\r\n\r\n",
+        ]);
+        let mut conn = Connection::open(&addr).expect("connect");
+        let first = conn.request("GET", NEXT, &[]).expect("first event");
+        assert_eq!((first.status, first.request_id.as_deref()), (200, Some("id-1")));
+        assert_eq!(first.body, br#"{"a":1}"#);
+        let posted = conn.request("POST", "/2018-06-01/runtime/invocation/id-1/response", &first.body).expect("post");
+        assert_eq!(posted.status, 202);
+        let second = conn.request("GET", NEXT, &[]).expect("chunked event");
+        assert_eq!(second.request_id.as_deref(), Some("id-2"));
+        assert_eq!(second.body, br#"{"b":2}"#);
+        let seen = server.join().expect("fake api");
+        assert!(seen[1].contains("Content-Length: 7\r\n") && seen[1].ends_with("\r\n\r\n{\"a\":1}"), "{}", seen[1]);
+    }
 }
