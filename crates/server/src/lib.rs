@@ -14,11 +14,13 @@ pub mod auth;
 mod clock;
 pub mod credentials;
 mod environment;
+mod events;
 mod invoke;
 mod logs;
 pub mod pool;
 mod runtime_api;
 mod runtimes;
+mod sqs;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -60,6 +62,11 @@ pub struct Config {
     pub environments_max: usize,
     /// Suspend environments between invocations, as Lambda freezes them.
     pub freeze_idle: bool,
+    /// Delay before the first retry of a failed async invocation (doubled for the second); AWS waits
+    /// about a minute. Tests shorten it.
+    pub async_retry_base: Duration,
+    /// Async invocations the dispatcher runs at once.
+    pub async_concurrency: usize,
 }
 
 impl Config {
@@ -75,6 +82,8 @@ impl Config {
             account_concurrency: nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT,
             environments_max: 2 * nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT as usize,
             freeze_idle: true,
+            async_retry_base: Duration::from_secs(60),
+            async_concurrency: 64,
         }
     }
 }
@@ -170,10 +179,29 @@ pub async fn run(
     }
     let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
     let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
+    let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url));
+    let (stop_events, events_stopping) = watch::channel(false);
+    let async_settings = events::async_invoke::AsyncSettings {
+        retry_base: config.async_retry_base,
+        concurrency: config.async_concurrency.max(1),
+    };
+    let (async_queue, async_task) = events::async_invoke::start(
+        store.clone(),
+        invoker.clone(),
+        sqs.clone(),
+        arns.clone(),
+        async_settings,
+        events_stopping.clone(),
+    );
+    let (mappings, mappings_task) =
+        events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
     let state = Arc::new(api::ApiState {
         store: store.clone(),
         credentials: credentials.clone(),
         invoker,
+        sqs,
+        async_queue,
+        mappings,
         arns,
         code_urls: api::CodeUrls::new(&api_url),
         auth_required: config.auth == AuthMode::SigV4,
@@ -206,6 +234,18 @@ pub async fn run(
             Ok(())
         }
     };
+    // The event plane stops before the environments, so it starts no new invocation; what it had in
+    // flight stays in the journal (or the queue) and runs again after the next start.
+    let _ = stop_events.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, async move {
+        let _ = mappings_task.await;
+        let _ = async_task.await;
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("the event plane did not stop within {SHUTDOWN_GRACE:?}");
+    }
     let _ = stop_envs.send(true);
     pool.shutdown().await;
     drop(pool);

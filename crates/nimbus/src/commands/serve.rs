@@ -44,6 +44,13 @@ pub struct ServeArgs {
     /// Keep idle environments running instead of suspending them between invocations.
     #[arg(long)]
     no_freeze: bool,
+    /// Delay before the first retry of a failed asynchronous invocation, in ms (the second waits twice
+    /// as long). AWS waits about a minute; tests use less.
+    #[arg(long, default_value_t = 60_000)]
+    async_retry_base_ms: u64,
+    /// Asynchronous invocations run at once.
+    #[arg(long, default_value_t = 64)]
+    async_concurrency: usize,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -75,6 +82,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.account_concurrency = args.account_concurrency.max(1);
     config.environments_max = args.environments_max.max(1);
     config.freeze_idle = !args.no_freeze;
+    config.async_retry_base = Duration::from_millis(args.async_retry_base_ms);
+    config.async_concurrency = args.async_concurrency.max(1);
 
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;

@@ -7,6 +7,7 @@ mod code_url;
 mod error;
 mod lambda;
 mod logs;
+mod sqs;
 
 use std::sync::Arc;
 
@@ -32,6 +33,9 @@ pub struct ApiState {
     pub store: Arc<Store>,
     pub credentials: Arc<Credentials>,
     pub invoker: Arc<Invoker>,
+    pub sqs: Arc<crate::sqs::Sqs>,
+    pub async_queue: crate::events::async_invoke::AsyncQueue,
+    pub mappings: crate::events::mappings::Mappings,
     pub arns: crate::arn::Arns,
     pub code_urls: CodeUrls,
     pub auth_required: bool,
@@ -104,6 +108,7 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
     };
     match target.split_once('.') {
         Some(("Logs_20140328", operation)) => logs::dispatch(&state, operation, &body).await,
+        Some(("AmazonSQS", operation)) => sqs::dispatch(&state, operation, &body, caller.as_ref()).await,
         _ => {
             let service = caller.map(|c| c.service).unwrap_or_default();
             ApiError::unknown_operation("POST", &format!("/ (service {service:?}, target {target:?})"))

@@ -118,13 +118,14 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
         }
         _ => return Err(ApiError::invalid("Please provide a source for function code.")),
     };
+    let dead_letter = super::event_invoke::dead_letter_target(&state, input.dead_letter_config)?;
     // A duplicate is refused before any code is stored.
     if state.store.get_function(&name, &VersionId::Latest).is_ok() {
         return Err(ApiError::conflict(format!("Function already exist: {name}")));
     }
     let code = store_zip(&state.store, &zip).await?;
     let runtime_note = state.invoker.runtime_note(config.runtime);
-    let (latest, published) = state.store.create_function(NewFunction {
+    let (mut latest, mut published) = state.store.create_function(NewFunction {
         name,
         config,
         code,
@@ -132,6 +133,7 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
         publish: input.publish.unwrap_or(false),
         now_ms: clock::now_ms(),
     })?;
+    super::event_invoke::record_dead_letter(&state, &mut latest, published.as_mut(), dead_letter)?;
     if let Some(note) = runtime_note {
         tracing::warn!(function = %latest.name, "{note}");
     }
@@ -273,6 +275,9 @@ pub async fn update_configuration(
     }
     if let Some(d) = input.description.as_deref() {
         config.description = Description::parse(d)?;
+    }
+    if let Some(target) = super::event_invoke::dead_letter_target(&state, input.dead_letter_config)? {
+        state.store.set_dead_letter_target(&name, Some(target.as_str()).filter(|t| !t.is_empty()))?;
     }
     let updated = state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())?;
     state.invoker.retire(&name).await;

@@ -94,7 +94,7 @@ pub async fn invoke(
         InvocationType::Event => {
             let record = state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
             let executed = record.version.to_string();
-            spawn_event(&state, request);
+            accept_event(&state, request).await?;
             let mut response = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&executed) {
                 response.headers_mut().insert("x-amz-executed-version", v);
@@ -108,20 +108,21 @@ pub async fn invoke(
     }
 }
 
-/// Runs an `Event` invocation in the background. Durable queueing with retries is the event plane's
-/// job; until it exists, an accepted event runs once, now.
-fn spawn_event(state: &SharedState, request: InvokeRequest) {
-    let invoker = state.invoker.clone();
-    tokio::spawn(async move {
-        let request_id = request.request_id.clone();
-        match invoker.invoke(request).await {
-            Ok(result) if result.outcome.is_function_error() => {
-                tracing::info!(request_id, "asynchronous invocation ended in a function error");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(request_id, error = %e, "asynchronous invocation failed"),
-        }
-    });
+/// Writes an `Event` invocation to the async journal; returns once it is committed to disk, so the
+/// 202 that follows is a promise kept across crashes. The dispatcher (`events::async_invoke`) runs it.
+async fn accept_event(state: &SharedState, request: InvokeRequest) -> Result<(), ApiError> {
+    let event = nimbus_store::NewAsyncEvent {
+        request_id: request.request_id,
+        function: request.function,
+        qualifier: request.qualifier.map(|q| q.to_string()),
+        payload: request.payload.to_vec(),
+        client_context: request.client_context,
+        now_ms: crate::clock::now_ms(),
+    };
+    state.async_queue.accept(event).await.map_err(|e| {
+        tracing::error!(error = %e, "accepting an async invocation");
+        ApiError::service(format!("The event could not be stored: {e}"))
+    })
 }
 
 fn sync_response(result: InvokeResult) -> Response {
@@ -185,6 +186,6 @@ pub async fn invoke_async(
         client_context: None,
     };
     state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
-    spawn_event(&state, request);
+    accept_event(&state, request).await?;
     Ok((StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"Status":202}"#).into_response())
 }

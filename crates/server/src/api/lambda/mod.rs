@@ -3,8 +3,10 @@
 
 mod aliases;
 mod concurrency;
+mod event_invoke;
 mod functions;
 mod invoke;
+mod mappings;
 mod shapes;
 mod tags;
 
@@ -41,6 +43,17 @@ pub fn routes() -> Router<SharedState> {
         )
         .route("/2019-09-30/functions/{name}/concurrency", get(concurrency::get))
         .route("/2017-03-31/tags/{arn}", get(tags::list).post(tags::tag).delete(tags::untag))
+        .route(
+            "/2019-09-25/functions/{name}/event-invoke-config",
+            get(event_invoke::get).put(event_invoke::put).post(event_invoke::update).delete(event_invoke::delete),
+        )
+        .route("/2019-09-25/functions/{name}/event-invoke-config/list", get(event_invoke::list))
+        .route("/2015-03-31/event-source-mappings", post(mappings::create).get(mappings::list))
+        .route("/2015-03-31/event-source-mappings/", post(mappings::create).get(mappings::list))
+        .route(
+            "/2015-03-31/event-source-mappings/{uuid}",
+            get(mappings::get).put(mappings::update).delete(mappings::delete),
+        )
 }
 
 /// Resolves the function a path names (a name, a partial ARN or an ARN, possibly with a qualifier)

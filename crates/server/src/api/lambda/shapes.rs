@@ -51,6 +51,13 @@ pub struct CreateFunctionIn {
     pub architectures: Option<Vec<String>>,
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub package_type: Option<String>,
+    pub dead_letter_config: Option<DeadLetterConfigIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeadLetterConfigIn {
+    pub target_arn: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +85,7 @@ pub struct UpdateConfigIn {
     pub runtime: Option<String>,
     pub revision_id: Option<String>,
     pub ephemeral_storage: Option<EphemeralStorageIn>,
+    pub dead_letter_config: Option<DeadLetterConfigIn>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +146,9 @@ pub fn function_configuration(record: &FunctionRecord, arns: &Arns) -> Value {
         "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
         "LoggingConfig": { "LogFormat": "Text", "LogGroup": crate::logs::group_name(record.name.as_str()) },
     });
+    if let Some(target) = &record.dead_letter_target {
+        out["DeadLetterConfig"] = json!({ "TargetArn": target });
+    }
     // Lambda leaves `Environment` out entirely when a function has no variables.
     if !c.environment.is_empty() {
         out["Environment"] = json!({ "Variables": c.environment.as_map() });
