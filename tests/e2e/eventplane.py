@@ -10,8 +10,9 @@ from helpers import create_function, make_zip, read_function_source
 
 # Short retry delays: the server's first async retry waits this long, the second twice as long.
 RETRY_BASE_MS = 200
+SERVER_ARGS = ("--async-retry-base-ms", str(RETRY_BASE_MS))
 # The recorder function writes into a host directory, which only the process tier lets it see.
-SERVER_ARGS = ("--async-retry-base-ms", str(RETRY_BASE_MS), "--sandbox", "process")
+SERVER_ENV = {"NIMBUS_SANDBOX": "process"}
 
 
 def recorder_zip() -> bytes:

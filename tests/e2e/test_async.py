@@ -6,20 +6,13 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from eventplane import SERVER_ARGS, create_recorder, drain, queue_arn, records, wait_until
-from helpers import error_code, function_arn, http_status, unique_name
+from eventplane import SERVER_ARGS, SERVER_ENV, create_recorder, drain, queue_arn, records, wait_until
+from helpers import NimbusServer, error_code, function_arn, http_status, unique_name
 
 
 @pytest.fixture(scope="module")
-def srv(server_factory_module):
-    return server_factory_module
-
-
-@pytest.fixture(scope="module")
-def server_factory_module(tmp_path_factory):
-    from helpers import NimbusServer
-
-    s = NimbusServer(tmp_path_factory.mktemp("nimbus-async"), extra_args=SERVER_ARGS).start()
+def srv(tmp_path_factory):
+    s = NimbusServer(tmp_path_factory.mktemp("nimbus-async"), extra_args=SERVER_ARGS, extra_env=SERVER_ENV).start()
     yield s
     s.teardown()
 

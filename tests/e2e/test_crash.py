@@ -9,7 +9,7 @@ import time
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from eventplane import SERVER_ARGS, create_recorder, queue_arn, records, wait_until
+from eventplane import SERVER_ARGS, SERVER_ENV, create_recorder, queue_arn, records, wait_until
 from helpers import NimbusServer, unique_name
 
 N = 60
@@ -66,7 +66,7 @@ def start_mid_stream_kill(srv, producer, after):
 def test_nothing_accepted_is_lost_across_sigkill(server_factory, tmp_path):
     rec_dir = tmp_path / "records"
     rec_dir.mkdir()
-    srv = server_factory(extra_args=SERVER_ARGS)
+    srv = server_factory(extra_args=SERVER_ARGS, extra_env=SERVER_ENV)
     lam, sqs = srv.lambda_client(), srv.client("sqs")
     fn = unique_name("crash-ok")
     create_recorder(lam, fn, rec_dir)
@@ -96,7 +96,7 @@ def test_nothing_accepted_is_lost_across_sigkill(server_factory, tmp_path):
 def test_failures_reach_their_destinations_across_sigkill(server_factory, tmp_path):
     rec_dir = tmp_path / "records"
     rec_dir.mkdir()
-    srv = server_factory(extra_args=SERVER_ARGS)
+    srv = server_factory(extra_args=SERVER_ARGS, extra_env=SERVER_ENV)
     lam, sqs = srv.lambda_client(), srv.client("sqs")
     fn = unique_name("crash-fail")
     create_recorder(lam, fn, rec_dir, env={"FAIL_BATCH": "1"})

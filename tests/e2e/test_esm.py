@@ -7,13 +7,13 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from eventplane import SERVER_ARGS, create_recorder, drain, queue_arn, records, wait_until
+from eventplane import SERVER_ARGS, SERVER_ENV, create_recorder, drain, queue_arn, records, wait_until
 from helpers import NimbusServer, error_code, function_arn, unique_name
 
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    s = NimbusServer(tmp_path_factory.mktemp("nimbus-esm"), extra_args=SERVER_ARGS).start()
+    s = NimbusServer(tmp_path_factory.mktemp("nimbus-esm"), extra_args=SERVER_ARGS, extra_env=SERVER_ENV).start()
     yield s
     s.teardown()
 
