@@ -210,6 +210,8 @@ class NimbusServer:
         self._watched: dict[int, int | None] = {}
         self.key = ROOT_KEY
         self.secret = ROOT_SECRET
+        # The sandbox tier the server runs (`sandbox=` in the ready file): namespace or process.
+        self.sandbox: str | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -260,6 +262,7 @@ class NimbusServer:
             time.sleep(0.05)
         self.ready_lines = [line.strip() for line in text.splitlines() if line.strip()]
         self.url = self.ready_lines[0].rstrip("/")
+        self.sandbox = next((line.split("=", 1)[1] for line in self.ready_lines if line.startswith("sandbox=")), None)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", self.url), \
             f"first line of the ready file should be the API base URL, got {self.url!r}"
         return self
@@ -412,6 +415,23 @@ class NimbusServer:
         return proc
 
 
+def namespace_server(server_factory, **kw) -> NimbusServer:
+    """A server on the namespace sandbox tier (`--sandbox auto`), or a visible skip with the reason the
+    server gave when this machine cannot create namespaces (not root, no namespaces, no mounts)."""
+    args = tuple(kw.pop("extra_args", ())) + ("--sandbox", "auto")
+    return require_namespace(server_factory(extra_args=args, **kw))
+
+
+def require_namespace(srv: NimbusServer) -> NimbusServer:
+    """`srv` if it runs the namespace tier; otherwise it is stopped and the test skips, visibly, with the
+    reason the server logged for falling back."""
+    if srv.sandbox != "namespace":
+        reason = next((line for line in srv.log_text().splitlines() if "namespace sandbox" in line), srv.log_tail(5))
+        srv.teardown()
+        pytest.skip(f"the namespace sandbox tier is unavailable on this machine: {reason.strip()}")
+    return srv
+
+
 # --------------------------------------------------------------------------------------------------------
 # Zips and the test functions
 # --------------------------------------------------------------------------------------------------------
@@ -560,8 +580,8 @@ class Invocation:
 
 def invoke(client, name: str, event=None, raw: bytes | None = None, server: NimbusServer | None = None,
            **kw) -> Invocation:
-    """Invoke and collect everything the response says. With `server`, a pid the function reports
-    (probe functions do) is remembered so the server's teardown can check that the process is gone."""
+    """Invoke and collect everything the response says. With `server` (process tier), a pid the function
+    reports (probe functions do) is remembered so the server's teardown can check that the process is gone."""
     payload = raw if raw is not None else json.dumps(event if event is not None else {}).encode()
     resp = client.invoke(FunctionName=name, Payload=payload, **kw)
     body = resp["Payload"].read() if "Payload" in resp else b""
@@ -575,7 +595,9 @@ def invoke(client, name: str, event=None, raw: bytes | None = None, server: Nimb
         request_id=resp["ResponseMetadata"]["RequestId"],
         headers=resp["ResponseMetadata"]["HTTPHeaders"],
     )
-    if server is not None and inv.status == 200 and not inv.function_error:
+    # Only the process tier's pids are host pids; in the namespace tier a function sees its own pid
+    # namespace, and its processes are checked as the server's descendants instead.
+    if server is not None and server.sandbox != "namespace" and inv.status == 200 and not inv.function_error:
         try:
             data = inv.payload
         except ValueError:

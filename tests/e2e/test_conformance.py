@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import awslambdaric_zip, create_function, function_arn, invoke, rust_echo_zip, shell_zip, unique_name
+from helpers import (awslambdaric_zip, create_function, function_arn, invoke, rust_echo_zip, shell_zip, unique_name,
+                     wait_for_logs)
 
 CLIENTS = {
     # id: (zip builder, runtime, handler)
@@ -81,7 +82,7 @@ def test_context_reaches_the_client(lam, server, runtime_fn):
 
 
 @pytest.mark.timeout(180)
-def test_concurrent_invokes(lam, server, runtime_fn):
+def test_concurrent_invokes(lam, logs, server, runtime_fn):
     kind, name = runtime_fn
     n = 3
 
@@ -95,7 +96,12 @@ def test_concurrent_invokes(lam, server, runtime_fn):
         assert inv.status == 200 and inv.function_error is None, inv.raw
         assert echoed_event(kind, inv.payload)["i"] == i
         assert echoed_request_id(kind, inv.payload) == inv.request_id
-    assert len({inv.payload["pid"] for inv in results}) == n, "one environment per concurrent invocation"
+    # One environment per concurrent invocation: each has a log stream of its own (pids tell them apart only
+    # on the process tier; in the namespace tier every environment has its own pid namespace).
+    starts = [f"START RequestId: {inv.request_id}" for inv in results]
+    events = wait_for_logs(logs, name, starts)
+    streams = {e["logStreamName"] for e in events for s in starts if e["message"].startswith(s)}
+    assert len(streams) == n, "one environment per concurrent invocation"
 
 
 def test_function_error(lam, server, runtime_fn):

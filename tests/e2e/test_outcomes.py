@@ -130,7 +130,11 @@ def test_missing_handler_function(lam, server):
     assert "no_such_handler" in body["errorMessage"]
 
 
-def test_init_failure_is_retried_on_next_invoke(lam, server, tmp_path):
+def test_init_failure_is_retried_on_next_invoke(server_factory, tmp_path):
+    # The probe remembers "init failed once" in a host file, across environments: only the process tier
+    # lets a function see the host's files.
+    server = server_factory(extra_args=("--sandbox", "process"))
+    lam = server.lambda_client()
     name = unique_name("out-initonce")
     marker = tmp_path / "init-failed-once"
     create_function(lam, name, python_zip(), Environment={"Variables": {"PROBE_INIT_FAIL_ONCE": str(marker)}})

@@ -11,4 +11,12 @@ pub enum SandboxError {
     Spawn { program: PathBuf, source: std::io::Error },
     #[error("signal process group {pgid} with {signal}: {source}")]
     Signal { pgid: u32, signal: &'static str, source: nix::Error },
+    #[error("{what}: {source}")]
+    Network { what: &'static str, source: std::io::Error },
+    #[error("cgroups: {source}")]
+    Cgroup { source: std::io::Error },
+    #[error("{what}: {source}")]
+    Namespace { what: &'static str, source: std::io::Error },
+    #[error("the namespace tier is unavailable: {0}")]
+    Unavailable(String),
 }

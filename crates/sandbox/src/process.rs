@@ -12,7 +12,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use tokio::net::unix::pipe;
 
-use crate::{ExitDescription, Instance, LaunchSpec, Sandbox, SandboxError};
+use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Sandbox, SandboxError};
 
 pub struct ProcessSandbox {
     root: PathBuf,
@@ -36,11 +36,22 @@ impl Sandbox for ProcessSandbox {
         "process"
     }
 
+    fn path_view(&self) -> PathView {
+        PathView::default()
+    }
+
     fn scratch_dir(&self, id: &str) -> PathBuf {
         self.root.join(id).join("tmp")
     }
 
-    fn launch(&self, spec: &LaunchSpec) -> Result<Box<dyn Instance>, SandboxError> {
+    /// The Runtime API listens on a free loopback port of the host; the API is the server's own.
+    fn prepare(&self, _id: &str) -> Result<(Network, Prepared), SandboxError> {
+        let runtime_api = std::net::TcpListener::bind(("127.0.0.1", 0))
+            .map_err(|source| SandboxError::Network { what: "bind the Runtime API listener", source })?;
+        Ok((Network { runtime_api, api: None }, Prepared::default()))
+    }
+
+    fn launch(&self, spec: &LaunchSpec, _prepared: Prepared) -> Result<Box<dyn Instance>, SandboxError> {
         let scratch = self.scratch_dir(&spec.id);
         std::fs::create_dir_all(&scratch)
             .map_err(|source| SandboxError::CreateScratch { path: scratch.clone(), source })?;
@@ -135,6 +146,11 @@ impl Instance for ProcessInstance {
         self.signal_group(Signal::SIGCONT, "SIGCONT")
     }
 
+    fn terminate(&self) {
+        let _ = self.signal_group(Signal::SIGCONT, "SIGCONT");
+        let _ = self.signal_group(Signal::SIGTERM, "SIGTERM");
+    }
+
     fn peak_memory_bytes(&self) -> u64 {
         let measured = tree_memory_bytes(self.pid);
         self.peak_bytes.fetch_max(measured, Ordering::Relaxed).max(measured)
@@ -166,20 +182,13 @@ fn describe(status: std::process::ExitStatus) -> ExitDescription {
     if let Some(code) = status.code() {
         return ExitDescription::Exited(code);
     }
-    match status.signal().and_then(|s| Signal::try_from(s).ok()) {
-        Some(Signal::SIGKILL) => ExitDescription::Signaled("killed".into()),
-        Some(Signal::SIGSEGV) => ExitDescription::Signaled("segmentation fault".into()),
-        Some(Signal::SIGABRT) => ExitDescription::Signaled("aborted".into()),
-        Some(Signal::SIGTERM) => ExitDescription::Signaled("terminated".into()),
-        Some(other) => ExitDescription::Signaled(other.as_str().to_ascii_lowercase()),
-        None => ExitDescription::Unknown,
-    }
+    status.signal().map_or(ExitDescription::Unknown, ExitDescription::signaled)
 }
 
 /// Memory held by a process tree: the larger of the main process's own peak (VmHWM) and the sum of the
 /// current resident sizes of it and its descendants. The process tier has no cgroup to ask for the
 /// tree's peak, so this is sampled whenever the server asks (after each invocation).
-fn tree_memory_bytes(root: u32) -> u64 {
+pub(crate) fn tree_memory_bytes(root: u32) -> u64 {
     let mut total_rss = 0u64;
     let mut root_hwm = 0u64;
     let mut stack = vec![root];
@@ -225,6 +234,9 @@ mod tests {
             args: vec!["-c".into(), script.into()],
             env: vec![("GREETING".into(), "hi".into())],
             cwd: dir.to_owned(),
+            code_dir: dir.to_owned(),
+            runtime_dir: dir.to_owned(),
+            ro_paths: Vec::new(),
             memory_mb: 128,
             scratch_mb: 512,
         }
@@ -234,7 +246,8 @@ mod tests {
     async fn runs_measures_and_reports_exit() {
         let dir = tempfile::tempdir().unwrap();
         let sandbox = ProcessSandbox::new(&dir.path().join("envs")).unwrap();
-        let mut instance = sandbox.launch(&spec(dir.path(), "echo $GREETING; echo oops >&2; exit 3")).unwrap();
+        let mut instance =
+            sandbox.launch(&spec(dir.path(), "echo $GREETING; echo oops >&2; exit 3"), Prepared::default()).unwrap();
         let (mut out, mut err) = instance.take_output().unwrap();
         let mut text = String::new();
         out.read_to_string(&mut text).await.unwrap();
@@ -249,7 +262,7 @@ mod tests {
     async fn destroy_kills_the_whole_group_even_when_frozen() {
         let dir = tempfile::tempdir().unwrap();
         let sandbox = ProcessSandbox::new(&dir.path().join("envs")).unwrap();
-        let mut instance = sandbox.launch(&spec(dir.path(), "sleep 30 & sleep 30")).unwrap();
+        let mut instance = sandbox.launch(&spec(dir.path(), "sleep 30 & sleep 30"), Prepared::default()).unwrap();
         let exit = instance.take_exit().unwrap();
         let _output = instance.take_output();
         assert!(instance.peak_memory_bytes() > 0);

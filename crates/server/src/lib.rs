@@ -28,12 +28,28 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nimbus_sandbox::{ProcessSandbox, Sandbox};
+use nimbus_sandbox::{NamespaceSandbox, ProcessSandbox, Sandbox};
 use nimbus_store::Store;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use credentials::{KeyPair, RootSource};
+
+/// Which sandbox tier runs functions (`--sandbox`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxChoice {
+    /// The namespace tier if this machine allows it (a probe builds one environment), else the
+    /// process tier with a loud warning.
+    Auto {
+        init_exe: PathBuf,
+    },
+    /// The namespace tier or nothing. `init_exe` is the Nimbus binary, which runs the environments'
+    /// init (`nimbus __sandbox-init`).
+    Namespace {
+        init_exe: PathBuf,
+    },
+    Process,
+}
 
 /// How requests are authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +78,8 @@ pub struct Config {
     pub environments_max: usize,
     /// Suspend environments between invocations, as Lambda freezes them.
     pub freeze_idle: bool,
+    /// The isolation tier (the process tier unless asked: the namespace tier needs the Nimbus binary).
+    pub sandbox: SandboxChoice,
     /// Delay before the first retry of a failed async invocation (doubled for the second); AWS waits
     /// about a minute. Tests shorten it.
     pub async_retry_base: Duration,
@@ -82,6 +100,7 @@ impl Config {
             account_concurrency: nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT,
             environments_max: 2 * nimbus_model::limits::ACCOUNT_CONCURRENCY_DEFAULT as usize,
             freeze_idle: true,
+            sandbox: SandboxChoice::Process,
             async_retry_base: Duration::from_secs(60),
             async_concurrency: 64,
         }
@@ -143,13 +162,11 @@ pub async fn run(
 
     let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;
     let api_url = format!("http://{}", loopback_if_unspecified(api_addr));
-    let sandbox: Arc<dyn Sandbox> = Arc::new(ProcessSandbox::new(&data_dir.join("envs"))?);
-    tracing::warn!(
-        "sandbox tier `process`: functions run as plain child processes and are NOT isolated from the host \
-         or from each other"
+    let sandbox = choose_sandbox(&config.sandbox, data_dir)?;
+    let runtimes = Arc::new(
+        runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url, sandbox.path_view())
+            .await?,
     );
-    let runtimes =
-        Arc::new(runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url).await?);
     let (log_sink, log_writer) = logs::LogSink::start(store.clone());
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
@@ -163,6 +180,8 @@ pub async fn run(
     let ctx_logs = log_sink.clone();
     let billing = logs::Billing { granularity_ms: config.billing_granularity_ms };
     let freeze_idle = config.freeze_idle;
+    let api_for_envs = Arc::new(std::sync::OnceLock::new());
+    let ctx_api = api_for_envs.clone();
     let (pool, pool_task) = pool::Pool::start(limits, move |pool_events| environment::LaunchContext {
         sandbox: ctx_sandbox,
         credentials: ctx_credentials,
@@ -172,6 +191,7 @@ pub async fn run(
         shutdown: envs_stopping,
         alive,
         freeze_idle,
+        api: ctx_api,
     });
     drop(log_sink);
     for (function, reserved) in store.all_reserved_concurrency()? {
@@ -208,6 +228,7 @@ pub async fn run(
         account_concurrency: config.account_concurrency,
     });
     let app = api::router(state);
+    let _ = api_for_envs.set(app.clone());
 
     let (stop_http, http_stopping) = watch::channel(false);
     let listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
@@ -254,6 +275,7 @@ pub async fn run(
         tracing::warn!("some environments did not end within {SHUTDOWN_GRACE:?}");
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, log_writer).await;
+    sandbox.cleanup();
     server_result
 }
 
@@ -282,5 +304,34 @@ fn collect_unreferenced_code(store: &Store) {
         Ok(0) => {}
         Ok(n) => tracing::info!(removed = n, "removed unreferenced code blobs"),
         Err(e) => tracing::warn!(error = %e, "collecting unreferenced code"),
+    }
+}
+
+/// Builds the sandbox `choice` asks for; `auto` falls back to the process tier, loudly.
+fn choose_sandbox(choice: &SandboxChoice, data_dir: &std::path::Path) -> Result<Arc<dyn Sandbox>, ServerError> {
+    let namespace = |init_exe: &PathBuf| -> Result<Arc<dyn Sandbox>, nimbus_sandbox::SandboxError> {
+        let sandbox = NamespaceSandbox::new(nimbus_sandbox::namespace::Options {
+            init_exe: init_exe.clone(),
+            data_dir: data_dir.to_owned(),
+        })?;
+        sandbox.probe()?;
+        tracing::info!("sandbox tier `namespace`: each environment has its own namespaces, root and cgroups");
+        Ok(Arc::new(sandbox))
+    };
+    let process = || -> Result<Arc<dyn Sandbox>, ServerError> {
+        tracing::warn!(
+            "sandbox tier `process`: functions run as plain child processes and are NOT isolated from the host \
+             or from each other"
+        );
+        Ok(Arc::new(ProcessSandbox::new(&data_dir.join("envs"))?))
+    };
+    match choice {
+        SandboxChoice::Process => process(),
+        SandboxChoice::Namespace { init_exe } => Ok(namespace(init_exe)?),
+        SandboxChoice::Auto { init_exe } => namespace(init_exe).or_else(|e| {
+            tracing::warn!(reason = %e, "the namespace sandbox tier is unavailable on this machine");
+            eprintln!("nimbus: WARNING: the namespace sandbox is unavailable ({e}); falling back to the process tier");
+            process()
+        }),
     }
 }

@@ -1,11 +1,17 @@
 //! How each runtime family is started. `python3.x` and `nodejs*` run the host's interpreters with
 //! bootstraps of ours (embedded in the binary, written to the data dir at start); `provided.*` executes
 //! the zip's `bootstrap`. This module also writes the environment-variable contract Lambda defines.
+//!
+//! Paths handed to a function are the paths *it* sees: the sandbox's [`PathView`] maps the code
+//! directory (`/var/task` in the namespace tier) and the bootstraps directory (`/var/runtime`). The
+//! interpreters' own directories (Python's prefixes and `sys.path`, node's prefix) are listed in every
+//! plan's `ro_paths`, so a tier with its own root makes them visible read-only where they are.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nimbus_model::{Runtime, RuntimeFamily};
+use nimbus_sandbox::PathView;
 use nimbus_store::FunctionRecord;
 
 use crate::environment::LaunchPlan;
@@ -20,6 +26,8 @@ const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/node/bootstrap.js")
 pub struct Interpreter {
     pub path: PathBuf,
     pub version: String,
+    /// Directories the interpreter reads beyond the system ones (its prefixes, its `sys.path`).
+    pub dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,10 @@ pub struct Runtimes {
     region: String,
     account: String,
     endpoint_url: String,
+    /// How the sandbox shows host paths to functions.
+    view: PathView,
+    /// Every interpreter's directories: visible to every function, as the host's runtimes are.
+    ro_paths: Vec<PathBuf>,
 }
 
 impl Runtimes {
@@ -45,6 +57,7 @@ impl Runtimes {
         region: &str,
         account: &str,
         endpoint_url: &str,
+        view: PathView,
     ) -> Result<Self, RuntimesError> {
         let dir = data_dir.join("runtimes");
         for (rel, text) in [("python/bootstrap.py", PYTHON_BOOTSTRAP), ("node/bootstrap.js", NODE_BOOTSTRAP)] {
@@ -55,10 +68,28 @@ impl Runtimes {
             };
             write().map_err(|source| RuntimesError::WriteBootstrap { path: path.clone(), source })?;
         }
-        let python =
-            probe("python3", &["-c", "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"])
-                .await;
-        let node = probe("node", &["-e", "console.log(process.execPath); console.log(process.versions.node)"]).await;
+        // -E -s: the function's interpreter sees neither PYTHON* variables nor a user site directory.
+        let python = probe(
+            "python3",
+            &[
+                "-E",
+                "-s",
+                "-c",
+                "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3]); \
+                 print('\\0'.join([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix] \
+                 + [p for p in sys.path if p.startswith('/')]))",
+            ],
+        )
+        .await;
+        let node = probe(
+            "node",
+            &[
+                "-e",
+                "const p = require('path'); console.log(process.execPath); console.log(process.versions.node); \
+                 console.log(p.dirname(p.dirname(require('fs').realpathSync(process.execPath))))",
+            ],
+        )
+        .await;
         match &python {
             Some(p) => {
                 tracing::info!(path = %p.path.display(), version = %p.version, "python runtimes use the host interpreter")
@@ -75,6 +106,15 @@ impl Runtimes {
         if let Some(p) = &python {
             tokio::spawn(ensure_boto3(p.path.clone(), python_sdk.clone()));
         }
+        let mut ro_paths: Vec<PathBuf> = Vec::new();
+        for interpreter in python.iter().chain(node.iter()) {
+            let exe_dir = interpreter.path.parent().map(Path::to_path_buf);
+            for d in interpreter.dirs.iter().chain(exe_dir.iter()) {
+                if !ro_paths.contains(d) {
+                    ro_paths.push(d.clone());
+                }
+            }
+        }
         Ok(Self {
             dir,
             python,
@@ -83,6 +123,8 @@ impl Runtimes {
             region: region.to_owned(),
             account: account.to_owned(),
             endpoint_url: endpoint_url.to_owned(),
+            view,
+            ro_paths,
         })
     }
 
@@ -101,35 +143,39 @@ impl Runtimes {
     pub fn plan(&self, record: &FunctionRecord, code_dir: PathBuf) -> Result<LaunchPlan, PlanError> {
         let config = &record.config;
         let runtime = config.runtime;
+        let task_root = self.view.code(&code_dir);
+        let runtime_dir = self.view.runtime(&self.dir);
         let (program, args, mut env) = match runtime.family() {
             RuntimeFamily::Python => {
                 let python = self.python.as_ref().ok_or_else(|| unavailable(runtime, "python3"))?;
                 let mut env = vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())];
                 if self.python_sdk.join("boto3").is_dir() {
-                    env.push(("NIMBUS_PYTHON_SDK_PATH".to_owned(), self.python_sdk.display().to_string()));
+                    env.push((
+                        "NIMBUS_PYTHON_SDK_PATH".to_owned(),
+                        runtime_dir.join("python-sdk").display().to_string(),
+                    ));
                 }
-                let bootstrap = self.dir.join("python/bootstrap.py");
+                let bootstrap = runtime_dir.join("python/bootstrap.py");
                 (python.path.clone(), vec!["-u".into(), bootstrap.into()], env)
             }
             RuntimeFamily::Node => {
                 let node = self.node.as_ref().ok_or_else(|| unavailable(runtime, "node"))?;
-                let env = vec![("NODE_PATH".to_owned(), code_dir.join("node_modules").display().to_string())];
-                (node.path.clone(), vec![self.dir.join("node/bootstrap.js").into()], env)
+                let env = vec![("NODE_PATH".to_owned(), task_root.join("node_modules").display().to_string())];
+                (node.path.clone(), vec![runtime_dir.join("node/bootstrap.js").into()], env)
             }
             RuntimeFamily::Provided => {
-                let bootstrap = code_dir.join("bootstrap");
-                if !is_executable(&bootstrap) {
+                if !is_executable(&code_dir.join("bootstrap")) {
                     return Err(PlanError::InvalidEntrypoint);
                 }
-                (bootstrap, Vec::new(), Vec::new())
+                (task_root.join("bootstrap"), Vec::new(), Vec::new())
             }
         };
         let name = record.name.as_str();
         let version = record.version.to_string();
         let mut put = |k: &str, v: String| env.push((k.to_owned(), v));
         put("_HANDLER", config.handler.as_str().to_owned());
-        put("LAMBDA_TASK_ROOT", code_dir.display().to_string());
-        put("LAMBDA_RUNTIME_DIR", self.dir.display().to_string());
+        put("LAMBDA_TASK_ROOT", task_root.display().to_string());
+        put("LAMBDA_RUNTIME_DIR", runtime_dir.display().to_string());
         put("AWS_EXECUTION_ENV", format!("AWS_Lambda_{runtime}"));
         put("AWS_LAMBDA_FUNCTION_NAME", name.to_owned());
         put("AWS_LAMBDA_FUNCTION_VERSION", version.clone());
@@ -153,7 +199,10 @@ impl Runtimes {
             ephemeral_storage_mb: config.ephemeral_storage.get(),
             program,
             args,
+            cwd: task_root,
             code_dir,
+            runtime_dir: self.dir.clone(),
+            ro_paths: self.ro_paths.clone(),
             env,
             // The invoke path sets the cap per attempt; this is the first attempt's.
             init_timeout: std::time::Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS),
@@ -170,7 +219,8 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Runs `program args…` and reads two lines: the interpreter's real path and its version.
+/// Runs `program args…` and reads three lines: the interpreter's path, its version, and the
+/// directories it reads (NUL-separated).
 async fn probe(program: &str, args: &[&str]) -> Option<Interpreter> {
     let output = tokio::process::Command::new(program).args(args).stdin(Stdio::null()).output().await.ok()?;
     if !output.status.success() {
@@ -178,7 +228,17 @@ async fn probe(program: &str, args: &[&str]) -> Option<Interpreter> {
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let mut lines = text.lines();
-    Some(Interpreter { path: PathBuf::from(lines.next()?.trim()), version: lines.next()?.trim().to_owned() })
+    let path = PathBuf::from(lines.next()?.trim());
+    let version = lines.next()?.trim().to_owned();
+    let dirs = lines
+        .next()
+        .unwrap_or_default()
+        .split('\0')
+        .filter(|d| d.starts_with('/'))
+        .map(PathBuf::from)
+        .filter(|d| d.is_dir())
+        .collect();
+    Some(Interpreter { path, version, dirs })
 }
 
 /// Lambda's Python runtimes ship boto3; so does Nimbus, installing it once next to its bootstrap when

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use nimbus_server::{AuthMode, Config, Ready, RootSource};
+use nimbus_server::{AuthMode, Config, Ready, RootSource, SandboxChoice};
 
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Keep idle environments running instead of suspending them between invocations.
     #[arg(long)]
     no_freeze: bool,
+    /// Isolation tier: `namespace` (namespaces, cgroups, seccomp; needs root), `process` (isolates
+    /// nothing), or `auto`: namespace where this machine allows it, else process.
+    #[arg(long, env = "NIMBUS_SANDBOX", default_value = "auto", value_parser = ["auto", "namespace", "process"])]
+    sandbox: String,
     /// Delay before the first retry of a failed asynchronous invocation, in ms (the second waits twice
     /// as long). AWS waits about a minute; tests use less.
     #[arg(long, default_value_t = 60_000)]
@@ -82,6 +86,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.account_concurrency = args.account_concurrency.max(1);
     config.environments_max = args.environments_max.max(1);
     config.freeze_idle = !args.no_freeze;
+    config.sandbox = match args.sandbox.as_str() {
+        "process" => SandboxChoice::Process,
+        tier => {
+            // Environments run this very binary as their init.
+            let init_exe = std::env::current_exe().context("find the nimbus binary")?;
+            if tier == "namespace" { SandboxChoice::Namespace { init_exe } } else { SandboxChoice::Auto { init_exe } }
+        }
+    };
     config.async_retry_base = Duration::from_millis(args.async_retry_base_ms);
     config.async_concurrency = args.async_concurrency.max(1);
 

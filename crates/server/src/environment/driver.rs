@@ -32,6 +32,8 @@ const LOG_TAIL_BYTES: usize = 4096;
 const LOG_LINE_BYTES_MAX: usize = 256 * 1024;
 /// How many `/next` calls may wait at once (clients with internal concurrency poll from several tasks).
 const NEXT_WAITERS_MAX: usize = 8;
+/// How long an environment may take to stop after SIGTERM at shutdown before it is killed.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 pub(super) struct Parts {
     pub id: EnvId,
@@ -230,6 +232,7 @@ impl Driver {
             RuntimeMsg::Next { reply } => {
                 if let Init::Running { .. } = self.init {
                     self.init = Init::Done { unreported: Some(self.p.launched_at.elapsed()) };
+                    self.p.instance.init_done();
                 }
                 if self.waiters.len() >= NEXT_WAITERS_MAX {
                     return None; // Dropping the reply answers this extra /next with a 500.
@@ -355,18 +358,20 @@ impl Driver {
     }
 
     fn on_exit(&mut self, exit: ExitDescription) -> End {
+        // Killed by the kernel for exceeding the memory size: Lambda's Runtime.OutOfMemory.
+        let error_type = if self.p.instance.oom_killed() { "Runtime.OutOfMemory" } else { "Runtime.ExitError" };
         if let Some(current) = &self.current {
             let message = format!("RequestId: {} Error: Runtime exited with error: {exit}", current.request_id);
-            let payload = Outcome::platform_error("Runtime.ExitError", message.clone());
-            let lines = vec![format!("{message}\nRuntime.ExitError")];
-            self.complete(Outcome::Crashed { payload }, Some(("error", "Runtime.ExitError".into())), lines);
+            let payload = Outcome::platform_error(error_type, message.clone());
+            let lines = vec![format!("{message}\n{error_type}")];
+            self.complete(Outcome::Crashed { payload }, Some(("error", error_type.into())), lines);
         } else if let Some(invocation) = &self.queued {
             let (payload, error_type) = match &self.init {
                 Init::Failed { payload, error_type } => (payload.clone(), error_type.clone()),
                 _ => {
                     let message =
                         format!("RequestId: {} Error: Runtime exited with error: {exit}", invocation.request_id);
-                    (Outcome::platform_error("Runtime.ExitError", message), "Runtime.ExitError".to_owned())
+                    (Outcome::platform_error(error_type, message), error_type.to_owned())
                 }
             };
             self.fail_queued(Outcome::InitError { payload }, Some(("error", error_type)));
@@ -451,13 +456,18 @@ impl Driver {
     fn drain_output(&mut self) {
         let mut chunk = [0u8; 8192];
         for stream in [Stream::Out, Stream::Err] {
+            // Read the descriptor itself: tokio's `try_read` answers WouldBlock without reading while its
+            // reactor has not yet seen the pipe become readable, which would push the invocation's last
+            // lines past its END.
+            let reader = match stream {
+                Stream::Out => self.stdout.as_ref(),
+                Stream::Err => self.stderr.as_ref(),
+            }
+            .and_then(|p| std::os::fd::AsFd::as_fd(p).try_clone_to_owned().ok())
+            .map(std::fs::File::from);
+            let Some(mut reader) = reader else { continue };
             loop {
-                let pipe = match stream {
-                    Stream::Out => self.stdout.as_ref(),
-                    Stream::Err => self.stderr.as_ref(),
-                };
-                let Some(pipe) = pipe else { break };
-                match pipe.try_read(&mut chunk) {
+                match std::io::Read::read(&mut reader, &mut chunk) {
                     Ok(0) => {
                         self.on_output(stream, &[]);
                         break;
@@ -502,6 +512,15 @@ impl Driver {
     }
 
     async fn finish(mut self, end: End) {
+        if let End::Shutdown = end {
+            // SIGTERM first, as Lambda does at shutdown; whatever is still running after the grace
+            // period is killed.
+            self.thaw();
+            self.p.instance.terminate();
+            if let Some(exit) = self.exit.as_mut() {
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, exit).await;
+            }
+        }
         self.p.instance.destroy();
         self.drain_output();
         self.flush_logs().await;

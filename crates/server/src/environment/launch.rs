@@ -1,9 +1,11 @@
-//! Starting an environment: a Runtime API listener of its own, a session credential, the environment
-//! variables Lambda defines, the sandboxed process, and the driver task.
+//! Starting an environment: its network from the sandbox (a Runtime API listener of its own, and in
+//! the namespace tier a listener for Nimbus's API inside the environment's network namespace), a
+//! session credential, the environment variables Lambda defines, the sandboxed process, and the
+//! driver task.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use nimbus_sandbox::{LaunchSpec, Sandbox, SandboxError};
@@ -23,9 +25,16 @@ pub struct LaunchPlan {
     pub version: String,
     pub memory_mb: u32,
     pub ephemeral_storage_mb: u32,
+    /// The program and the paths below as the environment sees them (see `Sandbox::path_view`).
     pub program: PathBuf,
     pub args: Vec<OsString>,
+    pub cwd: PathBuf,
+    /// The function's unpacked code on the host.
     pub code_dir: PathBuf,
+    /// Nimbus's bootstraps on the host.
+    pub runtime_dir: PathBuf,
+    /// Host directories the runtime reads (interpreters), visible read-only where they are.
+    pub ro_paths: Vec<PathBuf>,
     /// Lambda's variables plus the function's own; the launcher adds the per-environment ones.
     pub env: Vec<(String, String)>,
     /// How long init may take: the init cap normally, the function timeout when init is retried.
@@ -46,11 +55,14 @@ pub struct LaunchContext {
     pub alive: mpsc::Sender<()>,
     /// Whether idle environments are suspended between invocations.
     pub freeze_idle: bool,
+    /// Nimbus's API, served on the listener a sandbox opens inside an environment's own network (set
+    /// once the router exists, which is after the pool that launches environments).
+    pub api: Arc<OnceLock<axum::Router>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("bind Runtime API listener: {source}")]
+    #[error("Runtime API listener: {source}")]
     BindRuntimeApi { source: std::io::Error },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -60,12 +72,13 @@ const COMMANDS_MAX: usize = 4;
 
 pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result<EnvHandle, LaunchError> {
     let started = Instant::now();
-    let listener =
-        TcpListener::bind(("127.0.0.1", 0)).await.map_err(|source| LaunchError::BindRuntimeApi { source })?;
+    let env_name = format!("env-{id}");
+    let (network, prepared) = ctx.sandbox.prepare(&env_name)?;
+    let listener = tokio_listener(network.runtime_api)?;
     let runtime_api = listener.local_addr().map_err(|source| LaunchError::BindRuntimeApi { source })?;
+    let api_listener = network.api.map(tokio_listener).transpose()?;
     let session = ctx.credentials.issue_session();
     let log_stream: Arc<str> = logs::stream_name(crate::clock::today(), &plan.version).into();
-    let env_name = format!("env-{id}");
 
     let mut env: Vec<(OsString, OsString)> =
         plan.env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
@@ -77,17 +90,28 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     put("AWS_SECRET_ACCESS_KEY", session.secret_access_key.clone());
     put("AWS_SESSION_TOKEN", session.session_token.clone());
     put("TMPDIR", scratch.display().to_string());
+    if let Some(api) = &api_listener {
+        // The environment reaches Nimbus's API inside its own network; the plan's AWS_ENDPOINT_URL
+        // (the first one: the function's own variables come after) names the server's public listener.
+        let inside = format!("http://{}", api.local_addr().map_err(|source| LaunchError::BindRuntimeApi { source })?);
+        if let Some(entry) = env.iter_mut().find(|(k, _)| k == "AWS_ENDPOINT_URL") {
+            entry.1 = inside.into();
+        }
+    }
 
     let spec = LaunchSpec {
         id: env_name,
         program: plan.program.clone(),
         args: plan.args.clone(),
         env,
-        cwd: plan.code_dir.clone(),
+        cwd: plan.cwd.clone(),
+        code_dir: plan.code_dir.clone(),
+        runtime_dir: plan.runtime_dir.clone(),
+        ro_paths: plan.ro_paths.clone(),
         memory_mb: plan.memory_mb,
         scratch_mb: plan.ephemeral_storage_mb,
     };
-    let instance = match ctx.sandbox.launch(&spec) {
+    let instance = match ctx.sandbox.launch(&spec, prepared) {
         Ok(instance) => instance,
         Err(e) => {
             ctx.credentials.revoke(&session.access_key_id);
@@ -98,11 +122,15 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
 
     let (runtime_tx, runtime_rx) = crate::runtime_api::channel();
     let app = crate::runtime_api::router(runtime_tx);
+    let api_app = ctx.api.get().cloned();
     let server = tokio::spawn(async move {
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let _ = axum::serve(listener, app).await;
+        let runtime = serve(listener, app);
+        match (api_listener, api_app) {
+            (Some(listener), Some(api)) => {
+                tokio::join!(runtime, serve(listener, api));
+            }
+            _ => runtime.await,
+        }
     });
 
     let (commands_tx, commands_rx) = mpsc::channel::<Command>(COMMANDS_MAX);
@@ -123,4 +151,16 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     });
     tokio::spawn(driver.run());
     Ok(EnvHandle { id, pid, log_stream, commands: commands_tx })
+}
+
+fn tokio_listener(listener: std::net::TcpListener) -> Result<TcpListener, LaunchError> {
+    listener.set_nonblocking(true).map_err(|source| LaunchError::BindRuntimeApi { source })?;
+    TcpListener::from_std(listener).map_err(|source| LaunchError::BindRuntimeApi { source })
+}
+
+async fn serve(listener: TcpListener, app: axum::Router) {
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let _ = axum::serve(listener, app).await;
 }

@@ -1,0 +1,466 @@
+//! The environment's init: the Nimbus binary re-executed as `nimbus __sandbox-init`, pid 1 of the
+//! environment's pid namespace, in its own mount, ipc, uts (and cgroup) namespaces and already in its
+//! network namespace and cgroups (see `spawn.rs`).
+//!
+//! It reads its [`InitConfig`] from fd 3, builds the root (a tmpfs with read-only bind mounts, the
+//! code at /var/task, a sized tmpfs /tmp, fresh /proc, minimal /dev and /etc), pivots into it, then
+//! forks the runtime: no capabilities, an unprivileged uid, `no_new_privs`, Lambda's rlimits and the
+//! seccomp filter, then exec. It stays as pid 1, with the same uid and no capabilities, to reap orphans
+//! (a runtime exec'd as pid 1 would have to reap its own, which most do not) and to forward SIGTERM and
+//! friends to every process of the environment (a pid 1 ignores signals it has no handler for). When
+//! the runtime ends, init writes how it ended to fd 4 (`exit N` / `signal N`) and exits; the kernel then
+//! kills whatever else is left in the namespace.
+
+use std::ffi::{CString, OsString};
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, fork};
+use serde::{Deserialize, Serialize};
+
+/// The argument that makes the Nimbus binary run [`init_main`].
+pub const INIT_ARG: &str = "__sandbox-init";
+pub(crate) const CONFIG_FD: i32 = 3;
+pub(crate) const STATUS_FD: i32 = 4;
+/// Init's exit code when it could not build the environment.
+pub(crate) const SETUP_FAILED: i32 = 125;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InitConfig {
+    /// An empty host directory to mount the new root on (inside the private mount namespace).
+    pub root: PathBuf,
+    pub steps: Vec<Step>,
+    pub hostname: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub nofile: u64,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub cwd: PathBuf,
+    pub seccomp: bool,
+    /// Build the root, report `probe ok` and exit: proves the machine allows the tier.
+    pub probe: bool,
+}
+
+/// One step of building the root; `dst` paths are absolute paths inside the new root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Step {
+    /// A read-only, nosuid, nodev bind mount of a host file or directory.
+    Bind {
+        src: PathBuf,
+        dst: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        dst: PathBuf,
+    },
+    Dir {
+        dst: PathBuf,
+        mode: u32,
+    },
+    File {
+        dst: PathBuf,
+        contents: String,
+        mode: u32,
+    },
+    Tmpfs {
+        dst: PathBuf,
+        size_mb: u32,
+        mode: u32,
+    },
+    Proc {
+        dst: PathBuf,
+    },
+    /// A small read-only /dev with the host's null, zero, full, random, urandom and tty.
+    Dev {
+        dst: PathBuf,
+    },
+}
+
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Runs the environment's init. Never returns.
+#[allow(unsafe_code)]
+pub fn init_main() -> ! {
+    // Nothing of Nimbus's beyond fds 0-4 may reach the function, even a descriptor someone forgot to
+    // mark close-on-exec.
+    // SAFETY: close_range(2) with integer arguments; fds 5 and up belong to no Rust object here yet.
+    unsafe { libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32) };
+    let started = std::time::Instant::now();
+    let mut status = StatusWriter::open();
+    let config = match read_config() {
+        Ok(c) => c,
+        Err(e) => status.fail(&format!("read config: {e}")),
+    };
+    if let Err(e) = build_root(&config) {
+        status.fail(&e);
+    }
+    status.line(&format!("root-built {}", started.elapsed().as_micros()));
+    if config.probe {
+        status.line("probe ok");
+        std::process::exit(0);
+    }
+    match supervise(&config, &mut status) {
+        Ok(never) => match never {},
+        Err(e) => status.fail(&e),
+    }
+}
+
+struct StatusWriter(Option<std::fs::File>);
+
+impl StatusWriter {
+    #[allow(unsafe_code)]
+    fn open() -> Self {
+        // SAFETY: the spawner dup2'ed the status pipe to STATUS_FD for this process and nothing else in
+        // it owns that descriptor.
+        let file = unsafe { std::fs::File::from_raw_fd(STATUS_FD) };
+        let _ = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+        Self(Some(file))
+    }
+
+    fn line(&mut self, text: &str) {
+        if let Some(f) = &mut self.0 {
+            let _ = f.write_all(format!("{text}\n").as_bytes());
+        }
+    }
+
+    fn fail(&mut self, message: &str) -> ! {
+        let _ = writeln!(std::io::stderr(), "nimbus sandbox init: {message}");
+        self.line(&format!("setup-error {}", message.replace('\n', " ")));
+        std::process::exit(SETUP_FAILED);
+    }
+}
+
+#[allow(unsafe_code)]
+fn read_config() -> Result<InitConfig, String> {
+    // SAFETY: the spawner dup2'ed the config memfd to CONFIG_FD; this takes ownership once, here.
+    let mut file = unsafe { std::fs::File::from_raw_fd(CONFIG_FD) };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    serde_json::from_slice(&bytes).map_err(|e| e.to_string())
+}
+
+fn inside(root: &Path, dst: &Path) -> PathBuf {
+    root.join(dst.strip_prefix("/").unwrap_or(dst))
+}
+
+fn ctx<T, E: std::fmt::Display>(result: Result<T, E>, what: impl FnOnce() -> String) -> Result<T, String> {
+    result.map_err(|e| format!("{}: {e}", what()))
+}
+
+fn mkdirs(path: &Path, mode: u32) -> Result<(), String> {
+    ctx(std::fs::DirBuilder::new().recursive(true).mode(mode).create(path), || format!("mkdir {}", path.display()))
+}
+
+fn build_root(config: &InitConfig) -> Result<(), String> {
+    let none: Option<&str> = None;
+    // Nothing mounted from here on propagates back to the host.
+    ctx(mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none), || "make / private".into())?;
+    let root = &config.root;
+    ctx(
+        mount(
+            Some("tmpfs"),
+            root,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("size=1m,nr_inodes=4096,mode=0755"),
+        ),
+        || format!("mount the root tmpfs on {}", root.display()),
+    )?;
+    for step in &config.steps {
+        apply_step(root, step)?;
+    }
+    ctx(
+        mount(
+            none,
+            root,
+            none,
+            MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            none,
+        ),
+        || "make the root read-only".into(),
+    )?;
+    ctx(nix::unistd::chdir(root), || "chdir to the new root".into())?;
+    ctx(nix::unistd::pivot_root(".", "."), || "pivot_root".into())?;
+    ctx(umount2(".", MntFlags::MNT_DETACH), || "detach the host's root".into())?;
+    ctx(nix::unistd::chdir("/"), || "chdir /".into())?;
+    ctx(nix::unistd::sethostname(&config.hostname), || "sethostname".into())?;
+    Ok(())
+}
+
+fn apply_step(root: &Path, step: &Step) -> Result<(), String> {
+    let none: Option<&str> = None;
+    match step {
+        Step::Bind { src, dst } => {
+            let path = inside(root, dst);
+            let meta = ctx(std::fs::metadata(src), || format!("stat {}", src.display()))?;
+            if meta.is_dir() {
+                mkdirs(&path, 0o755)?;
+            } else {
+                mkdirs(path.parent().unwrap_or(root), 0o755)?;
+                ctx(std::fs::File::create(&path), || format!("create {}", path.display()))?;
+            }
+            bind_read_only(src, &path)
+        }
+        Step::Symlink { target, dst } => {
+            let path = inside(root, dst);
+            mkdirs(path.parent().unwrap_or(root), 0o755)?;
+            ctx(std::os::unix::fs::symlink(target, &path), || format!("symlink {}", path.display()))
+        }
+        Step::Dir { dst, mode } => {
+            let path = inside(root, dst);
+            mkdirs(&path, *mode)?;
+            ctx(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)), || {
+                format!("chmod {}", path.display())
+            })
+        }
+        Step::File { dst, contents, mode } => {
+            let path = inside(root, dst);
+            mkdirs(path.parent().unwrap_or(root), 0o755)?;
+            ctx(std::fs::write(&path, contents), || format!("write {}", path.display()))?;
+            ctx(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)), || {
+                format!("chmod {}", path.display())
+            })
+        }
+        Step::Tmpfs { dst, size_mb, mode } => {
+            let path = inside(root, dst);
+            mkdirs(&path, 0o755)?;
+            let options = format!("size={size_mb}m,mode={mode:o}");
+            ctx(
+                mount(
+                    Some("tmpfs"),
+                    &path,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(options.as_str()),
+                ),
+                || format!("mount tmpfs on {}", dst.display()),
+            )
+        }
+        Step::Proc { dst } => {
+            let path = inside(root, dst);
+            mkdirs(&path, 0o555)?;
+            ctx(
+                mount(
+                    Some("proc"),
+                    &path,
+                    Some("proc"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    none,
+                ),
+                || "mount /proc".into(),
+            )
+        }
+        Step::Dev { dst } => {
+            let path = inside(root, dst);
+            mkdirs(&path, 0o755)?;
+            ctx(
+                mount(
+                    Some("tmpfs"),
+                    &path,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                    Some("size=64k,nr_inodes=64,mode=0755"),
+                ),
+                || "mount /dev".into(),
+            )?;
+            for name in DEVICES {
+                let host = Path::new("/dev").join(name);
+                if !host.exists() {
+                    continue;
+                }
+                let node = path.join(name);
+                ctx(std::fs::File::create(&node), || format!("create /dev/{name}"))?;
+                ctx(mount(Some(&host), &node, none, MsFlags::MS_BIND, none), || format!("bind /dev/{name}"))?;
+            }
+            for (link, target) in [
+                ("fd", "/proc/self/fd"),
+                ("stdin", "/proc/self/fd/0"),
+                ("stdout", "/proc/self/fd/1"),
+                ("stderr", "/proc/self/fd/2"),
+            ] {
+                ctx(std::os::unix::fs::symlink(target, path.join(link)), || format!("symlink /dev/{link}"))?;
+            }
+            ctx(
+                mount(
+                    none,
+                    &path,
+                    none,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                    none,
+                ),
+                || "make /dev read-only".into(),
+            )
+        }
+    }
+}
+
+/// Binds `src` at `dst`, then makes that mount read-only, nosuid and nodev (keeping noexec and the
+/// atime flags of the source mount: a remount must not drop them).
+fn bind_read_only(src: &Path, dst: &Path) -> Result<(), String> {
+    let none: Option<&str> = None;
+    ctx(mount(Some(src), dst, none, MsFlags::MS_BIND, none), || format!("bind {}", src.display()))?;
+    let mut flags =
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    if let Ok(st) = nix::sys::statvfs::statvfs(dst) {
+        use nix::sys::statvfs::FsFlags;
+        let f = st.flags();
+        for (fs_flag, ms_flag) in [
+            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if f.contains(fs_flag) {
+                flags |= ms_flag;
+            }
+        }
+    }
+    ctx(mount(none, dst, none, flags, none), || format!("make {} read-only", dst.display()))
+}
+
+/// Signals init waits for: children ending, and those it forwards.
+const FORWARDED: &[Signal] =
+    &[Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP, Signal::SIGQUIT, Signal::SIGUSR1, Signal::SIGUSR2];
+
+extern "C" fn noop(_: libc::c_int) {}
+
+enum Never {}
+
+#[allow(unsafe_code)]
+fn supervise(config: &InitConfig, status: &mut StatusWriter) -> Result<Never, String> {
+    // Everything the child needs is prepared before fork, though init is single-threaded anyway.
+    let program = cstring(config.program.as_os_str().as_bytes())?;
+    let mut argv = vec![program.clone()];
+    for a in &config.args {
+        argv.push(cstring(a.as_bytes())?);
+    }
+    let envp = config
+        .env
+        .iter()
+        .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let filter = if config.seccomp { Some(super::seccomp::build().map_err(|e| e.to_string())?) } else { None };
+
+    // A pid 1 receives only signals it handles: install no-op handlers, block them, and take them
+    // synchronously with sigwait.
+    let mut waited = SigSet::empty();
+    waited.add(Signal::SIGCHLD);
+    let handler = SigAction::new(SigHandler::Handler(noop), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in FORWARDED.iter().chain([Signal::SIGCHLD].iter()) {
+        waited.add(*sig);
+        // SAFETY: `noop` is async-signal-safe (it does nothing).
+        ctx(unsafe { sigaction(*sig, &handler) }, || format!("sigaction {sig}"))?;
+    }
+    ctx(sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None), || "block signals".into())?;
+
+    // SAFETY: init is single-threaded (it never started a thread), so the child may do anything.
+    let runtime = match ctx(unsafe { fork() }, || "fork the runtime".into())? {
+        ForkResult::Child => {
+            let error = exec_runtime(config, &program, &argv, &envp, filter.as_ref());
+            let _ = writeln!(std::io::stderr(), "nimbus sandbox: cannot start {}: {error}", config.program.display());
+            // SAFETY: leave the failed child at once.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+
+    // Init itself: the OOM killer should pick the runtime, never init; then init drops to the
+    // function's uid, keeping no capabilities.
+    let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
+    drop_privileges(config)?;
+
+    loop {
+        let sig = ctx(waited.wait(), || "sigwait".into())?;
+        if sig != Signal::SIGCHLD {
+            // To every process of the namespace but init.
+            let _ = nix::sys::signal::kill(Pid::from_raw(-1), sig);
+            continue;
+        }
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == runtime => {
+                    status.line(&format!("exit {code}"));
+                    std::process::exit(0);
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == runtime => {
+                    status.line(&format!("signal {}", sig as i32));
+                    std::process::exit(0);
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+    }
+}
+
+fn cstring(bytes: &[u8]) -> Result<CString, String> {
+    CString::new(bytes).map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
+}
+
+fn drop_privileges(config: &InitConfig) -> Result<(), String> {
+    let (uid, gid) = (Uid::from_raw(config.uid), Gid::from_raw(config.gid));
+    ctx(nix::unistd::setgroups(&[]), || "setgroups".into())?;
+    ctx(nix::unistd::setresgid(gid, gid, gid), || "setresgid".into())?;
+    // From uid 0 to another uid without SECBIT_KEEP_CAPS: every capability set is cleared.
+    ctx(nix::unistd::setresuid(uid, uid, uid), || "setresuid".into())
+}
+
+/// In the forked child: becomes the function's process. Returns only on failure.
+#[allow(unsafe_code)]
+fn exec_runtime(
+    config: &InitConfig,
+    program: &CString,
+    argv: &[CString],
+    envp: &[CString],
+    filter: Option<&seccompiler::BpfProgram>,
+) -> String {
+    // Default dispositions (the Rust runtime ignores SIGPIPE; init installed handlers) and no mask.
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+            continue;
+        }
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        // SAFETY: restoring the default disposition is always sound.
+        let _ = unsafe { sigaction(sig, &default) };
+    }
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None) {
+        return format!("unblock signals: {e}");
+    }
+    use nix::sys::resource::{Resource, setrlimit};
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, config.nofile, config.nofile) {
+        return format!("setrlimit NOFILE: {e}");
+    }
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // No capability can come back through exec either (no_new_privs blocks setuid/file caps as well).
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments; unknown capability numbers fail with EINVAL, ignored.
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
+    }
+    if let Err(e) = drop_privileges(config) {
+        return e;
+    }
+    if let Err(e) = nix::unistd::chdir(&config.cwd) {
+        return format!("chdir {}: {e}", config.cwd.display());
+    }
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return format!("no_new_privs: {}", std::io::Error::last_os_error());
+    }
+    if let Some(filter) = filter
+        && let Err(e) = super::seccomp::install(filter)
+    {
+        return e.to_string();
+    }
+    match nix::unistd::execve(program, argv, envp) {
+        Ok(never) => match never {},
+        Err(e) => e.to_string(),
+    }
+}

@@ -1,0 +1,653 @@
+//! The `namespace` tier: each environment is a tree of processes in its own mount, pid, ipc, uts,
+//! cgroup and network namespaces, under its own cgroups, in a root built from read-only bind mounts.
+//!
+//! ```text
+//! Nimbus ──clone3(NEWNS|NEWPID|NEWIPC|NEWUTS|NEWCGROUP, pidfd)──► nimbus __sandbox-init  (pid 1)
+//!   │ joins env cgroups + netns before exec            │ builds the root, pivot_root, drops to uid 993
+//!   │                                                  └─fork─► runtime: no caps, no_new_privs,
+//!   │ serves 127.0.0.1:9001 (Runtime API) and                     seccomp, rlimits, exec
+//!   │ 127.0.0.1:9000 (API) inside the env's netns
+//! ```
+//!
+//! What an environment sees: `/usr`, `/lib*`, `/bin`, `/sbin` of the host (read-only; merged-/usr
+//! symlinks kept as symlinks), the interpreters' prefixes the launch spec lists, `/var/task` (the code),
+//! `/var/runtime` (Nimbus's bootstraps), an empty `/opt`, a tmpfs `/tmp` of `EphemeralStorage` MB, fresh
+//! `/proc`, a `/dev` with null, zero, full, random, urandom and tty, and an `/etc` with generated
+//! passwd, group, hosts, nsswitch.conf and resolv.conf plus the host's certificates and loader cache.
+//! Nothing of the data directory, other functions or the host's home directories.
+//!
+//! Limits: memory = `MemorySize` (no swap), pids 1024, CPU in proportion to memory (1769 MB = 1
+//! vCPU, capped by the host) once init is done (init runs unthrottled), freezer between invocations,
+//! `RLIMIT_NOFILE` 1024. `/tmp` is a tmpfs: what a function keeps there counts toward its memory.
+//!
+//! The tier needs root (it uses no user namespace); where Nimbus is not root, or namespaces or mounts
+//! are refused, [`NamespaceSandbox::probe`] fails and the server falls back to the process tier.
+//! Functions reach loopback only: the outside network is not connected in this tier yet.
+
+pub mod cgroup;
+mod init;
+pub mod net;
+pub mod seccomp;
+mod spawn;
+
+use std::ffi::OsString;
+use std::io::{Read, Seek, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::unix::pipe;
+
+pub use init::{INIT_ARG, init_main};
+use init::{InitConfig, Step};
+
+use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Sandbox, SandboxError};
+
+/// Lambda's function user: `sbx_user1051`, uid 993, gid 990.
+pub const SANDBOX_UID: u32 = 993;
+pub const SANDBOX_GID: u32 = 990;
+const SANDBOX_USER: &str = "sbx_user1051";
+/// Lambda's limits on open files and processes/threads per environment.
+pub const NOFILE: u64 = 1024;
+pub const PIDS_MAX: u32 = 1024;
+pub const TASK_ROOT: &str = "/var/task";
+pub const RUNTIME_DIR: &str = "/var/runtime";
+const NETNS_POOL: usize = 2;
+
+/// Host directories every environment sees read-only (those that exist; symlinks stay symlinks).
+const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+/// Files of the host's /etc that name resolution, TLS and the dynamic loader read.
+const ETC_SHARED: &[&str] = &[
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/pki",
+    "/etc/crypto-policies",
+    "/etc/alternatives",
+    "/etc/localtime",
+    "/etc/protocols",
+    "/etc/services",
+    "/etc/mime.types",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+];
+
+pub struct Options {
+    /// The Nimbus binary; it must run [`init_main`] when its first argument is [`INIT_ARG`].
+    pub init_exe: PathBuf,
+    /// Nimbus's data directory: never visible inside environments; the tier keeps its state there.
+    pub data_dir: PathBuf,
+}
+
+pub struct NamespaceSandbox {
+    root_mount: PathBuf,
+    data_dir: PathBuf,
+    base_steps: Vec<Step>,
+    cgroups: Option<cgroup::Cgroups>,
+    net: net::NetPool,
+    spawner: spawn::Spawner,
+    host_cpus: u32,
+}
+
+impl NamespaceSandbox {
+    /// Sets the tier up: its mount point, cgroups (removing a crashed run's leftovers), the spawner
+    /// thread and the network namespace pool. Call [`Self::probe`] before trusting it.
+    pub fn new(options: Options) -> Result<Self, SandboxError> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err(SandboxError::Unavailable(
+                "Nimbus is not running as root (the tier does not use user namespaces yet)".into(),
+            ));
+        }
+        let state = options.data_dir.join("sandbox");
+        let root_mount = state.join("root");
+        std::fs::create_dir_all(&root_mount)
+            .map_err(|source| SandboxError::Namespace { what: "create the root mount point", source })?;
+        let cgroups = match cgroup::Cgroups::detect() {
+            Ok(c) => {
+                let removed = c.remove_leftovers();
+                if removed > 0 {
+                    tracing::info!(removed, "removed cgroups left by an earlier Nimbus run");
+                }
+                for controller in cgroup::Controller::ALL {
+                    if !c.has(controller) {
+                        tracing::warn!(
+                            controller = controller.name(),
+                            "cgroup controller unavailable: environments are not limited by it"
+                        );
+                    }
+                }
+                for (controller, place) in c.places() {
+                    tracing::debug!(controller = controller.name(), version = ?place.version, own = %place.own.display(), "cgroup");
+                }
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no cgroups: environments get no memory, CPU or pids limits and no freezer");
+                None
+            }
+        };
+        let spawner = spawn::Spawner::start(&options.init_exe)
+            .map_err(|source| SandboxError::Namespace { what: "start the spawner thread", source })?;
+        let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        Ok(Self {
+            root_mount,
+            data_dir: options.data_dir.clone(),
+            base_steps: base_steps(),
+            cgroups,
+            net: net::NetPool::start(NETNS_POOL),
+            spawner,
+            host_cpus,
+        })
+    }
+
+    /// Builds one environment root for real (namespaces, mounts, pivot_root) and waits for it: proves
+    /// that this machine allows the tier.
+    pub fn probe(&self) -> Result<(), SandboxError> {
+        let started = Instant::now();
+        let net = net::create().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
+        let config = InitConfig {
+            root: self.root_mount.clone(),
+            steps: self.base_steps.iter().cloned().chain(final_steps(64)).collect(),
+            hostname: "localhost".into(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            nofile: NOFILE,
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/".into(),
+            seccomp: true,
+            probe: true,
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let (status_r, status_w) = pipe()?;
+        let fds = spawn::InitFds {
+            stdout: out_w,
+            stderr: err_w,
+            config: config_memfd(&config)?,
+            status: status_w,
+            netns: Some(net.netns),
+            cgroup_procs: Vec::new(),
+        };
+        let spawned =
+            self.spawner.spawn(fds).map_err(|source| SandboxError::Namespace { what: "clone3 the init", source })?;
+        let mut status = String::new();
+        let _ = std::fs::File::from(status_r).read_to_string(&mut status);
+        let waited = nix::sys::wait::waitid(
+            nix::sys::wait::Id::PIDFd(spawned.pidfd.as_fd()),
+            nix::sys::wait::WaitPidFlag::WEXITED,
+        );
+        let mut stderr = String::new();
+        drop(out_r);
+        let _ = std::fs::File::from(err_r).read_to_string(&mut stderr);
+        if !status.lines().any(|l| l == "probe ok") {
+            let why = match status.lines().find_map(|l| l.strip_prefix("setup-error ")) {
+                Some(e) => e.to_owned(),
+                None => format!("init ended with {waited:?} {}", stderr.trim()),
+            };
+            return Err(SandboxError::Unavailable(why));
+        }
+        tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1000.0, "namespace tier probe");
+        Ok(())
+    }
+
+    fn visible_ro_paths(&self, paths: &[PathBuf]) -> Vec<PathBuf> {
+        let mut chosen: Vec<PathBuf> = Vec::new();
+        for path in paths {
+            if !path.is_absolute() || !path.exists() || path == Path::new("/") {
+                continue;
+            }
+            // The data directory is never visible: neither it, anything in it, nor a parent of it.
+            if path.starts_with(&self.data_dir) || self.data_dir.starts_with(path) {
+                tracing::warn!(path = %path.display(), "not exposing a path that contains or lies in the data directory");
+                continue;
+            }
+            let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            if SYSTEM_DIRS.iter().any(|d| path.starts_with(d) || canonical.starts_with(d)) {
+                continue; // already visible
+            }
+            if chosen.iter().any(|c| path.starts_with(c)) {
+                continue;
+            }
+            chosen.retain(|c| !c.starts_with(path));
+            chosen.push(path.clone());
+        }
+        chosen
+    }
+
+    fn limits(&self, memory_mb: u32) -> cgroup::Limits {
+        cgroup::Limits { memory_bytes: u64::from(memory_mb) * 1024 * 1024, pids: PIDS_MAX }
+    }
+}
+
+fn base_steps() -> Vec<Step> {
+    let mut steps = Vec::new();
+    for dir in SYSTEM_DIRS.iter().map(Path::new) {
+        push_host_path(&mut steps, dir);
+    }
+    steps.push(Step::Dir { dst: "/etc".into(), mode: 0o755 });
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
+    let files = [
+        (
+            "/etc/passwd",
+            format!(
+                "root:x:0:0:root:/root:/sbin/nologin\n{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_GID}::/home/{SANDBOX_USER}:/sbin/nologin\nnobody:x:65534:65534:nobody:/:/sbin/nologin\n"
+            ),
+        ),
+        ("/etc/group", format!("root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_GID}:\nnobody:x:65534:\n")),
+        ("/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into()),
+        (
+            "/etc/nsswitch.conf",
+            "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"
+                .into(),
+        ),
+        ("/etc/resolv.conf", resolv),
+    ];
+    for (dst, contents) in files {
+        steps.push(Step::File { dst: dst.into(), contents, mode: 0o644 });
+    }
+    for path in ETC_SHARED.iter().map(Path::new) {
+        push_host_path(&mut steps, path);
+    }
+    steps
+}
+
+/// A host path as it is: a symlink is recreated, a directory or file is bound read-only.
+fn push_host_path(steps: &mut Vec<Step>, path: &Path) {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            if let Ok(target) = std::fs::read_link(path) {
+                steps.push(Step::Symlink { target, dst: path.to_owned() });
+            }
+        }
+        Ok(meta) if meta.is_dir() || meta.is_file() => {
+            steps.push(Step::Bind { src: path.to_owned(), dst: path.to_owned() })
+        }
+        _ => {}
+    }
+}
+
+/// /opt, /tmp, /proc and /dev: the same for every environment but the size of /tmp.
+fn final_steps(tmp_mb: u32) -> Vec<Step> {
+    vec![
+        Step::Dir { dst: "/opt".into(), mode: 0o755 },
+        Step::Tmpfs { dst: "/tmp".into(), size_mb: tmp_mb, mode: 0o1777 },
+        Step::Proc { dst: "/proc".into() },
+        Step::Dev { dst: "/dev".into() },
+    ]
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Pipe { source: e.into() })
+}
+
+/// The init's configuration in a sealed-off memory file it reads from fd 3.
+#[allow(unsafe_code)]
+fn config_memfd(config: &InitConfig) -> Result<OwnedFd, SandboxError> {
+    let json = serde_json::to_vec(config).map_err(|e| SandboxError::Namespace {
+        what: "encode the init configuration",
+        source: std::io::Error::other(e),
+    })?;
+    // SAFETY: memfd_create with a valid C string and flags; the result is checked before it is owned.
+    let raw = unsafe { libc::memfd_create(c"nimbus-init".as_ptr(), libc::MFD_CLOEXEC) };
+    if raw < 0 {
+        return Err(SandboxError::Namespace { what: "memfd_create", source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: a fresh descriptor nothing else owns.
+    let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(raw) });
+    file.write_all(&json)
+        .and_then(|()| file.rewind())
+        .map_err(|source| SandboxError::Namespace { what: "write the init configuration", source })?;
+    Ok(file.into())
+}
+
+impl Sandbox for NamespaceSandbox {
+    fn tier(&self) -> &'static str {
+        "namespace"
+    }
+
+    fn path_view(&self) -> PathView {
+        PathView { task_root: Some(TASK_ROOT.into()), runtime_dir: Some(RUNTIME_DIR.into()) }
+    }
+
+    fn scratch_dir(&self, _id: &str) -> PathBuf {
+        "/tmp".into()
+    }
+
+    fn prepare(&self, _id: &str) -> Result<(Network, Prepared), SandboxError> {
+        let started = Instant::now();
+        let env_net = self.net.take().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
+        let network = Network { runtime_api: env_net.runtime_api, api: Some(env_net.api) };
+        Ok((network, Prepared { netns: Some(env_net.netns), took: started.elapsed() }))
+    }
+
+    fn launch(&self, spec: &LaunchSpec, prepared: Prepared) -> Result<Box<dyn Instance>, SandboxError> {
+        let started = Instant::now();
+        let cgroup = match &self.cgroups {
+            Some(c) => Some(Arc::new(
+                c.create(&spec.id, &self.limits(spec.memory_mb)).map_err(|source| SandboxError::Cgroup { source })?,
+            )),
+            None => None,
+        };
+        let cgroup_took = started.elapsed();
+        let cleanup = |cgroup: &Option<Arc<cgroup::EnvCgroup>>| {
+            if let Some(c) = cgroup {
+                c.remove();
+            }
+        };
+        let mut steps = self.base_steps.clone();
+        for path in self.visible_ro_paths(&spec.ro_paths) {
+            steps.push(Step::Bind { src: path.clone(), dst: path });
+        }
+        steps.push(Step::Dir { dst: "/var".into(), mode: 0o755 });
+        steps.push(Step::Bind { src: spec.code_dir.clone(), dst: TASK_ROOT.into() });
+        steps.push(Step::Bind { src: spec.runtime_dir.clone(), dst: RUNTIME_DIR.into() });
+        steps.extend(final_steps(spec.scratch_mb));
+        let config = InitConfig {
+            root: self.root_mount.clone(),
+            steps,
+            hostname: "localhost".into(),
+            uid: SANDBOX_UID,
+            gid: SANDBOX_GID,
+            nofile: NOFILE,
+            program: spec.program.clone(),
+            args: spec.args.clone(),
+            env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<(OsString, OsString)>>(),
+            cwd: spec.cwd.clone(),
+            seccomp: true,
+            probe: false,
+        };
+        let result = (|| {
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let (status_r, status_w) = pipe()?;
+            let cgroup_procs = match &cgroup {
+                Some(c) => c.procs_files().map_err(|source| SandboxError::Cgroup { source })?,
+                None => Vec::new(),
+            };
+            let fds = spawn::InitFds {
+                stdout: out_w,
+                stderr: err_w,
+                config: config_memfd(&config)?,
+                status: status_w,
+                netns: prepared.netns,
+                cgroup_procs,
+            };
+            let spawned = self
+                .spawner
+                .spawn(fds)
+                .map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
+            Ok((out_r, err_r, status_r, spawned))
+        })();
+        let (out_r, err_r, status_r, spawned) = match result {
+            Ok(parts) => parts,
+            Err(e) => {
+                cleanup(&cgroup);
+                return Err(e);
+            }
+        };
+        let spawn_took = started.elapsed() - cgroup_took;
+        let output = (|| {
+            Ok::<_, std::io::Error>((pipe::Receiver::from_owned_fd(out_r)?, pipe::Receiver::from_owned_fd(err_r)?))
+        })()
+        .map_err(|source| SandboxError::Pipe { source });
+        let pidfd = Arc::new(spawned.pidfd);
+        let shared =
+            Arc::new(Shared { exited: AtomicBool::new(false), peak: AtomicU64::new(0), oom: AtomicBool::new(false) });
+        let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(reap(Reap {
+            id: spec.id.clone(),
+            pidfd: pidfd.clone(),
+            status: status_r,
+            cgroup: cgroup.clone(),
+            shared: shared.clone(),
+            exit: exit_tx,
+            launched: started,
+        }));
+        tracing::debug!(
+            env = %spec.id,
+            netns_ms = ms(prepared.took),
+            cgroup_ms = ms(cgroup_took),
+            clone_ms = ms(spawn_took),
+            "namespace environment launched"
+        );
+        let mut instance = NamespaceInstance {
+            pid: spawned.pid as u32,
+            pidfd,
+            cgroup,
+            cpu_quota_us: cgroup::cpu_quota_us(spec.memory_mb, cgroup::CPU_PERIOD_US, self.host_cpus),
+            shared,
+            exit: Some(exit_rx),
+            output: None,
+            destroyed: false,
+        };
+        match output {
+            Ok(o) => instance.output = Some(o),
+            Err(e) => {
+                instance.destroy();
+                return Err(e);
+            }
+        }
+        Ok(Box::new(instance))
+    }
+
+    fn cleanup(&self) {
+        if let Some(c) = &self.cgroups {
+            c.remove_base();
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// What the reaper learnt before the cgroups went away.
+struct Shared {
+    exited: AtomicBool,
+    peak: AtomicU64,
+    oom: AtomicBool,
+}
+
+struct Reap {
+    id: String,
+    pidfd: Arc<OwnedFd>,
+    status: OwnedFd,
+    cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    shared: Arc<Shared>,
+    exit: tokio::sync::oneshot::Sender<ExitDescription>,
+    launched: Instant,
+}
+
+/// Follows one init to its end: its status lines, its exit, then the environment's cgroups.
+async fn reap(r: Reap) {
+    let mut reported = None;
+    if let Ok(status) = pipe::Receiver::from_owned_fd(r.status) {
+        let mut lines = BufReader::new(status).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(us) = line.strip_prefix("root-built ") {
+                tracing::debug!(
+                    env = %r.id,
+                    root_ms = us.parse::<f64>().unwrap_or(0.0) / 1000.0,
+                    since_launch_ms = ms(r.launched.elapsed()),
+                    "environment root built, runtime starting"
+                );
+            } else if let Some(e) = line.strip_prefix("setup-error ") {
+                tracing::warn!(env = %r.id, error = e, "environment init failed");
+            } else {
+                reported = parse_status(&line).or(reported);
+            }
+        }
+    }
+    let own = wait_pidfd(&r.pidfd).await;
+    let description = reported.unwrap_or(own);
+    if let Some(c) = &r.cgroup {
+        if let Some(peak) = c.peak_memory_bytes() {
+            r.shared.peak.fetch_max(peak, Ordering::Relaxed);
+        }
+        r.shared.oom.store(c.oom_kills() > 0, Ordering::Relaxed);
+    }
+    r.shared.exited.store(true, Ordering::Release);
+    let _ = r.exit.send(description);
+    if let Some(c) = r.cgroup {
+        let _ = tokio::task::spawn_blocking(move || {
+            c.kill_all();
+            c.remove();
+        })
+        .await;
+    }
+}
+
+fn parse_status(line: &str) -> Option<ExitDescription> {
+    let (kind, value) = line.split_once(' ')?;
+    let n: i32 = value.trim().parse().ok()?;
+    match kind {
+        "exit" => Some(ExitDescription::Exited(n)),
+        "signal" => Some(ExitDescription::signaled(n)),
+        _ => None,
+    }
+}
+
+/// Waits for the process behind `pidfd` to end and reaps it.
+#[allow(unsafe_code)]
+async fn wait_pidfd(pidfd: &Arc<OwnedFd>) -> ExitDescription {
+    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+    // SAFETY: the Arc keeps the same open pidfd alive for as long as the AsyncFd holds a clone of it,
+    // and an OwnedFd always returns the same descriptor.
+    let registered =
+        unsafe { tokio::io::unix::AsyncFd::register_with_interest(pidfd.clone(), tokio::io::Interest::READABLE) };
+    let Ok(watch) = registered else {
+        return ExitDescription::Unknown;
+    };
+    loop {
+        match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
+            Ok(WaitStatus::Exited(_, code)) => return ExitDescription::Exited(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return ExitDescription::signaled(sig as i32),
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => {}
+            Err(_) => return ExitDescription::Unknown,
+        }
+        match watch.readable().await {
+            Ok(mut guard) => guard.clear_ready(),
+            Err(_) => return ExitDescription::Unknown,
+        }
+    }
+}
+
+struct NamespaceInstance {
+    pid: u32,
+    pidfd: Arc<OwnedFd>,
+    cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    cpu_quota_us: u64,
+    shared: Arc<Shared>,
+    exit: Option<tokio::sync::oneshot::Receiver<ExitDescription>>,
+    output: Option<(pipe::Receiver, pipe::Receiver)>,
+    destroyed: bool,
+}
+
+impl NamespaceInstance {
+    #[allow(unsafe_code)]
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        // SAFETY: pidfd_send_signal(2) with a pidfd we own and no siginfo. A pidfd names this very
+        // process even after its pid is reused, so a late signal cannot hit a stranger.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                signal as libc::c_int,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            )
+        };
+    }
+
+    fn live_cgroup(&self) -> Option<&cgroup::EnvCgroup> {
+        if self.shared.exited.load(Ordering::Acquire) { None } else { self.cgroup.as_deref() }
+    }
+}
+
+impl Instance for NamespaceInstance {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn take_output(&mut self) -> Option<(pipe::Receiver, pipe::Receiver)> {
+        self.output.take()
+    }
+
+    fn freeze(&self) -> Result<(), SandboxError> {
+        match self.live_cgroup() {
+            Some(c) if c.has_freezer() => c.freeze().map_err(|source| SandboxError::Cgroup { source }),
+            _ => Ok(()),
+        }
+    }
+
+    fn thaw(&self) -> Result<(), SandboxError> {
+        match self.live_cgroup() {
+            Some(c) if c.has_freezer() => c.thaw().map_err(|source| SandboxError::Cgroup { source }),
+            _ => Ok(()),
+        }
+    }
+
+    fn init_done(&self) {
+        if let Some(c) = self.live_cgroup()
+            && let Err(e) = c.set_cpu_quota(Some(self.cpu_quota_us))
+        {
+            tracing::warn!(error = %e, "setting an environment's CPU quota");
+        }
+    }
+
+    fn peak_memory_bytes(&self) -> u64 {
+        let measured = match self.live_cgroup() {
+            Some(c) => c.peak_memory_bytes(),
+            None if self.cgroup.is_none() => Some(crate::process::tree_memory_bytes(self.pid)),
+            None => None,
+        };
+        match measured {
+            Some(m) => self.shared.peak.fetch_max(m, Ordering::Relaxed).max(m),
+            None => self.shared.peak.load(Ordering::Relaxed),
+        }
+    }
+
+    fn oom_killed(&self) -> bool {
+        match self.live_cgroup() {
+            Some(c) => c.oom_kills() > 0,
+            None => self.shared.oom.load(Ordering::Relaxed),
+        }
+    }
+
+    fn take_exit(&mut self) -> Option<tokio::sync::oneshot::Receiver<ExitDescription>> {
+        self.exit.take()
+    }
+
+    fn terminate(&self) {
+        let _ = self.thaw();
+        // Init forwards it to every process of the environment.
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+    }
+
+    fn destroy(&mut self) {
+        if self.destroyed {
+            return;
+        }
+        self.destroyed = true;
+        // Killing pid 1 of the namespace kills every process in it; the cgroup sweep also thaws a
+        // frozen environment, whose processes cannot die before they run again.
+        self.signal(nix::sys::signal::Signal::SIGKILL);
+        if let Some(c) = self.live_cgroup() {
+            c.kill_all();
+        }
+    }
+}
+
+impl Drop for NamespaceInstance {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}

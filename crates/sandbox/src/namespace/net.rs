@@ -1,0 +1,145 @@
+//! Each environment's network namespace: only loopback, up, with two listeners Nimbus created inside
+//! it before the environment starts — the Runtime API on 127.0.0.1:9001 and Nimbus's own API on
+//! 127.0.0.1:9000. Nimbus serves both from the host side (a socket keeps the namespace it was made
+//! in), so a function reaches its own Runtime API and the API at `AWS_ENDPOINT_URL`, and nothing of
+//! another environment: 127.0.0.1:9001 in its namespace is its own.
+//!
+//! A namespace is made on a short-lived thread (`unshare(CLONE_NEWNET)` affects only the calling
+//! thread); the thread keeps nothing. Making one costs milliseconds in the kernel, so a small pool is
+//! filled ahead of demand by a background thread ([`NetPool`]).
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const RUNTIME_API_ADDR: SocketAddr =
+    SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9001));
+pub const API_ADDR: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9000));
+
+/// A ready network namespace.
+#[derive(Debug)]
+pub struct EnvNet {
+    /// `/proc/thread-self/ns/net` of the namespace: the environment's init joins it with setns(2).
+    pub netns: OwnedFd,
+    pub runtime_api: TcpListener,
+    pub api: TcpListener,
+    /// How long making it took.
+    pub took: Duration,
+}
+
+/// Makes a network namespace with loopback up and the two listeners.
+pub fn create() -> io::Result<EnvNet> {
+    std::thread::Builder::new()
+        .name("nimbus-netns".into())
+        .spawn(create_on_this_thread)
+        .map_err(|e| io::Error::new(e.kind(), format!("start netns thread: {e}")))?
+        .join()
+        .map_err(|_| io::Error::other("netns thread panicked"))?
+}
+
+fn create_on_this_thread() -> io::Result<EnvNet> {
+    let started = Instant::now();
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("unshare(CLONE_NEWNET): {e}")))?;
+    loopback_up()?;
+    let netns = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?);
+    let runtime_api = TcpListener::bind(RUNTIME_API_ADDR)?;
+    let api = TcpListener::bind(API_ADDR)?;
+    Ok(EnvNet { netns, runtime_api, api, took: started.elapsed() })
+}
+
+/// `ip link set lo up`, with the two ioctls it amounts to.
+#[allow(unsafe_code)]
+fn loopback_up() -> io::Result<()> {
+    const SIOCGIFFLAGS: libc::c_ulong = 0x8913;
+    const SIOCSIFFLAGS: libc::c_ulong = 0x8914;
+    // SAFETY: socket(2) with constant arguments; the result is checked before it is owned.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor nobody else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: ifreq is plain data for which all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads the flags into `req`, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), SIOCGIFFLAGS as _, &mut req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just filled the flags member of the union.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads `req`, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), SIOCSIFFLAGS as _, &req) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Keeps a few namespaces ready so that a cold start does not wait for the kernel to make one.
+pub struct NetPool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    ready: Mutex<Vec<EnvNet>>,
+    wanted: Condvar,
+    target: usize,
+}
+
+impl NetPool {
+    /// Starts the refill thread, keeping `target` namespaces ready.
+    pub fn start(target: usize) -> Self {
+        let shared = Arc::new(Shared { ready: Mutex::new(Vec::new()), wanted: Condvar::new(), target });
+        let worker = shared.clone();
+        let spawned = std::thread::Builder::new().name("nimbus-netpool".into()).spawn(move || refill(&worker));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the network namespace pool; namespaces are made on demand");
+        }
+        Self { shared }
+    }
+
+    /// A ready namespace, or a new one made now.
+    pub fn take(&self) -> io::Result<EnvNet> {
+        let taken = self.shared.ready.lock().map(|mut ready| ready.pop()).unwrap_or(None);
+        self.shared.wanted.notify_one();
+        match taken {
+            Some(net) => Ok(net),
+            None => create(),
+        }
+    }
+}
+
+fn refill(shared: &Shared) {
+    let mut failures = 0u32;
+    loop {
+        {
+            let Ok(mut ready) = shared.ready.lock() else { return };
+            while ready.len() >= shared.target {
+                ready = match shared.wanted.wait(ready) {
+                    Ok(r) => r,
+                    Err(_) => return,
+                };
+            }
+        }
+        match create() {
+            Ok(net) => {
+                failures = 0;
+                if let Ok(mut ready) = shared.ready.lock() {
+                    ready.push(net);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(error = %e, "pre-creating a network namespace");
+                }
+                std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
+            }
+        }
+    }
+}

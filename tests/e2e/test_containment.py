@@ -1,0 +1,245 @@
+"""Containment on the namespace sandbox tier: functions that try to get out, run for real.
+
+Each test deploys tests/functions/python/containment.py (or the probe) and has it try one thing: read the
+data dir, another function's code or host files; write outside /tmp; fill /tmp; allocate past its memory;
+fork-bomb; signal or trace processes outside; reach another environment's Runtime API or the host's
+network; keep running after it returned. Each is refused or contained, and the server keeps serving.
+
+The whole module skips, visibly, where the machine cannot create namespaces (see helpers.require_namespace).
+"""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import (NimbusServer, create_function, invoke, make_zip, python_zip, read_function_source,
+                     report_lines, require_namespace, unique_name)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    s = require_namespace(NimbusServer(tmp_path_factory.mktemp("nimbus-ns"), extra_args=("--sandbox", "auto")).start())
+    yield s
+    s.teardown()
+
+
+@pytest.fixture(scope="module")
+def lam(srv):
+    return srv.lambda_client()
+
+
+def containment_zip() -> bytes:
+    return make_zip({"containment.py": read_function_source("python", "containment.py")})
+
+
+def deploy(lam, prefix: str, **kw) -> str:
+    name = unique_name(prefix)
+    create_function(lam, name, containment_zip(), handler="containment.handler", Timeout=kw.pop("Timeout", 60), **kw)
+    return name
+
+
+def attempt(lam, name: str, event: dict, srv=None, **kw) -> dict:
+    inv = invoke(lam, name, event, server=srv, **kw)
+    assert inv.status == 200 and inv.function_error is None, inv.raw
+    return inv.payload
+
+
+def refused(result: dict) -> bool:
+    return "error" in result and not result.get("ok")
+
+
+def test_function_runs_unprivileged_and_confined(lam, srv):
+    name = deploy(lam, "cont-id")
+    ident = attempt(lam, name, {"identity": True})["results"]["identity"]
+    assert (ident["uid"], ident["gid"], ident["groups"]) == (993, 990, [])
+    assert int(ident["cap_eff"], 16) == 0 and int(ident["cap_prm"], 16) == 0 and int(ident["cap_bnd"], 16) == 0
+    assert ident["no_new_privs"] == "1"
+    assert ident["seccomp"] == "2", "a seccomp filter is installed"
+    assert ident["nofile"] == [1024, 1024]
+    assert ident["cwd"] == "/var/task"
+    # Its own pid namespace: init and the runtime, nothing of the host (the server's pid is not there).
+    assert len(ident["pids"]) <= 3 and 1 in ident["pids"], ident["pids"]
+    # Its own network namespace: the only listeners are its Runtime API and the API, both its own.
+    assert ident["listening"] == [9000, 9001]
+    mounts = {line.split()[1]: line.split()[3].split(",") for line in ident["mounts"]}
+    assert "ro" in mounts["/"] and "ro" in mounts["/var/task"] and "ro" in mounts["/usr"]
+    assert "rw" in mounts["/tmp"]
+
+
+def test_data_dir_other_functions_and_host_files_are_invisible(lam, srv):
+    other = deploy(lam, "cont-other")
+    attempt(lam, other, {})
+    name = deploy(lam, "cont-read")
+    unpacked = sorted((srv.data_dir / "code" / "unpacked").iterdir())
+    assert len(unpacked) >= 1
+    secrets = [
+        str(srv.data_dir),
+        str(srv.data_dir / "credentials"),
+        str(srv.data_dir / "nimbus.db"),
+        *[str(p) for p in unpacked],
+        "/etc/shadow",
+        "/root/.bash_history",
+        "/root/.cargo",
+        str(Path(__file__).resolve()),
+        "/proc/1/environ",
+        "/proc/1/root/",
+        "/sys/fs/cgroup",
+    ]
+    results = attempt(lam, name, {"read": secrets + ["/var/task", "/etc", "/"]})["results"]
+    for path in secrets:
+        assert refused(results[f"read {path}"]), (path, results[f"read {path}"])
+    assert results["read /var/task"]["listing"] == ["containment.py"], "only its own code"
+    assert "shadow" not in results["read /etc"]["listing"]
+    assert set(results["read /"]["listing"]) <= {
+        "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root", "sbin", "tmp", "usr", "var",
+        "work", "home", "srv",
+    }, results["read /"]["listing"]
+
+
+def test_writes_outside_tmp_are_refused(lam, srv):
+    name = deploy(lam, "cont-write")
+    targets = ["/var/task/evil", "/evil", "/etc/evil", "/opt/evil", "/var/runtime/evil", "/usr/evil", "/dev/evil"]
+    results = attempt(lam, name, {"write": targets + ["/tmp/fine"]})["results"]
+    for path in targets:
+        assert results[f"write {path}"].get("errno") in ("EROFS", "EACCES", "EPERM"), (path, results[f"write {path}"])
+    assert results["write /tmp/fine"] == {"ok": True}
+
+
+def test_tmp_is_limited_to_ephemeral_storage(lam, srv):
+    # /tmp is a tmpfs whose pages count toward the function's memory, so the memory size is the larger.
+    name = deploy(lam, "cont-fill", MemorySize=1024, EphemeralStorage={"Size": 512})
+    first = attempt(lam, name, {"fill_tmp": True})
+    fill = first["results"]["fill_tmp"]
+    assert fill.get("errno") == "ENOSPC", fill
+    assert 500 <= fill["written_mb"] <= 512, fill
+    # The environment and the platform keep serving.
+    again = attempt(lam, name, {"write": ["/tmp/after"]})
+    assert again["env_id"] == first["env_id"] and again["results"]["write /tmp/after"] == {"ok": True}
+    other = invoke(lam, deploy(lam, "cont-fill-other"), {})
+    assert other.function_error is None
+
+
+def test_allocating_past_memory_size_is_out_of_memory(lam, srv):
+    name = deploy(lam, "cont-oom", MemorySize=128)
+    warm = attempt(lam, name, {})
+    inv = invoke(lam, name, {"alloc_mb": 400}, LogType="Tail")
+    assert inv.status == 200 and inv.function_error == "Unhandled", inv.raw
+    body = inv.payload
+    assert body["errorType"] == "Runtime.OutOfMemory", body
+    assert re.fullmatch(r"RequestId: [0-9a-f-]+ Error: Runtime exited with error: signal: killed", body["errorMessage"])
+    assert f"RequestId: {inv.request_id}" in body["errorMessage"]
+    assert "Status: error\tError Type: Runtime.OutOfMemory" in inv.log_result, inv.log_result
+    report = report_lines(inv.log_result)[0]
+    assert 100 <= int(report["max_used"]) <= 128, inv.log_result
+    # The next invocation gets a fresh environment.
+    after = attempt(lam, name, {})
+    assert after["env_id"] != warm["env_id"]
+
+
+def test_max_memory_used_is_measured_by_the_cgroup(lam, srv):
+    name = deploy(lam, "cont-mem", MemorySize=512)
+    small = invoke(lam, name, {}, LogType="Tail")
+    big = invoke(lam, name, {"alloc_mb": 200}, LogType="Tail")
+    assert big.function_error is None, big.raw
+    used_small = int(report_lines(small.log_result)[0]["max_used"])
+    used_big = int(report_lines(big.log_result)[0]["max_used"])
+    assert 5 <= used_small < 150, small.log_result
+    assert 200 <= used_big <= 512, big.log_result
+
+
+def test_fork_bomb_is_contained(lam, srv):
+    name = deploy(lam, "cont-fork", MemorySize=2048)
+    result = attempt(lam, name, {"fork_bomb": True})["results"]["fork_bomb"]
+    assert result.get("errno") == "EAGAIN", result
+    assert result["forked"] < 1024, result
+    # The same environment and others keep working.
+    assert attempt(lam, name, {"identity": True})["results"]["identity"]["uid"] == 993
+    assert invoke(lam, deploy(lam, "cont-fork-other"), {}).function_error is None
+
+
+def test_processes_outside_cannot_be_signalled_or_traced(lam, srv):
+    name = deploy(lam, "cont-kill")
+    server_pid = srv.proc.pid
+    results = attempt(lam, name, {"kill": server_pid})["results"]["kill"]
+    assert results["0"].get("errno") == "ESRCH" and results["9"].get("errno") == "ESRCH", results
+    assert attempt(lam, name, {"ptrace": 1})["results"]["ptrace"] == {"error": "ptrace", "errno": "EPERM"}
+    assert attempt(lam, name, {"ptrace": server_pid})["results"]["ptrace"]["errno"] in ("EPERM", "ESRCH")
+    assert srv.proc.poll() is None, "the server is still running"
+
+
+def test_other_environments_and_the_host_network_are_unreachable(lam, srv):
+    a, b = deploy(lam, "cont-net-a"), deploy(lam, "cont-net-b")
+    ident_a = attempt(lam, a, {"identity": True})["results"]["identity"]
+    ident_b = attempt(lam, b, {"identity": True})["results"]["identity"]
+    # Both see 127.0.0.1:9001 and :9000, each its own (separate network namespaces, separate pids).
+    assert ident_a["listening"] == ident_b["listening"] == [9000, 9001]
+    port = int(srv.url.rsplit(":", 1)[1])
+    reach = attempt(lam, b, {"connect": ["127.0.0.1", port]})["results"]["connect"]
+    assert reach.get("errno") == "ECONNREFUSED", "the host's loopback is not the environment's"
+    # A response posted to its own Runtime API for a request it does not have is refused there.
+    code = """
+import json, urllib.request, urllib.error, os
+def handler(event, context):
+    api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+    req = urllib.request.Request(f"http://{api}/2018-06-01/runtime/invocation/{event['id']}/response",
+                                 data=b'"hijacked"', method="POST")
+    try:
+        return {"status": urllib.request.urlopen(req, timeout=5).status, "api": api}
+    except urllib.error.HTTPError as e:
+        return {"status": e.code, "api": api}
+"""
+    hijacker = unique_name("cont-hijack")
+    create_function(lam, hijacker, make_zip({"h.py": code}), handler="h.handler", Timeout=30)
+    got = attempt(lam, hijacker, {"id": "00000000-0000-0000-0000-000000000000"})
+    assert got["api"] == "127.0.0.1:9001" and got["status"] == 400, got
+
+
+def test_idle_environment_is_frozen(lam, srv):
+    import time
+
+    name = deploy(lam, "cont-freeze")
+    first = attempt(lam, name, {"ticker": True})
+    time.sleep(1.5)
+    second = attempt(lam, name, {"ticks_since_return": True})
+    assert second["env_id"] == first["env_id"]
+    ticks = second["results"]["ticks_since_return"]
+    assert ticks["idle_seconds"] > 1.0
+    # A running ticker would have ticked ~100 times in that second; a frozen one did not tick at all.
+    assert ticks["ticks"] <= 2, ticks
+
+
+def test_sdk_calls_from_inside_reach_the_api(lam, srv):
+    name = unique_name("cont-sdk")
+    create_function(lam, name, python_zip(), Timeout=60)
+    inv = invoke(lam, name, {"call_lambda": True})
+    assert inv.function_error is None, inv.raw
+    assert inv.payload["env"]["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000"
+    assert inv.payload["boto3"]["function_name"] == name
+
+
+def _cgroup_dirs(server_pid: int) -> list[str]:
+    found = []
+    for root, dirs, _ in os.walk("/sys/fs/cgroup"):
+        for d in dirs:
+            if d.startswith(f"nimbus-{server_pid}"):
+                found.append(os.path.join(root, d))
+        if root.count("/") > 7:
+            dirs[:] = []
+    return found
+
+
+def test_nothing_is_left_after_the_server_stops(server_factory):
+    s = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
+    lam = s.lambda_client()
+    name = deploy(lam, "cont-leak")
+    attempt(lam, name, {"ticker": True})
+    pid = s.proc.pid
+    assert _cgroup_dirs(pid), "environments live in cgroups of the server's own"
+    s.stop_cleanly()
+    assert _cgroup_dirs(pid) == [], "the server removed its cgroups"
+    with open("/proc/self/mountinfo") as f:
+        assert str(s.data_dir) not in f.read(), "no mount of an environment is visible on the host"
