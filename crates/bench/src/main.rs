@@ -16,6 +16,7 @@
 //! wrong (an echo that does not echo, a server that does not start or stop cleanly).
 
 mod control;
+mod events;
 mod functions;
 mod measure;
 mod report;
@@ -93,10 +94,29 @@ pub struct Args {
     /// Print the report as one JSON object (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Measure the event plane instead: async invokes accepted and run per second, and SQS messages
+    /// processed per second through an event source mapping (batch 10 and 100).
+    #[arg(long)]
+    event_plane: bool,
+    /// Messages sent per mapping run of `--event-plane`.
+    #[arg(long, default_value_t = 5000)]
+    event_messages: u64,
+    /// Client threads of `--event-plane`.
+    #[arg(long, default_value_t = 16)]
+    event_clients: usize,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.event_plane {
+        return match run_event_plane(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("nimbus-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&args) {
         Ok(report) => {
             if args.json {
@@ -122,6 +142,40 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--event-plane`: one server, the provided echo function, the rates of `events.rs`.
+fn run_event_plane(args: &Args) -> anyhow::Result<()> {
+    let echo_bootstrap = match &args.echo_bootstrap {
+        Some(path) => path.clone(),
+        None => std::env::current_exe().context("locate this program")?.with_file_name("echo-bootstrap"),
+    };
+    let spec = functions::spec(Kind::Provided, &echo_bootstrap)?;
+    progress(format!("starting {}", args.nimbus.display()));
+    let server = Server::start(&args.nimbus, true, &args.server_args)?;
+    let signer =
+        Signer::new(&server.addr.to_string(), Some((server::ACCESS_KEY_ID, server::SECRET_ACCESS_KEY)), server::REGION);
+    let window = Duration::from_secs_f64(args.window_secs);
+    let result = events::measure(
+        &server,
+        &signer,
+        &spec,
+        args.memory_mb,
+        args.event_clients.max(1),
+        window,
+        args.event_messages.max(10),
+        progress,
+    );
+    let log_tail = server.log_tail();
+    let stop = server.stop().context("stop the server")?;
+    let report = result.with_context(|| format!("the server's last log lines:\n{log_tail}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        events::print(&report);
+        println!("  server stopped cleanly: {}", stop.clean);
+    }
+    Ok(())
 }
 
 fn progress(message: impl AsRef<str>) {
