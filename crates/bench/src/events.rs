@@ -73,7 +73,8 @@ fn queue_depth(control: &Control, url: &str) -> anyhow::Result<u64> {
 }
 
 fn lambda(control: &Control, method: Method, path: &str, body: Value, status: u16) -> anyhow::Result<Value> {
-    let response = control.send(method, path, &[("content-type", "application/json")], body.to_string().into_bytes())?;
+    let response =
+        control.send(method, path, &[("content-type", "application/json")], body.to_string().into_bytes())?;
     if response.status.as_u16() != status {
         bail!("{path}: HTTP {}: {}", response.status, String::from_utf8_lossy(&response.body));
     }
@@ -132,6 +133,7 @@ fn wait_depth(control: &Control, url: &str, done: impl Fn(u64) -> bool) -> anyho
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     server: &Server,
     signer: &Signer,

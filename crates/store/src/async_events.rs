@@ -99,15 +99,15 @@ fn insert_event(tx: &Transaction<'_>, e: &NewAsyncEvent) -> Result<()> {
 
 fn event_from_row(row: &Row<'_>) -> rusqlite::Result<AsyncEventRaw> {
     Ok(AsyncEventRaw {
-            id: row.get(0)?,
-            request_id: row.get(1)?,
-            function: row.get(2)?,
-            qualifier: row.get(3)?,
-            payload: row.get(4)?,
-            client_context: row.get(5)?,
-            created_ms: row.get(6)?,
-            attempts: row.get(7)?,
-            throttles: row.get(8)?,
+        id: row.get(0)?,
+        request_id: row.get(1)?,
+        function: row.get(2)?,
+        qualifier: row.get(3)?,
+        payload: row.get(4)?,
+        client_context: row.get(5)?,
+        created_ms: row.get(6)?,
+        attempts: row.get(7)?,
+        throttles: row.get(8)?,
     })
 }
 
@@ -143,16 +143,18 @@ impl AsyncEventRaw {
     }
 }
 
-fn config_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, Option<i64>, Option<i64>, Option<String>, Option<String>, i64)> {
+type ConfigRaw = (String, String, Option<i64>, Option<i64>, Option<String>, Option<String>, i64);
+
+fn config_from_row(row: &Row<'_>) -> rusqlite::Result<ConfigRaw> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
-
-type ConfigRaw = (String, String, Option<i64>, Option<i64>, Option<String>, Option<String>, i64);
 
 fn config_into(raw: ConfigRaw) -> Result<EventInvokeConfig> {
     let (function, qualifier, max_retries, max_age_s, on_success, on_failure, last_modified_ms) = raw;
     let key = format!("{function}:{qualifier}");
-    let bad = |col: &str, e: &dyn std::fmt::Display| StoreError::corrupt("event_invoke_configs", key.clone(), format!("{col}: {e}"));
+    let bad = |col: &str, e: &dyn std::fmt::Display| {
+        StoreError::corrupt("event_invoke_configs", key.clone(), format!("{col}: {e}"))
+    };
     Ok(EventInvokeConfig {
         function: FunctionName::parse(&function).map_err(|e| bad("function", &e))?,
         qualifier,
@@ -187,9 +189,11 @@ impl Store {
     /// events in flight. Returns how many were released.
     pub fn release_async_claims(&self, run: &str) -> Result<usize> {
         self.meta.write(|tx| {
-            tx.prepare_cached("UPDATE async_events SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by != ?1")
-                .and_then(|mut stmt| stmt.execute([run]))
-                .map_err(StoreError::sqlite("release async claims"))
+            tx.prepare_cached(
+                "UPDATE async_events SET claimed_by = NULL WHERE claimed_by IS NOT NULL AND claimed_by != ?1",
+            )
+            .and_then(|mut stmt| stmt.execute([run]))
+            .map_err(StoreError::sqlite("release async claims"))
         })
     }
 
@@ -272,9 +276,7 @@ impl Store {
                 return Err(StoreError::NotFound { what: "function", name: config.function.to_string() });
             }
             let mut stored = config.clone();
-            if merge
-                && let Some(old) = read_config(tx, &config.function, &config.qualifier)?
-            {
+            if merge && let Some(old) = read_config(tx, &config.function, &config.qualifier)? {
                 stored.max_retries = config.max_retries.or(old.max_retries);
                 stored.max_age_s = config.max_age_s.or(old.max_age_s);
                 stored.on_success = config.on_success.clone().or(old.on_success);
@@ -303,7 +305,11 @@ impl Store {
         })
     }
 
-    pub fn get_event_invoke_config(&self, function: &FunctionName, qualifier: &str) -> Result<Option<EventInvokeConfig>> {
+    pub fn get_event_invoke_config(
+        &self,
+        function: &FunctionName,
+        qualifier: &str,
+    ) -> Result<Option<EventInvokeConfig>> {
         self.meta.read(|tx| read_config(tx, function, qualifier))
     }
 
@@ -341,8 +347,11 @@ impl Store {
                      FROM event_invoke_configs WHERE function = ?1 AND qualifier > ?2 ORDER BY qualifier LIMIT ?3",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_map(params![function.as_str(), after.unwrap_or(""), limit_param(limit)], config_from_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                    stmt.query_map(
+                        params![function.as_str(), after.unwrap_or(""), limit_param(limit)],
+                        config_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(StoreError::sqlite("list event invoke configs"))?;
             raws.into_iter().map(config_into).collect()

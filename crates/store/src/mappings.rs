@@ -51,7 +51,8 @@ pub struct MappingRecord {
 const COLUMNS: &str = "uuid, function, qualifier, source_arn, batch_size, window_s, enabled, state, state_reason,
      filters, report_failures, max_concurrency, last_result, last_modified_ms";
 
-type Raw = (String, String, Option<String>, String, i64, i64, bool, String, String, String, bool, Option<i64>, String, i64);
+type Raw =
+    (String, String, Option<String>, String, i64, i64, bool, String, String, String, bool, Option<i64>, String, i64);
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<Raw> {
     Ok((
@@ -140,7 +141,8 @@ impl Store {
                 .prepare_cached(&format!("SELECT {COLUMNS} FROM event_source_mappings WHERE uuid = ?1"))
                 .and_then(|mut stmt| stmt.query_row([uuid], from_row).optional())
                 .map_err(StoreError::sqlite("read event source mapping"))?;
-            let raw = raw.ok_or_else(|| StoreError::NotFound { what: "event source mapping", name: uuid.to_owned() })?;
+            let raw =
+                raw.ok_or_else(|| StoreError::NotFound { what: "event source mapping", name: uuid.to_owned() })?;
             into_record(raw)
         })
     }
@@ -162,7 +164,12 @@ impl Store {
                 ))
                 .and_then(|mut stmt| {
                     stmt.query_map(
-                        params![after.unwrap_or(""), function.map(FunctionName::as_str), source_arn, limit_param(limit)],
+                        params![
+                            after.unwrap_or(""),
+                            function.map(FunctionName::as_str),
+                            source_arn,
+                            limit_param(limit)
+                        ],
                         from_row,
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()

@@ -351,7 +351,13 @@ impl Store {
     /// Stores messages in one transaction (a batch is all or nothing here; the API validated each entry).
     /// FIFO messages carry a group and a deduplication id: a duplicate within 5 minutes is answered as
     /// sent but not stored again.
-    pub fn send_messages(&self, queue_id: i64, fifo: bool, now_ms: i64, messages: &[NewMessage]) -> Result<Vec<SendOutcome>> {
+    pub fn send_messages(
+        &self,
+        queue_id: i64,
+        fifo: bool,
+        now_ms: i64,
+        messages: &[NewMessage],
+    ) -> Result<Vec<SendOutcome>> {
         self.queues.write(|tx| {
             if !queue_exists(tx, queue_id)? {
                 return Err(queue_not_found(&queue_id.to_string()));
@@ -435,7 +441,8 @@ impl Store {
             tx.prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_ms <= ?2")
                 .and_then(|mut stmt| stmt.execute(params![queue_id, p.now_ms - p.retention_ms]))
                 .map_err(StoreError::sqlite("expire messages"))?;
-            let candidates = if p.fifo { fifo_candidates(tx, queue_id, p)? } else { standard_candidates(tx, queue_id, p)? };
+            let candidates =
+                if p.fifo { fifo_candidates(tx, queue_id, p)? } else { standard_candidates(tx, queue_id, p)? };
             let dlq = match &p.redrive {
                 Some(r) => read_queue(tx, &r.dead_letter_queue)?.map(|q| (q.id, r.max_receive_count)),
                 None => None,
@@ -558,8 +565,10 @@ fn fifo_candidates(tx: &Transaction<'_>, queue_id: i64, p: &ReceiveParams) -> Re
             "SELECT id, group_id, visible_ms, receive_count FROM messages WHERE queue_id = ?1 ORDER BY id LIMIT ?2",
         )
         .and_then(|mut stmt| {
-            stmt.query_map(params![queue_id, FIFO_SCAN_MAX], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            stmt.query_map(params![queue_id, FIFO_SCAN_MAX], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(StoreError::sqlite("select messages"))?;
     let mut blocked: HashSet<Option<String>> = HashSet::new();

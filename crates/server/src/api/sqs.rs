@@ -76,10 +76,16 @@ fn error_codes(e: &SqsError) -> (&'static str, &'static str, StatusCode) {
         }
         SqsError::InvalidBatchEntryId(_) => ("InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId", bad),
         SqsError::BatchRequestTooLong(_) => ("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", bad),
-        SqsError::PurgeQueueInProgress(_) => ("PurgeQueueInProgress", "AWS.SimpleQueueService.PurgeQueueInProgress", bad),
+        SqsError::PurgeQueueInProgress(_) => {
+            ("PurgeQueueInProgress", "AWS.SimpleQueueService.PurgeQueueInProgress", bad)
+        }
         SqsError::InvalidMessageContents(_) => ("InvalidMessageContents", "InvalidMessageContents", bad),
-        SqsError::UnsupportedOperation(_) => ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", bad),
-        SqsError::Store(s) if s.is_busy() => ("ServiceUnavailable", "ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE),
+        SqsError::UnsupportedOperation(_) => {
+            ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", bad)
+        }
+        SqsError::Store(s) if s.is_busy() => {
+            ("ServiceUnavailable", "ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE)
+        }
         SqsError::Store(_) | SqsError::Join(_) => ("InternalError", "InternalError", StatusCode::INTERNAL_SERVER_ERROR),
     }
 }
@@ -103,7 +109,8 @@ fn error_response(e: &SqsError) -> Response {
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SqsError> {
     let body = if body.is_empty() { b"{}".as_slice() } else { body };
-    serde_json::from_slice(body).map_err(|e| SqsError::InvalidParameterValue(format!("Could not parse the request: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| SqsError::InvalidParameterValue(format!("Could not parse the request: {e}")))
 }
 
 async fn queue_of(state: &SharedState, url: Option<&str>) -> Result<nimbus_store::QueueRecord, SqsError> {
@@ -204,9 +211,7 @@ fn normalize_attributes(
 
 fn queue_name_valid(name: &str) -> bool {
     let base = name.strip_suffix(".fifo").unwrap_or(name);
-    !base.is_empty()
-        && name.len() <= 80
-        && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    !base.is_empty() && name.len() <= 80 && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 #[derive(Deserialize)]
@@ -232,7 +237,7 @@ async fn create_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsErro
     let fifo = name.ends_with(".fifo");
     if fifo_attr != fifo {
         return Err(SqsError::InvalidParameterValue(if fifo {
-            "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length.".into()
+            "A queue whose name ends with .fifo must be created with the attribute FifoQueue set to true.".into()
         } else {
             "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length.".into()
         }));
@@ -305,7 +310,9 @@ async fn list_queues(state: &SharedState, body: &[u8]) -> Result<Value, SqsError
         None => LIST_QUEUES_MAX,
         Some(n) if (1..=1000).contains(&n) => n as usize,
         Some(n) => {
-            return Err(SqsError::InvalidParameterValue(format!("Value {n} for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000.")));
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Value {n} for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000."
+            )));
         }
     };
     let after = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
@@ -326,7 +333,8 @@ async fn list_queues(state: &SharedState, body: &[u8]) -> Result<Value, SqsError
     if !urls.is_empty() {
         out["QueueUrls"] = json!(urls);
     }
-    if more && input.max_results.is_some()
+    if more
+        && input.max_results.is_some()
         && let Some(last) = queues.last()
     {
         out["NextToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.name).into();
@@ -393,7 +401,14 @@ async fn get_queue_attributes(state: &SharedState, body: &[u8]) -> Result<Value,
     let wanted = |n: &str| all || names.iter().any(|x| x == n);
     let mut out = BTreeMap::new();
     let mut full: BTreeMap<String, String> = BTreeMap::new();
-    for name in ["DelaySeconds", "MaximumMessageSize", "MessageRetentionPeriod", "ReceiveMessageWaitTimeSeconds", "VisibilityTimeout", "SqsManagedSseEnabled"] {
+    for name in [
+        "DelaySeconds",
+        "MaximumMessageSize",
+        "MessageRetentionPeriod",
+        "ReceiveMessageWaitTimeSeconds",
+        "VisibilityTimeout",
+        "SqsManagedSseEnabled",
+    ] {
         full.insert(name.into(), default_attribute(name).unwrap_or_default());
     }
     if queue.fifo {
@@ -542,7 +557,9 @@ fn outgoing(input: SendIn) -> Result<Outgoing, SqsError> {
 }
 
 /// System attributes (`AWSTraceHeader`) skip the user-attribute name rules.
-fn parse_attributes_unchecked(wire: &BTreeMap<String, WireAttribute>) -> Result<BTreeMap<String, AttributeValue>, SqsError> {
+fn parse_attributes_unchecked(
+    wire: &BTreeMap<String, WireAttribute>,
+) -> Result<BTreeMap<String, AttributeValue>, SqsError> {
     wire.iter().map(|(k, v)| Ok((k.clone(), AttributeValue::from_wire(k, v)?))).collect()
 }
 
@@ -678,7 +695,10 @@ fn system_attributes(_state: &SharedState, m: &nimbus_store::ReceivedMessage) ->
 
 fn attribute_wanted(patterns: &[String], name: &str) -> bool {
     patterns.iter().any(|p| {
-        p == "All" || p == ".*" || p == name || p.strip_suffix(".*").is_some_and(|prefix| name.starts_with(&format!("{prefix}.")))
+        p == "All"
+            || p == ".*"
+            || p == name
+            || p.strip_suffix(".*").is_some_and(|prefix| name.starts_with(&format!("{prefix}.")))
     })
 }
 
@@ -740,8 +760,11 @@ async fn receive_message(state: &SharedState, body: &[u8]) -> Result<Value, SqsE
                 if !chosen.is_empty() {
                     v["MessageAttributes"] = json!(chosen);
                     // The digest covers the attributes returned, as SDKs recompute it from them.
-                    let returned: BTreeMap<String, AttributeValue> =
-                        user.iter().filter(|(k, _)| attribute_wanted(&wanted_user, k)).map(|(k, a)| (k.clone(), a.clone())).collect();
+                    let returned: BTreeMap<String, AttributeValue> = user
+                        .iter()
+                        .filter(|(k, _)| attribute_wanted(&wanted_user, k))
+                        .map(|(k, a)| (k.clone(), a.clone()))
+                        .collect();
                     if let Some(md5) = crate::sqs::digest::attributes(&returned) {
                         v["MD5OfMessageAttributes"] = md5.into();
                     }
@@ -859,7 +882,9 @@ async fn change_visibility_batch(state: &SharedState, body: &[u8]) -> Result<Val
     for ((id, handle), result) in todo_ids.into_iter().zip(results) {
         match result {
             nimbus_store::ChangeVisibility::Changed => successful.push(json!({ "Id": id })),
-            nimbus_store::ChangeVisibility::NotInFlight => failed.push(failed_entry(&id, &SqsError::MessageNotInflight)),
+            nimbus_store::ChangeVisibility::NotInFlight => {
+                failed.push(failed_entry(&id, &SqsError::MessageNotInflight))
+            }
             nimbus_store::ChangeVisibility::Unknown => {
                 failed.push(failed_entry(&id, &SqsError::ReceiptHandleIsInvalid(handle)))
             }

@@ -99,7 +99,7 @@ pub fn start(
 ) -> (AsyncQueue, tokio::task::JoinHandle<()>) {
     let (journal, entries) = mpsc::channel(JOURNAL_QUEUE);
     let wake = Arc::new(Notify::new());
-    let writer = tokio::spawn(journal_writer(store.clone(), entries, wake.clone()));
+    let writer = tokio::spawn(journal_writer(store.clone(), entries, wake.clone(), shutdown.clone()));
     let dispatcher = Dispatcher {
         store,
         invoker,
@@ -117,10 +117,23 @@ pub fn start(
     (AsyncQueue { journal }, task)
 }
 
-/// Writes queued events in batches: every event waiting when a commit starts shares its fsync.
-async fn journal_writer(store: Arc<Store>, mut entries: mpsc::Receiver<JournalEntry>, wake: Arc<Notify>) {
+/// Writes queued events in batches: every event waiting when a commit starts shares its fsync. Ends at
+/// shutdown, which comes after the HTTP server has finished its requests, so no accept is waiting.
+async fn journal_writer(
+    store: Arc<Store>,
+    mut entries: mpsc::Receiver<JournalEntry>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut batch = Vec::with_capacity(JOURNAL_BATCH_MAX);
-    while entries.recv_many(&mut batch, JOURNAL_BATCH_MAX).await > 0 {
+    loop {
+        let received = tokio::select! {
+            n = entries.recv_many(&mut batch, JOURNAL_BATCH_MAX) => n,
+            _ = shutdown.wait_for(|stop| *stop) => 0,
+        };
+        if received == 0 {
+            return;
+        }
         let (events, replies): (Vec<_>, Vec<_>) = std::mem::take(&mut batch).into_iter().unzip();
         let s = store.clone();
         let result = tokio::task::spawn_blocking(move || s.enqueue_async_events(&events)).await;
@@ -207,7 +220,8 @@ impl Dispatcher {
             }
             let store = self.store.clone();
             let run = self.run.clone();
-            let claimed = tokio::task::spawn_blocking(move || store.claim_async_events(&run, clock::now_ms(), free)).await;
+            let claimed =
+                tokio::task::spawn_blocking(move || store.claim_async_events(&run, clock::now_ms(), free)).await;
             let events = match claimed {
                 Ok(Ok(events)) => events,
                 Ok(Err(e)) => {
@@ -234,7 +248,9 @@ impl Dispatcher {
                 continue;
             }
             let wait = match self.store.next_async_due_ms() {
-                Ok(Some(due)) => Duration::from_millis((due - clock::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64),
+                Ok(Some(due)) => {
+                    Duration::from_millis((due - clock::now_ms()).clamp(0, IDLE_POLL.as_millis() as i64) as u64)
+                }
                 Ok(None) => IDLE_POLL,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the async journal");
@@ -324,7 +340,8 @@ impl Dispatcher {
             Err(e) => {
                 // Throttled, or Nimbus failed: not the function's fault, so not counted as a retry.
                 let throttles = event.throttles.saturating_add(1);
-                let delay = (THROTTLE_BACKOFF_MIN_MS << throttles.min(12).saturating_sub(1)).min(THROTTLE_BACKOFF_MAX_MS);
+                let delay =
+                    (THROTTLE_BACKOFF_MIN_MS << throttles.min(12).saturating_sub(1)).min(THROTTLE_BACKOFF_MAX_MS);
                 let delay = delay.min((self.settings.retry_base.as_millis() as i64).max(1) * 2);
                 tracing::info!(request_id = event.request_id, error = %e, delay_ms = delay, "async invocation deferred");
                 self.reschedule(&event, event.attempts, throttles, clock::now_ms() + delay).await;
@@ -367,7 +384,13 @@ impl Dispatcher {
     /// Delivers the outcome to the configured destinations (and, on failure, the dead-letter queue),
     /// then deletes the event. Queue deliveries happen first: if the server dies in between, the event
     /// runs again (at least once) rather than losing its record.
-    async fn finish(&self, event: &AsyncEvent, config: Option<&EventInvokeConfig>, condition: Condition, attempt: Attempt) {
+    async fn finish(
+        &self,
+        event: &AsyncEvent,
+        config: Option<&EventInvokeConfig>,
+        condition: Condition,
+        attempt: Attempt,
+    ) {
         let destination = match condition {
             Condition::Success => config.and_then(|c| c.on_success.clone()),
             _ => config.and_then(|c| c.on_failure.clone()),
@@ -417,7 +440,10 @@ impl Dispatcher {
         attrs.insert("RequestID".into(), AttributeValue::string(&event.request_id));
         attrs.insert("ErrorCode".into(), AttributeValue::number(attempt.status));
         let message: String = attempt.error_message.chars().take(1024).collect();
-        attrs.insert("ErrorMessage".into(), AttributeValue::string(if message.is_empty() { "Unhandled".into() } else { message }));
+        attrs.insert(
+            "ErrorMessage".into(),
+            AttributeValue::string(if message.is_empty() { "Unhandled".into() } else { message }),
+        );
         let body = String::from_utf8_lossy(&event.payload).into_owned();
         if let Err(e) = self.sqs.send_to_arn(&target, body, attrs).await {
             tracing::warn!(request_id = event.request_id, target, error = %e, "dead-letter delivery failed");

@@ -79,7 +79,9 @@ fn check_matcher(m: &Value) -> Result<(), FilterError> {
                 inner.len() == 1
                     && inner.iter().all(|(k, v)| match k.as_str() {
                         "prefix" | "suffix" => v.is_string(),
-                        "equals-ignore-case" => v.is_string() || v.as_array().is_some_and(|l| l.iter().all(Value::is_string)),
+                        "equals-ignore-case" => {
+                            v.is_string() || v.as_array().is_some_and(|l| l.iter().all(Value::is_string))
+                        }
                         _ => false,
                     })
             }
@@ -106,9 +108,9 @@ fn check_numeric(arg: &Value) -> bool {
 fn match_object(pattern: &Map<String, Value>, event: Option<&Value>) -> bool {
     pattern.iter().all(|(key, p)| {
         if key == "$or" {
-            return p.as_array().is_some_and(|alts| {
-                alts.iter().any(|alt| alt.as_object().is_some_and(|m| match_object(m, event)))
-            });
+            return p
+                .as_array()
+                .is_some_and(|alts| alts.iter().any(|alt| alt.as_object().is_some_and(|m| match_object(m, event))));
         }
         let field = event.and_then(|e| e.get(key));
         match p {
@@ -193,9 +195,7 @@ fn match_value(m: &Value, v: &Value) -> bool {
     match op.as_str() {
         "prefix" => string_test(arg, v, |s, p| s.starts_with(p)),
         "suffix" => string_test(arg, v, |s, p| s.ends_with(p)),
-        "equals-ignore-case" => {
-            v.as_str().zip(arg.as_str()).is_some_and(|(s, p)| s.to_lowercase() == p.to_lowercase())
-        }
+        "equals-ignore-case" => v.as_str().zip(arg.as_str()).is_some_and(|(s, p)| s.to_lowercase() == p.to_lowercase()),
         "wildcard" => v.as_str().zip(arg.as_str()).is_some_and(|(s, p)| wildcard(p, s)),
         "numeric" => arg.as_array().is_some_and(|parts| numeric(parts, v)),
         "anything-but" => match arg {

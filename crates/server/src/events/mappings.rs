@@ -125,10 +125,10 @@ async fn supervise(ctx: Arc<Ctx>, changed: Arc<Notify>, mut shutdown: watch::Rec
             let wanted = record.enabled && record.state == "Enabled";
             let current = running.get(&record.uuid).map(|r| &r.record);
             let same = current.is_some_and(|c| same_polling(c, &record));
-            if !wanted || !same {
-                if let Some(r) = running.remove(&record.uuid) {
-                    r.stop().await;
-                }
+            if (!wanted || !same)
+                && let Some(r) = running.remove(&record.uuid)
+            {
+                r.stop().await;
             }
             if wanted && !same {
                 running.insert(record.uuid.clone(), spawn_poller(&ctx, record));
@@ -185,7 +185,11 @@ struct Worker {
 impl Worker {
     async fn run(self, mut stop: watch::Receiver<bool>) {
         let Some(queue_name) = self.ctx.sqs.name_from_arn(&self.mapping.source_arn).map(str::to_owned) else {
-            tracing::warn!(uuid = self.mapping.uuid, source = self.mapping.source_arn, "not an SQS queue of this server");
+            tracing::warn!(
+                uuid = self.mapping.uuid,
+                source = self.mapping.source_arn,
+                "not an SQS queue of this server"
+            );
             return;
         };
         loop {
@@ -319,7 +323,9 @@ impl Worker {
             Ok(result) if !result.outcome.is_function_error() => {
                 if self.mapping.report_batch_item_failures {
                     match failed_items(result.outcome.payload(), &handles) {
-                        Some(failed) => handles.into_iter().filter(|(id, _)| !failed.contains(id)).map(|(_, h)| h).collect(),
+                        Some(failed) => {
+                            handles.into_iter().filter(|(id, _)| !failed.contains(id)).map(|(_, h)| h).collect()
+                        }
                         None => Vec::new(),
                     }
                 } else {

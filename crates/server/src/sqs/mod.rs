@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine;
-use nimbus_store::{ChangeVisibility, NewMessage, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome, Store, StoreError};
+use nimbus_store::{
+    ChangeVisibility, NewMessage, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome, Store, StoreError,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
@@ -51,7 +53,9 @@ pub enum SqsError {
     EmptyBatchRequest,
     #[error("Id {0} repeated.")]
     BatchEntryIdsNotDistinct(String),
-    #[error("A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long.")]
+    #[error(
+        "A batch entry id can only contain alphanumeric characters, hyphens and underscores. It can be at most 80 letters long."
+    )]
     InvalidBatchEntryId(String),
     #[error("Batch requests cannot be longer than {MESSAGE_BYTES_MAX} bytes. You have sent {0} bytes.")]
     BatchRequestTooLong(usize),
@@ -115,7 +119,9 @@ impl AttributeValue {
     /// Validates one attribute as SendMessage receives it.
     pub fn from_wire(name: &str, wire: &WireAttribute) -> Result<Self, SqsError> {
         let data_type = wire.data_type.clone().filter(|t| !t.is_empty()).ok_or_else(|| {
-            SqsError::InvalidParameterValue(format!("The message attribute '{name}' must contain a non-empty message attribute type."))
+            SqsError::InvalidParameterValue(format!(
+                "The message attribute '{name}' must contain a non-empty message attribute type."
+            ))
         })?;
         let base = data_type.split('.').next().unwrap_or_default();
         let invalid_type = || {
@@ -145,7 +151,9 @@ impl AttributeValue {
             "Binary" => {
                 let encoded = wire.binary_value.clone().unwrap_or_default();
                 let bytes = base64::engine::general_purpose::STANDARD.decode(encoded.as_bytes()).map_err(|_| {
-                    SqsError::InvalidParameterValue(format!("The message attribute '{name}' has an invalid binary value."))
+                    SqsError::InvalidParameterValue(format!(
+                        "The message attribute '{name}' has an invalid binary value."
+                    ))
                 })?;
                 if bytes.is_empty() {
                     return Err(SqsError::InvalidParameterValue(format!(
@@ -218,7 +226,12 @@ pub fn check_body(body: &str) -> Result<(), SqsError> {
     }
     let bad = body.chars().find(|&c| {
         let c = c as u32;
-        !(c == 0x9 || c == 0xA || c == 0xD || (0x20..=0xD7FF).contains(&c) || (0xE000..=0xFFFD).contains(&c) || c >= 0x10000)
+        !(c == 0x9
+            || c == 0xA
+            || c == 0xD
+            || (0x20..=0xD7FF).contains(&c)
+            || (0xE000..=0xFFFD).contains(&c)
+            || c >= 0x10000)
     });
     match bad {
         Some(c) => Err(SqsError::InvalidMessageContents(format!(
@@ -264,15 +277,23 @@ impl QueueSettings {
 
 /// `RedrivePolicy`: `{"deadLetterTargetArn": "...", "maxReceiveCount": 5}` (the count may be a string).
 pub fn parse_redrive(text: &str) -> Result<(String, u32), SqsError> {
-    let invalid = |why: &str| SqsError::InvalidAttributeValue(format!("Value {text} for parameter RedrivePolicy is invalid. Reason: {why}"));
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|_| invalid("Redrive policy is not a valid JSON map."))?;
-    let arn = v.get("deadLetterTargetArn").and_then(|a| a.as_str()).ok_or_else(|| invalid("Redrive policy does not contain mandatory attribute: deadLetterTargetArn."))?;
+    let invalid = |why: &str| {
+        SqsError::InvalidAttributeValue(format!("Value {text} for parameter RedrivePolicy is invalid. Reason: {why}"))
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| invalid("Redrive policy is not a valid JSON map."))?;
+    let arn = v
+        .get("deadLetterTargetArn")
+        .and_then(|a| a.as_str())
+        .ok_or_else(|| invalid("Redrive policy does not contain mandatory attribute: deadLetterTargetArn."))?;
     let count = match v.get("maxReceiveCount") {
         Some(serde_json::Value::Number(n)) => n.as_u64(),
         Some(serde_json::Value::String(s)) => s.parse().ok(),
         _ => return Err(invalid("Redrive policy does not contain mandatory attribute: maxReceiveCount.")),
     };
-    let count = count.filter(|c| (1..=1000).contains(c)).ok_or_else(|| invalid("Invalid value for maxReceiveCount: must be an integer from 1 to 1000."))?;
+    let count = count
+        .filter(|c| (1..=1000).contains(c))
+        .ok_or_else(|| invalid("Invalid value for maxReceiveCount: must be an integer from 1 to 1000."))?;
     Ok((arn.to_owned(), count as u32))
 }
 
@@ -374,7 +395,12 @@ impl Sqs {
     }
 
     /// Validates and stores messages (all or none), then wakes the queue's long polls.
-    pub async fn send(&self, queue: &QueueRecord, sender_id: &str, messages: Vec<Outgoing>) -> Result<Vec<Sent>, SqsError> {
+    pub async fn send(
+        &self,
+        queue: &QueueRecord,
+        sender_id: &str,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<Sent>, SqsError> {
         let settings = QueueSettings::of(queue);
         let mut rows = Vec::with_capacity(messages.len());
         let mut sent = Vec::with_capacity(messages.len());
@@ -426,7 +452,8 @@ impl Sqs {
                 }
                 if m.dedup_id.is_some() {
                     return Err(SqsError::InvalidParameterValue(
-                        "The request include parameter MessageDeduplicationId that is not valid for this queue type".into(),
+                        "The request include parameter MessageDeduplicationId that is not valid for this queue type"
+                            .into(),
                     ));
                 }
                 (m.group_id.clone(), None)
@@ -452,12 +479,13 @@ impl Sqs {
         }
         let store = self.store.clone();
         let (id, fifo) = (queue.id, queue.fifo);
-        let outcomes: Vec<SendOutcome> = tokio::task::spawn_blocking(move || store.send_messages(id, fifo, clock::now_ms(), &rows))
-            .await?
-            .map_err(|e| match e {
-                StoreError::NotFound { .. } => SqsError::QueueDoesNotExist,
-                other => other.into(),
-            })?;
+        let outcomes: Vec<SendOutcome> =
+            tokio::task::spawn_blocking(move || store.send_messages(id, fifo, clock::now_ms(), &rows)).await?.map_err(
+                |e| match e {
+                    StoreError::NotFound { .. } => SqsError::QueueDoesNotExist,
+                    other => other.into(),
+                },
+            )?;
         for (s, o) in sent.iter_mut().zip(outcomes) {
             s.message_id = o.message_id;
             s.sequence = o.sequence.map(|n| format!("{n:020}"));
@@ -472,7 +500,8 @@ impl Sqs {
         let queue = self.queue(name).await?;
         let group_id = queue.fifo.then(|| "nimbus".to_owned());
         let dedup_id = queue.fifo.then(|| uuid::Uuid::new_v4().to_string());
-        let outgoing = Outgoing { body, attributes, system_attributes: Attributes::new(), delay_s: None, group_id, dedup_id };
+        let outgoing =
+            Outgoing { body, attributes, system_attributes: Attributes::new(), delay_s: None, group_id, dedup_id };
         let mut sent = self.send(&queue, "nimbus", vec![outgoing]).await?;
         sent.pop().ok_or(SqsError::QueueDoesNotExist)
     }
@@ -487,7 +516,8 @@ impl Sqs {
     ) -> Result<Vec<ReceivedMessage>, SqsError> {
         let settings = QueueSettings::of(queue);
         let redrive = settings.redrive.as_ref().and_then(|(arn, count)| {
-            self.name_from_arn(arn).map(|name| Redrive { dead_letter_queue: name.to_owned(), max_receive_count: *count })
+            self.name_from_arn(arn)
+                .map(|name| Redrive { dead_letter_queue: name.to_owned(), max_receive_count: *count })
         });
         let params = ReceiveParams {
             now_ms: 0,
@@ -551,7 +581,8 @@ impl Sqs {
         entries: Vec<(i64, String, i64)>,
     ) -> Result<Vec<ChangeVisibility>, SqsError> {
         let store = self.store.clone();
-        let result = tokio::task::spawn_blocking(move || store.change_visibility(queue_id, clock::now_ms(), &entries)).await??;
+        let result =
+            tokio::task::spawn_blocking(move || store.change_visibility(queue_id, clock::now_ms(), &entries)).await??;
         if result.contains(&ChangeVisibility::Changed) {
             self.notifier(queue_id).notify_waiters();
         }
@@ -587,7 +618,9 @@ pub fn system_attributes(m: &ReceivedMessage) -> BTreeMap<&'static str, String> 
 
 /// MessageGroupId and MessageDeduplicationId: at most 128 characters of `[A-Za-z0-9]` and punctuation.
 fn check_token(parameter: &str, value: &str) -> Result<(), SqsError> {
-    let ok = !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || c.is_ascii_punctuation());
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c.is_ascii_punctuation());
     if ok {
         Ok(())
     } else {

@@ -45,15 +45,20 @@ pub fn check_destination(state: &SharedState, function: &FunctionName, arn: &str
     if arn.starts_with("arn:aws:sqs:") {
         return match state.sqs.name_from_arn(arn) {
             Some(_) => Ok(()),
-            None => Err(ApiError::invalid(format!("The destination ARN {arn} is not a queue of this region and account."))),
+            None => {
+                Err(ApiError::invalid(format!("The destination ARN {arn} is not a queue of this region and account.")))
+            }
         };
     }
     if arn.starts_with("arn:aws:lambda:") {
-        let parsed = FunctionRef::parse(arn).map_err(|_| ApiError::invalid(format!("The destination ARN {arn} is invalid.")))?;
+        let parsed =
+            FunctionRef::parse(arn).map_err(|_| ApiError::invalid(format!("The destination ARN {arn} is invalid.")))?;
         if parsed.account.as_ref().is_some_and(|a| a.as_str() != state.arns.account)
             || parsed.region.as_ref().is_some_and(|r| r.as_str() != state.arns.region)
         {
-            return Err(ApiError::invalid(format!("The destination ARN {arn} is not a function of this region and account.")));
+            return Err(ApiError::invalid(format!(
+                "The destination ARN {arn} is not a function of this region and account."
+            )));
         }
         if parsed.name == *function {
             return Err(ApiError::invalid("You can't specify the function as a destination for itself."));
@@ -169,7 +174,13 @@ fn parse_config(
     })
 }
 
-async fn write(state: SharedState, raw: String, q: QualifierQuery, body: Bytes, merge: bool) -> Result<Response, ApiError> {
+async fn write(
+    state: SharedState,
+    raw: String,
+    q: QualifierQuery,
+    body: Bytes,
+    merge: bool,
+) -> Result<Response, ApiError> {
     let (name, qualifier) = resolve(&state, &raw, q.qualifier.as_deref())?;
     let config = parse_config(&state, &name, &qualifier, &body)?;
     if merge && state.store.get_event_invoke_config(&name, &config.qualifier)?.is_none() {
@@ -240,10 +251,12 @@ pub async fn list(
         Some(n) if (1..=50).contains(&n) => n as usize,
         Some(n) => return Err(ApiError::invalid(format!("Invalid MaxItems: {n}; it must be between 1 and 50"))),
     };
-    let mut configs = state.store.list_event_invoke_configs(&name, q.marker.as_deref().filter(|m| !m.is_empty()), limit + 1)?;
+    let mut configs =
+        state.store.list_event_invoke_configs(&name, q.marker.as_deref().filter(|m| !m.is_empty()), limit + 1)?;
     let more = configs.len() > limit;
     configs.truncate(limit);
-    let mut out = json!({ "FunctionEventInvokeConfigs": configs.iter().map(|c| to_json(&state, c)).collect::<Vec<_>>() });
+    let mut out =
+        json!({ "FunctionEventInvokeConfigs": configs.iter().map(|c| to_json(&state, c)).collect::<Vec<_>>() });
     if more && let Some(last) = configs.last() {
         out["NextMarker"] = last.qualifier.clone().into();
     }

@@ -81,7 +81,8 @@ fn to_json(state: &SharedState, m: &MappingRecord) -> Value {
         "EventSourceMappingArn": format!("arn:aws:lambda:{}:{}:event-source-mapping:{}", state.arns.region, state.arns.account, m.uuid),
     });
     if !m.filters.is_empty() {
-        out["FilterCriteria"] = json!({ "Filters": m.filters.iter().map(|p| json!({ "Pattern": p })).collect::<Vec<_>>() });
+        out["FilterCriteria"] =
+            json!({ "Filters": m.filters.iter().map(|p| json!({ "Pattern": p })).collect::<Vec<_>>() });
     }
     if let Some(c) = m.max_concurrency {
         out["ScalingConfig"] = json!({ "MaximumConcurrency": c });
@@ -100,13 +101,17 @@ fn apply(state: &SharedState, m: &mut MappingRecord, input: MappingIn, fifo: boo
     if let Some(b) = input.batch_size {
         let max = if fifo { BATCH_MAX_FIFO } else { BATCH_MAX_STANDARD };
         if !(1..=max).contains(&b) {
-            return Err(ApiError::invalid(format!("BatchSize must be between 1 and {max} for this event source, got {b}.")));
+            return Err(ApiError::invalid(format!(
+                "BatchSize must be between 1 and {max} for this event source, got {b}."
+            )));
         }
         m.batch_size = b as u32;
     }
     if let Some(w) = input.maximum_batching_window_in_seconds {
         if !(0..=300).contains(&w) {
-            return Err(ApiError::invalid(format!("MaximumBatchingWindowInSeconds must be between 0 and 300, got {w}.")));
+            return Err(ApiError::invalid(format!(
+                "MaximumBatchingWindowInSeconds must be between 0 and 300, got {w}."
+            )));
         }
         if fifo && w > 0 {
             return Err(ApiError::invalid("Batching window is not supported for FIFO queues."));
@@ -215,9 +220,9 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
 
 fn load(state: &SharedState, uuid: &str) -> Result<MappingRecord, ApiError> {
     state.store.get_mapping(uuid).map_err(|e| match e {
-        nimbus_store::StoreError::NotFound { .. } => {
-            ApiError::not_found(format!("The resource you requested does not exist. (Service: Lambda, Status Code: 404, UUID: {uuid})"))
-        }
+        nimbus_store::StoreError::NotFound { .. } => ApiError::not_found(format!(
+            "The resource you requested does not exist. (Service: Lambda, Status Code: 404, UUID: {uuid})"
+        )),
         other => other.into(),
     })
 }
@@ -227,7 +232,11 @@ pub async fn get(State(state): State<SharedState>, Path(uuid): Path<String>) -> 
     Ok(Json(to_json(&state, &record)).into_response())
 }
 
-pub async fn update(State(state): State<SharedState>, Path(uuid): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn update(
+    State(state): State<SharedState>,
+    Path(uuid): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let input: MappingIn = parse_json(&body)?;
     let mut record = load(&state, &uuid)?;
     if record.state == "Deleting" {
