@@ -2,6 +2,7 @@
 dead-letter queue, with boto3 and the AWS CLI."""
 
 import json
+import time
 
 import pytest
 from botocore.exceptions import ClientError
@@ -199,3 +200,18 @@ def test_aws_cli_event_invoke_and_config(srv, lam, rec_dir, tmp_path):
     assert seen[0]["event"] == {"id": "cli"}
     listed = srv.aws("lambda", "list-function-event-invoke-configs", "--function-name", name)
     assert len(listed["FunctionEventInvokeConfigs"]) == 1
+
+
+def test_throttled_events_wait_without_using_retries(lam, rec_dir):
+    name = unique_name("throttled")
+    create_recorder(lam, name, rec_dir)
+    lam.put_function_event_invoke_config(FunctionName=name, MaximumRetryAttempts=0)
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    resp = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": "t1"}))
+    assert resp["StatusCode"] == 202  # accepted even though every run is throttled now
+    time.sleep(1.5)
+    assert records(rec_dir, name) == []
+    # Throttles are not retries: with MaximumRetryAttempts=0 the event still runs once capacity returns.
+    lam.delete_function_concurrency(FunctionName=name)
+    seen = wait_until(lambda: records(rec_dir, name), timeout=30, what="the throttled event to run")
+    assert seen[0]["event"] == {"id": "t1"}
