@@ -12,6 +12,7 @@ use nimbus_store::{AliasRecord, AliasUpdate, Routing, StoreError, VersionId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::paging::{page_json, page_size};
 use super::{parse_json, target};
 use crate::api::{ApiError, SharedState};
 
@@ -121,11 +122,16 @@ fn not_found(state: &SharedState, name: &FunctionName, alias: Option<&str>, e: S
     }
 }
 
-pub async fn create(State(state): State<SharedState>, Path(raw): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<SharedState>,
+    Path(raw): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let name = function(&state, &raw)?;
     let input: AliasIn = parse_json(&body)?;
     let alias = alias_name(input.name.as_deref().ok_or_else(|| ApiError::invalid("Name is required"))?)?;
-    let version = version(input.function_version.as_deref().ok_or_else(|| ApiError::invalid("FunctionVersion is required"))?)?;
+    let version =
+        version(input.function_version.as_deref().ok_or_else(|| ApiError::invalid("FunctionVersion is required"))?)?;
     let description = Description::parse(input.description.as_deref().unwrap_or_default())?;
     let routing = routing(input.routing_config)?.flatten();
     let record = state
@@ -150,21 +156,10 @@ pub async fn list(
     Query(q): Query<ListAliasesQuery>,
 ) -> Result<Response, ApiError> {
     let name = function(&state, &raw)?;
-    let limit = match q.max_items {
-        None => nimbus_model::limits::LIST_PAGE_ITEMS_MAX,
-        Some(n) if (1..=10_000).contains(&n) => (n as usize).min(nimbus_model::limits::LIST_PAGE_ITEMS_MAX),
-        Some(n) => return Err(ApiError::invalid(format!("Invalid MaxItems: {n}"))),
-    };
+    let limit = page_size(q.max_items, 10_000, nimbus_model::limits::LIST_PAGE_ITEMS_MAX)?;
     let filter = q.function_version.as_deref().map(version).transpose()?;
-    let mut aliases = state.store.list_aliases(&name, filter, q.marker.as_deref(), limit + 1)?;
-    let next = (aliases.len() > limit).then(|| {
-        aliases.truncate(limit);
-        aliases.last().map(|a| a.name.clone())
-    });
-    let mut out = json!({ "Aliases": aliases.iter().map(|a| alias_json(&state, a)).collect::<Vec<_>>() });
-    if let Some(Some(marker)) = next {
-        out["NextMarker"] = marker.into();
-    }
+    let aliases = state.store.list_aliases(&name, filter, q.marker.as_deref(), limit + 1)?;
+    let out = page_json(aliases, limit, "Aliases", |a| a.name.clone(), |a| alias_json(&state, a));
     Ok(Json(out).into_response())
 }
 

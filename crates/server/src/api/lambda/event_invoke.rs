@@ -12,6 +12,7 @@ use nimbus_store::EventInvokeConfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::paging::{page_json, page_size};
 use super::shapes::{ListQuery, QualifierQuery};
 use super::{parse_json, target};
 use crate::api::{ApiError, SharedState};
@@ -246,19 +247,9 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let (name, _) = resolve(&state, &raw, None)?;
-    let limit = match q.max_items {
-        None => 50,
-        Some(n) if (1..=50).contains(&n) => n as usize,
-        Some(n) => return Err(ApiError::invalid(format!("Invalid MaxItems: {n}; it must be between 1 and 50"))),
-    };
-    let mut configs =
+    let limit = page_size(q.max_items, 50, 50)?;
+    let configs =
         state.store.list_event_invoke_configs(&name, q.marker.as_deref().filter(|m| !m.is_empty()), limit + 1)?;
-    let more = configs.len() > limit;
-    configs.truncate(limit);
-    let mut out =
-        json!({ "FunctionEventInvokeConfigs": configs.iter().map(|c| to_json(&state, c)).collect::<Vec<_>>() });
-    if more && let Some(last) = configs.last() {
-        out["NextMarker"] = last.qualifier.clone().into();
-    }
+    let out = page_json(configs, limit, "FunctionEventInvokeConfigs", |c| c.qualifier.clone(), |c| to_json(&state, c));
     Ok(Json(out).into_response())
 }

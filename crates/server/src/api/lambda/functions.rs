@@ -15,8 +15,9 @@ use nimbus_model::{
     RoleArn, Runtime, Tags, TimeoutSecs,
 };
 use nimbus_store::{CodeInfo, FunctionRecord, NewFunction, Store, VersionId};
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::paging::{page_json, page_size};
 use super::shapes::*;
 use super::{parse_json, target};
 use crate::api::{ApiError, SharedState};
@@ -171,31 +172,15 @@ pub async fn get_configuration(
     Ok(Json(function_configuration(&record, &state.arns)).into_response())
 }
 
-fn page_size(max_items: Option<i64>) -> Result<usize, ApiError> {
-    match max_items {
-        None => Ok(LIST_PAGE_ITEMS_MAX),
-        Some(n) if (1..=10_000).contains(&n) => Ok((n as usize).min(LIST_PAGE_ITEMS_MAX)),
-        Some(n) => Err(ApiError::invalid(format!("Invalid MaxItems: {n}; it must be between 1 and 10000"))),
-    }
-}
-
 pub async fn list(State(state): State<SharedState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
-    let limit = page_size(q.max_items)?;
+    let limit = page_size(q.max_items, 10_000, LIST_PAGE_ITEMS_MAX)?;
     let after = match q.marker.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => Some(FunctionName::parse(m).map_err(|_| ApiError::invalid(format!("Invalid Marker: {m}")))?),
         None => None,
     };
-    // One more than the page tells whether there is a next page.
-    let mut records = state.store.list_functions(after.as_ref(), limit + 1)?;
-    let next = (records.len() > limit).then(|| {
-        records.truncate(limit);
-        records.last().map(|r| r.name.to_string())
-    });
-    let functions: Vec<Value> = records.iter().map(|r| function_configuration(r, &state.arns)).collect();
-    let mut out = json!({ "Functions": functions });
-    if let Some(Some(marker)) = next {
-        out["NextMarker"] = marker.into();
-    }
+    let records = state.store.list_functions(after.as_ref(), limit + 1)?;
+    let out =
+        page_json(records, limit, "Functions", |r| r.name.to_string(), |r| function_configuration(r, &state.arns));
     Ok(Json(out).into_response())
 }
 
@@ -348,7 +333,7 @@ pub async fn list_versions(
 ) -> Result<Response, ApiError> {
     let (name, _) = target(&state, &raw, None)?;
     load(&state, &name, VersionId::Latest)?;
-    let limit = page_size(q.max_items)?;
+    let limit = page_size(q.max_items, 10_000, LIST_PAGE_ITEMS_MAX)?;
     let after = match q.marker.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => Some(match Qualifier::parse(m)? {
             Qualifier::Latest => VersionId::Latest,
@@ -357,16 +342,9 @@ pub async fn list_versions(
         }),
         None => None,
     };
-    let mut records = state.store.list_versions(&name, after.as_ref(), limit + 1)?;
-    let next = (records.len() > limit).then(|| {
-        records.truncate(limit);
-        records.last().map(|r| r.version.to_string())
-    });
-    let versions: Vec<Value> = records.iter().map(|r| function_configuration(r, &state.arns)).collect();
-    let mut out = json!({ "Versions": versions });
-    if let Some(Some(marker)) = next {
-        out["NextMarker"] = marker.into();
-    }
+    let records = state.store.list_versions(&name, after.as_ref(), limit + 1)?;
+    let out =
+        page_json(records, limit, "Versions", |r| r.version.to_string(), |r| function_configuration(r, &state.arns));
     Ok(Json(out).into_response())
 }
 

@@ -268,26 +268,18 @@ pub async fn delete(State(state): State<SharedState>, Path(uuid): Path<String>) 
 }
 
 pub async fn list(State(state): State<SharedState>, Query(q): Query<ListMappingsQuery>) -> Result<Response, ApiError> {
-    let limit = match q.max_items {
-        None => 100,
-        Some(n) if (1..=10_000).contains(&n) => (n as usize).min(100),
-        Some(n) => return Err(ApiError::invalid(format!("Invalid MaxItems: {n}"))),
-    };
+    let limit = super::paging::page_size(q.max_items, 10_000, 100)?;
     let function = match q.function_name.as_deref().filter(|f| !f.is_empty()) {
         Some(f) => Some(target(&state, f, None)?.0),
         None => None,
     };
-    let mut records = state.store.list_mappings(
+    let records = state.store.list_mappings(
         function.as_ref(),
         q.event_source_arn.as_deref().filter(|s| !s.is_empty()),
         q.marker.as_deref().filter(|m| !m.is_empty()),
         limit + 1,
     )?;
-    let more = records.len() > limit;
-    records.truncate(limit);
-    let mut out = json!({ "EventSourceMappings": records.iter().map(|r| to_json(&state, r)).collect::<Vec<_>>() });
-    if more && let Some(last) = records.last() {
-        out["NextMarker"] = last.uuid.clone().into();
-    }
+    let out =
+        super::paging::page_json(records, limit, "EventSourceMappings", |r| r.uuid.clone(), |r| to_json(&state, r));
     Ok(Json(out).into_response())
 }

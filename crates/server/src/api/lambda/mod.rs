@@ -7,6 +7,7 @@ mod event_invoke;
 mod functions;
 mod invoke;
 mod mappings;
+mod paging;
 mod shapes;
 mod tags;
 
