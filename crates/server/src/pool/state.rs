@@ -439,11 +439,8 @@ mod tests {
 
     #[test]
     fn a_full_pool_evicts_the_least_recently_used_idle_environment() {
-        let mut p = PoolState::new(Limits {
-            concurrency_max: 10,
-            idle_timeout: Duration::from_secs(60),
-            environments_max: 2,
-        });
+        let mut p =
+            PoolState::new(Limits { concurrency_max: 10, idle_timeout: Duration::from_secs(60), environments_max: 2 });
         let t = Instant::now();
         p.on_event(Event::Acquire { key: key("a", "x"), waiter: 1 }, t);
         p.on_event(Event::Acquire { key: key("b", "x"), waiter: 2 }, t);
@@ -472,7 +469,8 @@ mod tests {
         }
         p.on_event(Event::SetReserved { function: "r".into(), reserved: None }, t);
         for (i, env) in leased.iter().enumerate() {
-            let event = if i % 2 == 0 { Event::Exited { env: *env } } else { Event::Released { env: *env, reusable: true } };
+            let event =
+                if i % 2 == 0 { Event::Exited { env: *env } } else { Event::Released { env: *env, reusable: true } };
             p.on_event(event, t);
         }
         assert_eq!(p.active(), 0);
