@@ -43,10 +43,10 @@ pub struct ClientArgs {
 }
 
 fn main() -> std::process::ExitCode {
-    // An execution environment's init (namespace sandbox tier): the binary re-executes itself as pid 1
-    // of each environment. Handled before clap, with nothing else set up.
-    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(nimbus_sandbox::namespace::INIT_ARG)) {
-        nimbus_sandbox::namespace::init_main();
+    // The namespace sandbox tier's helper (the zygote that starts every environment's init): the server
+    // re-executes this binary once for it. Handled before clap, with nothing else set up.
+    if std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(nimbus_sandbox::namespace::HELPER_ARG)) {
+        nimbus_sandbox::namespace::helper_main();
     }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

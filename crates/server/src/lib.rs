@@ -43,8 +43,8 @@ pub enum SandboxChoice {
     Auto {
         init_exe: PathBuf,
     },
-    /// The namespace tier or nothing. `init_exe` is the Nimbus binary, which runs the environments'
-    /// init (`nimbus __sandbox-init`).
+    /// The namespace tier or nothing. `init_exe` is the Nimbus binary, which also runs the zygote that
+    /// starts the environments' inits (`nimbus __sandbox-zygote`).
     Namespace {
         init_exe: PathBuf,
     },

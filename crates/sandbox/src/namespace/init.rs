@@ -1,6 +1,6 @@
-//! The environment's init: the Nimbus binary re-executed as `nimbus __sandbox-init`, pid 1 of the
-//! environment's pid namespace, in its own mount, ipc, uts (and cgroup) namespaces and already in its
-//! network namespace and cgroups (see `spawn.rs`).
+//! The environment's init: a child of the zygote (the Nimbus binary re-executed once as
+//! `nimbus __sandbox-zygote`), pid 1 of the environment's pid namespace, in its own mount, ipc, uts and
+//! cgroup namespaces and already in its network namespace and cgroups (see `spawn.rs`).
 //!
 //! It reads its [`InitConfig`] from fd 3, builds the root (a tmpfs with read-only bind mounts, the
 //! code at /var/task, a sized tmpfs /tmp, fresh /proc, minimal /dev and /etc), pivots into it, then
@@ -24,8 +24,6 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork};
 use serde::{Deserialize, Serialize};
 
-/// The argument that makes the Nimbus binary run [`init_main`].
-pub const INIT_ARG: &str = "__sandbox-init";
 pub(crate) const CONFIG_FD: i32 = 3;
 pub(crate) const STATUS_FD: i32 = 4;
 /// Init's exit code when it could not build the environment.
@@ -86,9 +84,9 @@ pub(crate) enum Step {
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Runs the environment's init. Never returns.
+/// Runs the environment's init (in a child of the zygote, descriptors in place). Never returns.
 #[allow(unsafe_code)]
-pub fn init_main() -> ! {
+pub(crate) fn init_main() -> ! {
     // Nothing of Nimbus's beyond fds 0-4 may reach the function, even a descriptor someone forgot to
     // mark close-on-exec.
     // SAFETY: close_range(2) with integer arguments; fds 5 and up belong to no Rust object here yet.

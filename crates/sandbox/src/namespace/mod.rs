@@ -41,8 +41,16 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 
-pub use init::{INIT_ARG, init_main};
 use init::{InitConfig, Step};
+
+/// The first argument that makes the Nimbus binary run the sandbox's helper (the zygote that starts
+/// every environment's init); `main` must hand it to [`helper_main`] before doing anything else.
+pub const HELPER_ARG: &str = spawn::ZYGOTE_ARG;
+
+/// Runs the sandbox's helper process. Never returns.
+pub fn helper_main() -> ! {
+    spawn::zygote_main()
+}
 
 use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Sandbox, SandboxError};
 
@@ -78,7 +86,7 @@ const ETC_SHARED: &[&str] = &[
 ];
 
 pub struct Options {
-    /// The Nimbus binary; it must run [`init_main`] when its first argument is [`INIT_ARG`].
+    /// The Nimbus binary; it must run [`helper_main`] when its first argument is [`HELPER_ARG`].
     pub init_exe: PathBuf,
     /// Nimbus's data directory: never visible inside environments; the tier keeps its state there.
     pub data_dir: PathBuf,
@@ -132,7 +140,7 @@ impl NamespaceSandbox {
             }
         };
         let spawner = spawn::Spawner::start(&options.init_exe)
-            .map_err(|source| SandboxError::Namespace { what: "start the spawner thread", source })?;
+            .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         Ok(Self {
             root_mount,
@@ -176,13 +184,12 @@ impl NamespaceSandbox {
             cgroup_procs: Vec::new(),
         };
         let spawned =
-            self.spawner.spawn(fds).map_err(|source| SandboxError::Namespace { what: "clone3 the init", source })?;
+            self.spawner.spawn(fds).map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
         let mut status = String::new();
         let _ = std::fs::File::from(status_r).read_to_string(&mut status);
-        let waited = nix::sys::wait::waitid(
-            nix::sys::wait::Id::PIDFd(spawned.pidfd.as_fd()),
-            nix::sys::wait::WaitPidFlag::WEXITED,
-        );
+        // The pidfd turns readable when init has ended.
+        let mut poll = [nix::poll::PollFd::new(spawned.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let waited = nix::poll::poll(&mut poll, nix::poll::PollTimeout::from(5000u16));
         let mut stderr = String::new();
         drop(out_r);
         let _ = std::fs::File::from(err_r).read_to_string(&mut stderr);
@@ -485,8 +492,10 @@ async fn reap(r: Reap) {
             }
         }
     }
-    let own = wait_pidfd(&r.pidfd).await;
-    let description = reported.unwrap_or(own);
+    wait_pidfd(&r.pidfd).await;
+    // Init reports how the runtime ended; an init that reported nothing was killed (destroy, or the
+    // zygote's end).
+    let description = reported.unwrap_or_else(|| ExitDescription::Signaled("killed".into()));
     if let Some(c) = &r.cgroup {
         if let Some(peak) = c.peak_memory_bytes() {
             r.shared.peak.fetch_max(peak, Ordering::Relaxed);
@@ -514,29 +523,15 @@ fn parse_status(line: &str) -> Option<ExitDescription> {
     }
 }
 
-/// Waits for the process behind `pidfd` to end and reaps it.
+/// Waits for the process behind `pidfd` to end (the zygote's kernel-side reaping makes that final).
 #[allow(unsafe_code)]
-async fn wait_pidfd(pidfd: &Arc<OwnedFd>) -> ExitDescription {
-    use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+async fn wait_pidfd(pidfd: &Arc<OwnedFd>) {
     // SAFETY: the Arc keeps the same open pidfd alive for as long as the AsyncFd holds a clone of it,
     // and an OwnedFd always returns the same descriptor.
     let registered =
         unsafe { tokio::io::unix::AsyncFd::register_with_interest(pidfd.clone(), tokio::io::Interest::READABLE) };
-    let Ok(watch) = registered else {
-        return ExitDescription::Unknown;
-    };
-    loop {
-        match waitid(Id::PIDFd(pidfd.as_fd()), WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG) {
-            Ok(WaitStatus::Exited(_, code)) => return ExitDescription::Exited(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return ExitDescription::signaled(sig as i32),
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(_) => {}
-            Err(_) => return ExitDescription::Unknown,
-        }
-        match watch.readable().await {
-            Ok(mut guard) => guard.clear_ready(),
-            Err(_) => return ExitDescription::Unknown,
-        }
+    if let Ok(watch) = registered {
+        let _ = watch.readable().await;
     }
 }
 

@@ -1,24 +1,39 @@
-//! Starting an environment's init with clone3(2): new mount, pid, ipc, uts and cgroup namespaces and a
-//! pidfd in one call. Between clone and exec the child only makes raw system calls (it is a copy of a
-//! multi-threaded process): it joins its cgroups by writing "0" to each `cgroup.procs` Nimbus opened
-//! for it (so everything it does from the first instruction on is charged and limited there), joins its
-//! network namespace, puts its descriptors in place, asks to be killed if Nimbus dies, and executes the
-//! Nimbus binary as `__sandbox-init`.
+//! Starting environments' inits through a zygote.
 //!
-//! All clones happen on one long-lived thread: `PR_SET_PDEATHSIG` fires when the *thread* that created
-//! the process exits, so a short-lived (blocking-pool) thread would take its environments with it.
+//! Executing the (large) Nimbus binary once per environment and copying the multi-threaded server's
+//! page tables cost milliseconds per cold start. Instead, Nimbus starts one helper at start-up, the
+//! zygote: the Nimbus binary re-executed as `nimbus __sandbox-zygote`, single-threaded and small. For
+//! each environment Nimbus sends it the descriptors (stdout, stderr, the config memfd, the status pipe,
+//! the netns and the cgroups' `cgroup.procs`) over a SEQPACKET socket; the zygote clones a child into
+//! new mount, pid, ipc, uts and cgroup namespaces (with a pidfd) and sends the pid and pidfd back. The
+//! child joins its cgroups by writing "0" to each `cgroup.procs` (so everything it does from then on is
+//! charged there), joins the network namespace, puts its descriptors in place, asks to die with the
+//! zygote, and becomes the environment's init ([`super::init`]) without an exec. The zygote is
+//! single-threaded, so its children may run ordinary Rust code.
+//!
+//! The zygote ignores SIGCHLD (the kernel reaps the inits); Nimbus watches each init's pidfd and learns
+//! how its runtime ended from the status pipe. The zygote dies with the thread that spawned it
+//! (`PR_SET_PDEATHSIG`), a long-lived one, and its inits die with it.
 
-use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::process::Stdio;
 use std::sync::Mutex;
-use std::sync::mpsc;
 
-use super::init::{CONFIG_FD, INIT_ARG, STATUS_FD};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
+};
 
-/// The descriptors a new init gets; all are duplicated into place in the child.
+use super::init::{CONFIG_FD, STATUS_FD};
+
+/// The argument that makes the Nimbus binary run the zygote ([`super::helper_main`]).
+pub const ZYGOTE_ARG: &str = "__sandbox-zygote";
+const SOCKET_FD: RawFd = 3;
+/// At most this many descriptors travel with one request (five, the netns and the cgroups).
+const FDS_MAX: usize = 16;
+
+/// The descriptors a new init gets.
 pub(crate) struct InitFds {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
@@ -33,48 +48,96 @@ pub(crate) struct Spawned {
     pub pidfd: OwnedFd,
 }
 
-type Job = (InitFds, mpsc::SyncSender<io::Result<Spawned>>);
-
-/// The long-lived thread all inits are cloned from.
+/// Nimbus's end of the zygote.
 pub(crate) struct Spawner {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    socket: Mutex<OwnedFd>,
 }
 
 impl Spawner {
-    pub fn start(init_exe: &Path) -> io::Result<Self> {
-        let exe = CString::new(init_exe.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "init path contains NUL"))?;
-        let devnull = OwnedFd::from(std::fs::File::open("/dev/null")?);
-        let (tx, rx) = mpsc::channel::<Job>();
-        std::thread::Builder::new().name("nimbus-spawner".into()).spawn(move || {
-            let argv0 = c"nimbus-sandbox-init".to_owned();
-            let arg1 = CString::new(INIT_ARG).unwrap_or_default();
-            for (fds, reply) in rx {
-                let result = clone_init(&exe, &argv0, &arg1, &devnull, fds);
-                let _ = reply.send(result);
+    /// Starts the zygote from a thread that lives as long as the zygote does (its death signal is tied
+    /// to the thread that created it).
+    pub fn start(nimbus_exe: &Path) -> io::Result<Self> {
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(io::Error::from)?;
+        let exe = nimbus_exe.to_owned();
+        let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
+        std::thread::Builder::new().name("nimbus-zygote".into()).spawn(move || {
+            let mut command = std::process::Command::new(&exe);
+            command.arg(ZYGOTE_ARG).env_clear().stdin(Stdio::null());
+            let theirs_raw = theirs.as_raw_fd();
+            // SAFETY: runs in the forked child before exec: dup2(2) and prctl(2) only, both
+            // async-signal-safe, on a descriptor the parent keeps open until spawn returns.
+            #[allow(unsafe_code)]
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    if libc::dup2(theirs_raw, SOCKET_FD) < 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                        return Err(io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            match command.spawn() {
+                Ok(mut child) => {
+                    drop(theirs);
+                    let _ = started_tx.send(Ok(()));
+                    let status = child.wait();
+                    tracing::warn!(?status, "the sandbox zygote ended");
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                }
             }
         })?;
-        Ok(Self { jobs: Mutex::new(tx) })
+        started_rx.recv().map_err(|_| io::Error::other("the zygote thread ended"))??;
+        Ok(Self { socket: Mutex::new(ours) })
     }
 
+    /// Has the zygote start one init.
     pub fn spawn(&self, fds: InitFds) -> io::Result<Spawned> {
-        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-        self.jobs
-            .lock()
-            .map_err(|_| io::Error::other("spawner lock poisoned"))?
-            .send((fds, reply_tx))
-            .map_err(|_| io::Error::other("the spawner thread is gone"))?;
-        reply_rx.recv().map_err(|_| io::Error::other("the spawner thread is gone"))?
+        let mut raw: Vec<RawFd> =
+            vec![fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd(), fds.config.as_raw_fd(), fds.status.as_raw_fd()];
+        if let Some(ns) = &fds.netns {
+            raw.push(ns.as_raw_fd());
+        }
+        raw.extend(fds.cgroup_procs.iter().map(AsRawFd::as_raw_fd));
+        if raw.len() > FDS_MAX {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for the zygote"));
+        }
+        let header = [u8::from(fds.netns.is_some()), fds.cgroup_procs.len() as u8];
+        let socket = self.socket.lock().map_err(|_| io::Error::other("zygote socket lock poisoned"))?;
+        let cmsgs = [ControlMessage::ScmRights(&raw)];
+        sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(&header)], &cmsgs, MsgFlags::empty(), None)
+            .map_err(io::Error::from)?;
+        drop(fds);
+        let mut reply = [0u8; 8];
+        let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut reply)];
+        let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(io::Error::from)?;
+        let mut pidfd = None;
+        for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+            if let ControlMessageOwned::ScmRights(fds) = cmsg {
+                for fd in fds {
+                    // SAFETY: SCM_RIGHTS installed this descriptor in our table; we own it now.
+                    #[allow(unsafe_code)]
+                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                    pidfd.get_or_insert(owned);
+                }
+            }
+        }
+        if msg.bytes == 0 {
+            return Err(io::Error::other("the sandbox zygote is gone"));
+        }
+        drop(socket);
+        let value = i32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
+        match pidfd {
+            Some(pidfd) if value > 0 => Ok(Spawned { pid: value, pidfd }),
+            _ => Err(io::Error::from_raw_os_error(if value < 0 { -value } else { libc::EIO })),
+        }
     }
-}
-
-/// Moves `fd` above the descriptors the child fills in (0–4), so that no dup2 there overwrites a
-/// source descriptor before it is used.
-fn high(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    let raw = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(io::Error::from)?;
-    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
-    #[allow(unsafe_code)]
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
 /// struct clone_args of clone3(2), as of Linux 5.7.
@@ -94,28 +157,90 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+/// The zygote: serves spawn requests on fd 3 until Nimbus closes its end. Never returns.
 #[allow(unsafe_code)]
-fn clone_init(exe: &CString, argv0: &CString, arg1: &CString, devnull: &OwnedFd, fds: InitFds) -> io::Result<Spawned> {
-    let stdin = high(devnull)?;
-    let stdout = high(&fds.stdout)?;
-    let stderr = high(&fds.stderr)?;
-    let config = high(&fds.config)?;
-    let status = high(&fds.status)?;
-    let netns = fds.netns.as_ref().map(high).transpose()?;
-    let procs: Vec<OwnedFd> = fds.cgroup_procs.iter().map(high).collect::<io::Result<_>>()?;
-    let procs_raw: Vec<RawFd> = procs.iter().map(AsRawFd::as_raw_fd).collect();
-    let moves: [(RawFd, RawFd); 5] = [
-        (stdin.as_raw_fd(), 0),
-        (stdout.as_raw_fd(), 1),
-        (stderr.as_raw_fd(), 2),
-        (config.as_raw_fd(), CONFIG_FD),
-        (status.as_raw_fd(), STATUS_FD),
-    ];
-    let netns_raw = netns.as_ref().map(AsRawFd::as_raw_fd);
-    let argv: [*const libc::c_char; 3] = [argv0.as_ptr(), arg1.as_ptr(), std::ptr::null()];
-    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+pub(crate) fn zygote_main() -> ! {
+    // SAFETY: close_range(2) with integer arguments: nothing beyond stdio and the socket is ours.
+    unsafe { libc::syscall(libc::SYS_close_range, (SOCKET_FD + 1) as u32, u32::MAX, 0u32) };
+    // Inits are reaped by the kernel; Nimbus follows them through their pidfds.
+    // SAFETY: setting a disposition to SIG_IGN is always sound.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let devnull = match std::fs::File::open("/dev/null") {
+        Ok(f) => OwnedFd::from(f),
+        Err(_) => std::process::exit(1),
+    };
+    loop {
+        let mut header = [0u8; 2];
+        let mut cmsg_space = nix::cmsg_space!([RawFd; FDS_MAX]);
+        let mut iov = [IoSliceMut::new(&mut header)];
+        let (bytes, fds) = match recvmsg::<()>(SOCKET_FD, &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) => {
+                let mut fds: Vec<OwnedFd> = Vec::new();
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for cmsg in cmsgs {
+                        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                            // SAFETY: SCM_RIGHTS installed these descriptors in our table.
+                            fds.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        }
+                    }
+                }
+                (msg.bytes, fds)
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => std::process::exit(0),
+        };
+        if bytes == 0 {
+            std::process::exit(0); // Nimbus closed its end.
+        }
+        let reply = match spawn_one(header, &fds, &devnull) {
+            Ok((pid, pidfd)) => {
+                let value = pid.to_le_bytes();
+                let raw = [pidfd.as_raw_fd()];
+                let cmsgs = [ControlMessage::ScmRights(&raw)];
+                sendmsg::<()>(SOCKET_FD, &[IoSlice::new(&value)], &cmsgs, MsgFlags::empty(), None)
+            }
+            Err(errno) => {
+                let value = (-errno).to_le_bytes();
+                sendmsg::<()>(SOCKET_FD, &[IoSlice::new(&value)], &[], MsgFlags::empty(), None)
+            }
+        };
+        drop(fds);
+        if reply.is_err() {
+            std::process::exit(0);
+        }
+    }
+}
 
-    // No CLONE_NEWUSER: the tier runs as root (see the module docs of `namespace`).
+/// Clones one init. Returns its pid and pidfd, or an errno.
+#[allow(unsafe_code)]
+fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32, OwnedFd), i32> {
+    let has_netns = header[0] == 1;
+    let procs = usize::from(header[1]);
+    if fds.len() != 4 + usize::from(has_netns) + procs {
+        return Err(libc::EINVAL);
+    }
+    let netns = has_netns.then(|| fds[4].as_raw_fd());
+    let procs_fds: Vec<RawFd> = fds[4 + usize::from(has_netns)..].iter().map(AsRawFd::as_raw_fd).collect();
+    let moves: [(RawFd, RawFd); 5] = [
+        (devnull.as_raw_fd(), 0),
+        (fds[0].as_raw_fd(), 1),
+        (fds[1].as_raw_fd(), 2),
+        (fds[2].as_raw_fd(), CONFIG_FD),
+        (fds[3].as_raw_fd(), STATUS_FD),
+    ];
+    // Every source descriptor above the five targets, so no dup2 overwrites one still to be used.
+    let lifted: Vec<OwnedFd> = moves
+        .iter()
+        .map(|(from, _)| {
+            // SAFETY: `from` is open for the duration of this call.
+            let fd = unsafe { BorrowedFd::borrow_raw(*from) };
+            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nobody else owns.
+                .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
+                .map_err(|e| e as i32)
+        })
+        .collect::<Result<_, _>>()?;
+
     let flags = libc::CLONE_PIDFD
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -129,40 +254,39 @@ fn clone_init(exe: &CString, argv0: &CString, arg1: &CString, devnull: &OwnedFd,
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: clone3 without CLONE_VM gives the child a copy of this thread's memory, like fork. The
-    // child branch below makes only async-signal-safe raw system calls on memory prepared above and
-    // leaves through execve or _exit, never returning into Rust code that could touch locks held by
-    // other threads of the parent.
+    // SAFETY: clone3 without CLONE_VM is fork(2) with namespaces; the zygote is single-threaded, so the
+    // child may run any code (no lock can be held by another thread).
     let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
     if pid < 0 {
-        return Err(io::Error::last_os_error());
+        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
     }
     if pid == 0 {
-        // SAFETY: see above: raw system calls only, then execve or _exit.
+        // SAFETY: the child owns copies of every descriptor; plain system calls on them.
         unsafe {
-            for fd in &procs_raw {
+            libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+            for fd in &procs_fds {
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                     libc::_exit(121);
                 }
             }
-            if let Some(ns) = netns_raw
+            if let Some(ns) = netns
                 && libc::setns(ns, libc::CLONE_NEWNET) != 0
             {
                 libc::_exit(122);
             }
-            for (from, to) in moves {
-                if libc::dup2(from, to) < 0 {
+            for ((_, to), from) in moves.iter().zip(&lifted) {
+                if libc::dup2(from.as_raw_fd(), *to) < 0 {
                     libc::_exit(123);
                 }
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                 libc::_exit(124);
             }
-            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            libc::_exit(126);
         }
+        super::init::init_main();
     }
+    drop(lifted);
     // SAFETY: CLONE_PIDFD stored a new descriptor for the child in `pidfd`; nothing else owns it.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    Ok(Spawned { pid: pid as i32, pidfd })
+    Ok((pid as i32, pidfd))
 }
