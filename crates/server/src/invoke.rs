@@ -117,11 +117,7 @@ impl Invoker {
         let record = Arc::new(record);
         let executed_version = record.version.to_string();
         let invoked_function_arn = self.arns.function(&request.function, request.qualifier.as_ref());
-        let key = EnvKey {
-            function: record.name.as_str().to_owned(),
-            version: executed_version.clone(),
-            revision: record.revision_id.clone(),
-        };
+        let key = Self::key(&record);
         let timeout = Duration::from_millis(record.config.timeout.as_millis());
         let mut init_timeout = Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS);
         for attempt in 1..=INIT_ATTEMPTS_MAX {
@@ -211,9 +207,45 @@ impl Invoker {
         self.pool.set_reserved(function.as_str(), reserved).await;
     }
 
-    /// Stops reusing the environments of `function` after its code or configuration changed.
-    pub async fn retire(&self, function: &FunctionName) {
-        self.pool.retire(function.as_str()).await;
+    /// Stops reusing the environments of one version of `function` (`$LATEST` after an update, or a
+    /// deleted version), or of all its versions when `version` is `None`.
+    pub async fn retire(&self, function: &FunctionName, version: Option<&VersionId>) {
+        let version = version.map(ToString::to_string);
+        self.pool.retire(function.as_str(), version.as_deref()).await;
+    }
+
+    /// Keeps `count` environments of this function version initialised ahead of invocations, with
+    /// `AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency` (0 stops).
+    pub async fn provision(&self, record: FunctionRecord, count: usize) {
+        let record = Arc::new(record);
+        let key = Self::key(&record);
+        let store = self.store.clone();
+        let runtimes = self.runtimes.clone();
+        let factory: crate::pool::PlannerFactory = Arc::new(move || {
+            let (record, store, runtimes) = (record.clone(), store.clone(), runtimes.clone());
+            Box::new(move || {
+                let code_dir =
+                    store.code().unpacked(&record.code.digest).map_err(|e| PlanError::Code(e.to_string()))?;
+                let mut plan = runtimes.plan(&record, code_dir)?;
+                plan.set_env("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency");
+                plan.ahead_of_time = true;
+                Ok(plan)
+            })
+        });
+        self.pool.provision(key, count, factory).await;
+    }
+
+    /// How many provisioned environments of this version exist, and how many finished init.
+    pub async fn provisioned_status(&self, record: &FunctionRecord) -> crate::pool::ProvisionedStatus {
+        self.pool.provisioned_status(Self::key(record)).await
+    }
+
+    fn key(record: &FunctionRecord) -> EnvKey {
+        EnvKey {
+            function: record.name.as_str().to_owned(),
+            version: record.version.to_string(),
+            revision: record.revision_id.clone(),
+        }
     }
 }
 

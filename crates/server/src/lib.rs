@@ -199,6 +199,7 @@ pub async fn run(
     }
     let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
     let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
+    restore_provisioned(&store, &invoker).await;
     let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url));
     let (stop_events, events_stopping) = watch::channel(false);
     let async_settings = events::async_invoke::AsyncSettings {
@@ -294,6 +295,28 @@ fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
         SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
         SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
         other => other,
+    }
+}
+
+/// Provisioned concurrency survives restarts: its environments are launched again at start.
+async fn restore_provisioned(store: &Store, invoker: &invoke::Invoker) {
+    let configs = match store.list_provisioned(None) {
+        Ok(configs) => configs,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading provisioned concurrency configs");
+            return;
+        }
+    };
+    for config in configs {
+        let version = match nimbus_model::Qualifier::parse(&config.qualifier) {
+            Ok(nimbus_model::Qualifier::Version(v)) => Ok(nimbus_store::VersionId::Published(v)),
+            Ok(nimbus_model::Qualifier::Alias(alias)) => store.get_alias(&config.function, &alias).map(|a| a.version),
+            _ => continue,
+        };
+        match version.and_then(|v| store.get_function(&config.function, &v)) {
+            Ok(record) => invoker.provision(record, config.requested as usize).await,
+            Err(e) => tracing::warn!(function = %config.function, error = %e, "restoring provisioned concurrency"),
+        }
     }
 }
 

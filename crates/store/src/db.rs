@@ -109,6 +109,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::async_events::META_ASYNC_V1).comment("async event journal, event invoke configs, DLQ target"),
         M::up(crate::mappings::META_MAPPINGS_V1).comment("event source mappings"),
         M::up(crate::aliases::META_ALIASES_V1).comment("aliases"),
+        M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
     ])
 }
 

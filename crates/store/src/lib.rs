@@ -16,8 +16,8 @@
 //! into them when read, so a damaged database yields [`StoreError::Corrupt`], not a panic. Durability and
 //! connection handling are described in the `db` module.
 
-mod async_events;
 mod aliases;
+mod async_events;
 pub mod code;
 mod concurrency;
 mod db;
@@ -25,16 +25,18 @@ mod error;
 mod functions;
 mod logs;
 mod mappings;
+mod provisioned;
 mod queues;
 
 pub use aliases::{AliasRecord, AliasUpdate, Routing};
+pub use async_events::{AsyncEvent, EventInvokeConfig, NewAsyncEvent};
 pub use code::{CodeDigest, CodeError, CodeStore, StoredCode};
 pub use db::Store;
 pub use error::{Result, StoreError};
 pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
 pub use logs::{LogEvent, LogStreamInfo, StoredLogEvent};
-pub use async_events::{AsyncEvent, EventInvokeConfig, NewAsyncEvent};
 pub use mappings::MappingRecord;
+pub use provisioned::ProvisionedConfig;
 pub use queues::{
     ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
 };

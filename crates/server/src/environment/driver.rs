@@ -49,6 +49,10 @@ pub(super) struct Parts {
     pub server: JoinHandle<()>,
     pub launched_at: Instant,
     pub init_timeout: Duration,
+    /// Told when init finishes (provisioned concurrency reports readiness from it).
+    pub ready: tokio::sync::watch::Sender<bool>,
+    /// Launched ahead of invocations: no invocation reports its init as a cold start.
+    pub ahead_of_time: bool,
 }
 
 enum Init {
@@ -231,7 +235,9 @@ impl Driver {
         match msg {
             RuntimeMsg::Next { reply } => {
                 if let Init::Running { .. } = self.init {
-                    self.init = Init::Done { unreported: Some(self.p.launched_at.elapsed()) };
+                    let elapsed = self.p.launched_at.elapsed();
+                    self.init = Init::Done { unreported: (!self.p.ahead_of_time).then_some(elapsed) };
+                    self.p.ready.send_replace(true);
                     self.p.instance.init_done();
                 }
                 if self.waiters.len() >= NEXT_WAITERS_MAX {

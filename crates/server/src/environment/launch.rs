@@ -39,6 +39,16 @@ pub struct LaunchPlan {
     pub env: Vec<(String, String)>,
     /// How long init may take: the init cap normally, the function timeout when init is retried.
     pub init_timeout: std::time::Duration,
+    /// Launched ahead of invocations (provisioned concurrency): its init is nobody's cold start.
+    pub ahead_of_time: bool,
+}
+
+impl LaunchPlan {
+    /// Sets (or replaces) one environment variable of the plan.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
 }
 
 /// Server-wide things every environment needs.
@@ -134,6 +144,7 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     });
 
     let (commands_tx, commands_rx) = mpsc::channel::<Command>(COMMANDS_MAX);
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
     let driver = Driver::new(super::driver::Parts {
         id,
         instance,
@@ -147,10 +158,12 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
         session_key: session.access_key_id,
         server,
         launched_at: started,
+        ready: ready_tx,
         init_timeout: plan.init_timeout,
+        ahead_of_time: plan.ahead_of_time,
     });
     tokio::spawn(driver.run());
-    Ok(EnvHandle { id, pid, log_stream, commands: commands_tx })
+    Ok(EnvHandle { id, ready: ready_rx, pid, log_stream, commands: commands_tx })
 }
 
 fn tokio_listener(listener: std::net::TcpListener) -> Result<TcpListener, LaunchError> {

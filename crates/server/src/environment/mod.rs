@@ -107,6 +107,8 @@ pub(crate) enum Command {
 #[derive(Clone)]
 pub struct EnvHandle {
     pub id: EnvId,
+    /// Becomes true when the runtime finished init (its first `/next`).
+    pub ready: tokio::sync::watch::Receiver<bool>,
     pub pid: u32,
     pub log_stream: Arc<str>,
     commands: mpsc::Sender<Command>,

@@ -18,6 +18,8 @@ use crate::environment::{self, EnvHandle, LaunchContext, LaunchPlan};
 
 /// Builds the launch plan for a cold start; runs on a blocking thread (it may unpack code).
 pub type Planner = Box<dyn FnOnce() -> Result<LaunchPlan, PlanError> + Send>;
+/// Makes planners for provisioned environments, which the pool launches (and relaunches) by itself.
+pub type PlannerFactory = Arc<dyn Fn() -> Planner + Send + Sync>;
 
 /// Why a function version cannot be launched; these become the invocation's error, as on Lambda.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,12 +50,24 @@ pub enum AcquireError {
 enum Msg {
     Acquire { key: EnvKey, planner: Planner, reply: oneshot::Sender<Result<Lease, AcquireError>> },
     Launched { env: EnvId, waiter: WaiterId, result: Result<EnvHandle, AcquireError> },
+    SpareLaunched { env: EnvId, result: Result<EnvHandle, AcquireError> },
+    Provision { key: EnvKey, count: usize, factory: PlannerFactory },
+    ProvisionedStatus { key: EnvKey, reply: oneshot::Sender<ProvisionedStatus> },
     Event(Event),
     Stats { reply: oneshot::Sender<PoolStats> },
     Shutdown,
 }
 
 const QUEUE_MESSAGES_MAX: usize = 4096;
+
+/// How far provisioning of one key has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ProvisionedStatus {
+    /// Provisioned environments that exist (warming or ready).
+    pub allocated: usize,
+    /// Of those, the ones whose init has finished.
+    pub ready: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -127,6 +141,7 @@ impl Pool {
             ctx,
             envs: HashMap::new(),
             waiters: HashMap::new(),
+            factories: HashMap::new(),
             next_waiter: 1,
         };
         (Self { tx }, tokio::spawn(owner.run(rx, tick)))
@@ -138,9 +153,24 @@ impl Pool {
         rx.await.map_err(|_| AcquireError::Closed)?
     }
 
-    /// Stops reusing environments of `function` (its code or configuration changed, or it is gone).
-    pub async fn retire(&self, function: &str) {
-        let _ = self.tx.send(Msg::Event(Event::Retire { function: function.to_owned() })).await;
+    /// Stops reusing environments of `function`: of one version (`$LATEST` after an update, a deleted
+    /// version), or of all of them when `version` is `None` (the function is gone).
+    pub async fn retire(&self, function: &str, version: Option<&str>) {
+        let event = Event::Retire { function: function.to_owned(), version: version.map(str::to_owned) };
+        let _ = self.tx.send(Msg::Event(event)).await;
+    }
+
+    /// Keeps `count` environments of `key` initialised ahead of invocations (0 stops).
+    pub async fn provision(&self, key: EnvKey, count: usize, factory: PlannerFactory) {
+        let _ = self.tx.send(Msg::Provision { key, count, factory }).await;
+    }
+
+    pub async fn provisioned_status(&self, key: EnvKey) -> ProvisionedStatus {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Msg::ProvisionedStatus { key, reply }).await.is_err() {
+            return ProvisionedStatus::default();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Sets or clears the reserved concurrency of `function`.
@@ -172,6 +202,8 @@ struct Owner {
     ctx: LaunchContext,
     envs: HashMap<EnvId, EnvHandle>,
     waiters: HashMap<WaiterId, Waiter>,
+    /// Planner factories of the keys with provisioned concurrency.
+    factories: HashMap<EnvKey, PlannerFactory>,
     next_waiter: WaiterId,
 }
 
@@ -192,6 +224,29 @@ impl Owner {
                     self.apply(Event::Acquire { key, waiter });
                 }
                 Some(Msg::Launched { env, waiter, result }) => self.on_launched(env, waiter, result),
+                Some(Msg::SpareLaunched { env, result }) => match result {
+                    Ok(handle) => {
+                        self.envs.insert(env, handle);
+                        self.apply(Event::SpareLaunched { env });
+                    }
+                    Err(e) => {
+                        tracing::warn!(env, error = %e, "launching a provisioned environment");
+                        self.apply(Event::LaunchFailed { env });
+                    }
+                },
+                Some(Msg::Provision { key, count, factory }) => {
+                    if count == 0 {
+                        self.factories.remove(&key);
+                    } else {
+                        self.factories.insert(key.clone(), factory);
+                    }
+                    self.apply(Event::SetProvisioned { key, count });
+                }
+                Some(Msg::ProvisionedStatus { key, reply }) => {
+                    let ids = self.state.provisioned_envs(&key);
+                    let ready = ids.iter().filter(|id| self.envs.get(id).is_some_and(|h| *h.ready.borrow())).count();
+                    let _ = reply.send(ProvisionedStatus { allocated: ids.len(), ready });
+                }
                 Some(Msg::Event(event)) => self.apply(event),
                 Some(Msg::Stats { reply }) => {
                     let _ = reply.send(PoolStats {
@@ -236,6 +291,16 @@ impl Owner {
                 tokio::spawn(async move {
                     let result = launch_one(env, planner, &ctx).await;
                     let _ = tx.send(Msg::Launched { env, waiter, result }).await;
+                });
+                None
+            }
+            Effect::LaunchSpare { env, key } => {
+                let planner = self.factories.get(&key).map(|f| f());
+                let tx = self.tx.clone();
+                let ctx = self.ctx.clone();
+                tokio::spawn(async move {
+                    let result = launch_one(env, planner, &ctx).await;
+                    let _ = tx.send(Msg::SpareLaunched { env, result }).await;
                 });
                 None
             }

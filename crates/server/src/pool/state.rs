@@ -39,8 +39,14 @@ pub enum Event {
     Released { env: EnvId, reusable: bool },
     /// The environment's process ended on its own.
     Exited { env: EnvId },
-    /// Code or configuration of `function` changed, or it was deleted: no environment of it is reused.
-    Retire { function: String },
+    /// Code or configuration of `function` changed (`version` = `$LATEST`), or one version or the
+    /// whole function (`version` = `None`) was deleted: no such environment is reused.
+    Retire { function: String, version: Option<String> },
+    /// Keep `count` environments of `key` initialised ahead of invocations (provisioned concurrency);
+    /// 0 stops provisioning.
+    SetProvisioned { key: EnvKey, count: usize },
+    /// A provisioned environment launched (its init runs now, before any invocation).
+    SpareLaunched { env: EnvId },
     /// The function's reserved concurrency was set (`Some`) or removed (`None`).
     SetReserved { function: String, reserved: Option<u32> },
     /// Periodic housekeeping: reap environments idle for longer than the idle timeout.
@@ -53,6 +59,8 @@ pub enum Effect {
     Lease { waiter: WaiterId, env: EnvId },
     /// Launch a new environment `env` for `key` and hand it to `waiter` (a cold start).
     Launch { waiter: WaiterId, env: EnvId, key: EnvKey },
+    /// Launch a provisioned environment `env` for `key`, to wait idle for invocations.
+    LaunchSpare { env: EnvId, key: EnvKey },
     /// Stop `env` and forget it.
     Destroy { env: EnvId },
     /// Refuse `waiter` with a throttle.
@@ -61,9 +69,13 @@ pub enum Effect {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// A provisioned environment starting up; not leased to anyone.
+    Warming,
     Launching,
     Busy,
-    Idle { since: Instant },
+    Idle {
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]
@@ -74,6 +86,8 @@ struct Env {
     /// Whether the current lease counts against the function's reservation (else the unreserved pool);
     /// fixed at acquire time so a reservation changing mid-invocation cannot skew the counts.
     reserved: bool,
+    /// Kept for provisioned concurrency: never reaped for idleness nor evicted for room.
+    provisioned: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +115,8 @@ pub struct PoolState {
     /// Launching plus busy environments per function with a reservation.
     active_reserved: HashMap<String, usize>,
     reserved: HashMap<String, u32>,
+    /// Provisioned concurrency: how many environments each key keeps ready.
+    provisioned: HashMap<EnvKey, usize>,
     next_env: EnvId,
 }
 
@@ -114,6 +130,7 @@ impl PoolState {
             active_unreserved: 0,
             active_reserved: HashMap::new(),
             reserved: HashMap::new(),
+            provisioned: HashMap::new(),
             next_env: 1,
         }
     }
@@ -146,9 +163,36 @@ impl PoolState {
                 Vec::new()
             }
             Event::LaunchFailed { env } => self.forget(env).into_iter().collect(),
-            Event::Released { env, reusable } => self.release(env, reusable, now),
-            Event::Exited { env } => self.forget(env).into_iter().collect(),
-            Event::Retire { function } => self.retire(&function),
+            Event::Released { env, reusable } => {
+                let spare = self.provisioned_key(env);
+                let mut effects = self.release(env, reusable, now);
+                if let Some(key) = spare.filter(|_| !reusable) {
+                    effects.extend(self.top_up(&key));
+                }
+                effects
+            }
+            Event::Exited { env } => {
+                // A spare that dies while warming failed its init: it is not relaunched in a loop.
+                let spare = self
+                    .provisioned_key(env)
+                    .filter(|_| self.envs.get(&env).is_some_and(|e| e.phase != Phase::Warming));
+                let mut effects: Vec<Effect> = self.forget(env).into_iter().collect();
+                if let Some(key) = spare {
+                    effects.extend(self.top_up(&key));
+                }
+                effects
+            }
+            Event::Retire { function, version } => self.retire(&function, version.as_deref()),
+            Event::SetProvisioned { key, count } => self.set_provisioned(key, count),
+            Event::SpareLaunched { env } => {
+                if let Some(e) = self.envs.get_mut(&env)
+                    && e.phase == Phase::Warming
+                {
+                    e.phase = Phase::Idle { since: now };
+                    self.idle.entry(e.key.clone()).or_default().push(env);
+                }
+                Vec::new()
+            }
             Event::SetReserved { function, reserved } => {
                 match reserved {
                     Some(r) => self.reserved.insert(function, r),
@@ -192,7 +236,10 @@ impl PoolState {
         }
         let env = self.next_env;
         self.next_env += 1;
-        self.envs.insert(env, Env { key: key.clone(), phase: Phase::Launching, retired: false, reserved });
+        self.envs.insert(
+            env,
+            Env { key: key.clone(), phase: Phase::Launching, retired: false, reserved, provisioned: false },
+        );
         self.count_in(&key.function, reserved);
         effects.push(Effect::Launch { waiter, env, key });
         effects
@@ -202,7 +249,7 @@ impl PoolState {
         self.envs
             .iter()
             .filter_map(|(&id, e)| match e.phase {
-                Phase::Idle { since } => Some((since, id)),
+                Phase::Idle { since } if !e.provisioned => Some((since, id)),
                 _ => None,
             })
             .min()
@@ -252,6 +299,8 @@ impl PoolState {
     fn forget(&mut self, env: EnvId) -> Option<Effect> {
         let e = self.envs.remove(&env)?;
         match e.phase {
+            // A provisioned environment still warming up was never leased, so it was never counted.
+            Phase::Warming => {}
             Phase::Launching | Phase::Busy => self.count_out(&e.key.function, e.reserved),
             Phase::Idle { .. } => self.remove_idle(&e.key, env),
         }
@@ -273,12 +322,15 @@ impl PoolState {
         }
     }
 
-    fn retire(&mut self, function: &str) -> Vec<Effect> {
+    fn retire(&mut self, function: &str, version: Option<&str>) -> Vec<Effect> {
+        let matches = |key: &EnvKey| key.function == function && version.is_none_or(|v| key.version == v);
+        self.provisioned.retain(|key, _| !matches(key));
         let mut doomed = Vec::new();
         for (&id, e) in self.envs.iter_mut() {
-            if e.key.function == function {
+            if matches(&e.key) {
                 e.retired = true;
-                if matches!(e.phase, Phase::Idle { .. }) {
+                e.provisioned = false;
+                if matches!(e.phase, Phase::Idle { .. } | Phase::Warming) {
                     doomed.push(id);
                 }
             }
@@ -286,12 +338,74 @@ impl PoolState {
         doomed.into_iter().filter_map(|env| self.forget(env)).collect()
     }
 
+    /// Launches or stops provisioned environments until `key` has `count` of them.
+    fn set_provisioned(&mut self, key: EnvKey, count: usize) -> Vec<Effect> {
+        if count == 0 {
+            self.provisioned.remove(&key);
+        } else {
+            self.provisioned.insert(key.clone(), count);
+        }
+        let mine: Vec<(EnvId, bool)> = self
+            .envs
+            .iter()
+            .filter(|(_, e)| e.key == key && e.provisioned && !e.retired)
+            .map(|(&id, e)| (id, matches!(e.phase, Phase::Idle { .. } | Phase::Warming)))
+            .collect();
+        let mut effects = Vec::new();
+        if mine.len() > count {
+            // Surplus idle ones go now; busy ones become ordinary environments and age out.
+            let mut surplus = mine.len() - count;
+            for (id, idle) in mine {
+                if surplus == 0 {
+                    break;
+                }
+                if idle {
+                    effects.extend(self.forget(id));
+                } else if let Some(e) = self.envs.get_mut(&id) {
+                    e.provisioned = false;
+                }
+                surplus -= 1;
+            }
+        }
+        effects.extend(self.top_up(&key));
+        effects
+    }
+
+    /// Launches spares until `key` has its provisioned count again (after a change, or after one of
+    /// them failed).
+    fn top_up(&mut self, key: &EnvKey) -> Vec<Effect> {
+        let Some(&want) = self.provisioned.get(key) else { return Vec::new() };
+        let have = self.envs.values().filter(|e| &e.key == key && e.provisioned && !e.retired).count();
+        (have..want)
+            .map(|_| {
+                let env = self.next_env;
+                self.next_env += 1;
+                self.envs.insert(
+                    env,
+                    Env { key: key.clone(), phase: Phase::Warming, retired: false, reserved: false, provisioned: true },
+                );
+                Effect::LaunchSpare { env, key: key.clone() }
+            })
+            .collect()
+    }
+
+    fn provisioned_key(&self, env: EnvId) -> Option<EnvKey> {
+        self.envs.get(&env).filter(|e| e.provisioned && !e.retired).map(|e| e.key.clone())
+    }
+
+    /// `key`'s provisioned environments (warming or ready).
+    pub fn provisioned_envs(&self, key: &EnvKey) -> Vec<EnvId> {
+        self.envs.iter().filter(|(_, e)| &e.key == key && e.provisioned && !e.retired).map(|(&id, _)| id).collect()
+    }
+
     fn reap(&mut self, now: Instant) -> Vec<Effect> {
         let timeout = self.limits.idle_timeout;
         let doomed: Vec<EnvId> = self
             .envs
             .iter()
-            .filter(|(_, e)| matches!(e.phase, Phase::Idle { since } if now.duration_since(since) >= timeout))
+            .filter(|(_, e)| {
+                !e.provisioned && matches!(e.phase, Phase::Idle { since } if now.duration_since(since) >= timeout)
+            })
             .map(|(&id, _)| id)
             .collect();
         doomed.into_iter().filter_map(|env| self.forget(env)).collect()
@@ -363,7 +477,10 @@ mod tests {
         p.on_event(Event::Acquire { key: key("f", "r"), waiter: 1 }, t);
         p.on_event(Event::Acquire { key: key("f", "r"), waiter: 2 }, t);
         p.on_event(Event::Released { env: 1, reusable: true }, t);
-        assert_eq!(p.on_event(Event::Retire { function: "f".into() }, t), vec![Effect::Destroy { env: 1 }]);
+        assert_eq!(
+            p.on_event(Event::Retire { function: "f".into(), version: None }, t),
+            vec![Effect::Destroy { env: 1 }]
+        );
         assert_eq!(p.on_event(Event::Released { env: 2, reusable: true }, t), vec![Effect::Destroy { env: 2 }]);
         assert_eq!(p.total(), 0);
     }
@@ -476,5 +593,48 @@ mod tests {
         assert_eq!(p.active(), 0);
         assert_eq!(p.active_unreserved, 0);
         assert!(p.active_reserved.is_empty());
+    }
+
+    #[test]
+    fn provisioned_environments_are_launched_ahead_kept_and_replaced() {
+        let mut p = pool(10);
+        let t = Instant::now();
+        let k = EnvKey { function: "f".into(), version: "1".into(), revision: "r".into() };
+        let fx = p.on_event(Event::SetProvisioned { key: k.clone(), count: 2 }, t);
+        assert_eq!(
+            fx,
+            vec![Effect::LaunchSpare { env: 1, key: k.clone() }, Effect::LaunchSpare { env: 2, key: k.clone() }]
+        );
+        assert_eq!(p.active(), 0, "warming spares are not concurrency in use");
+        p.on_event(Event::SpareLaunched { env: 1 }, t);
+        p.on_event(Event::SpareLaunched { env: 2 }, t);
+        // Invocations use them warm, and the idle reaper leaves them alone.
+        assert!(matches!(p.on_event(Event::Acquire { key: k.clone(), waiter: 1 }, t)[0], Effect::Lease { .. }));
+        p.on_event(Event::Released { env: 2, reusable: true }, t);
+        assert!(p.on_event(Event::Tick, t + Duration::from_secs(3600)).is_empty());
+        // One dies in an invocation: a replacement is launched.
+        p.on_event(Event::Acquire { key: k.clone(), waiter: 2 }, t);
+        let fx = p.on_event(Event::Released { env: 2, reusable: false }, t);
+        assert_eq!(fx, vec![Effect::Destroy { env: 2 }, Effect::LaunchSpare { env: 3, key: k.clone() }]);
+        // Turning provisioning off stops the idle ones.
+        p.on_event(Event::SpareLaunched { env: 3 }, t);
+        let fx = p.on_event(Event::SetProvisioned { key: k.clone(), count: 0 }, t);
+        assert_eq!(fx.len(), 2);
+        assert_eq!(p.total(), 0);
+        assert_eq!(p.active(), 0);
+    }
+
+    #[test]
+    fn updating_latest_leaves_published_versions_warm() {
+        let mut p = pool(10);
+        let t = Instant::now();
+        let v1 = EnvKey { function: "f".into(), version: "1".into(), revision: "r1".into() };
+        p.on_event(Event::Acquire { key: key("f", "r"), waiter: 1 }, t);
+        p.on_event(Event::Acquire { key: v1.clone(), waiter: 2 }, t);
+        p.on_event(Event::Released { env: 1, reusable: true }, t);
+        p.on_event(Event::Released { env: 2, reusable: true }, t);
+        let fx = p.on_event(Event::Retire { function: "f".into(), version: Some("$LATEST".into()) }, t);
+        assert_eq!(fx, vec![Effect::Destroy { env: 1 }]);
+        assert!(matches!(p.on_event(Event::Acquire { key: v1, waiter: 3 }, t)[0], Effect::Lease { env: 2, .. }));
     }
 }

@@ -175,10 +175,20 @@ pub async fn update(
         description: input.description.as_deref().map(Description::parse).transpose()?,
         routing: routing(input.routing_config)?,
     };
+    let before = state.store.get_alias(&name, &alias).map_err(|e| not_found(&state, &name, Some(&alias), e))?;
     let record = state
         .store
         .update_alias(&name, &alias, update, input.revision_id.as_deref())
         .map_err(|e| not_found(&state, &name, Some(&alias), e))?;
+    // Provisioned concurrency on an alias follows it to its new version.
+    if before.version != record.version
+        && let Some(config) = state.store.get_provisioned(&name, &alias)?
+    {
+        let old = state.store.get_function(&name, &before.version)?;
+        let new = state.store.get_function(&name, &record.version)?;
+        state.invoker.provision(old, 0).await;
+        state.invoker.provision(new, config.requested as usize).await;
+    }
     Ok(Json(alias_json(&state, &record)).into_response())
 }
 

@@ -220,7 +220,7 @@ pub async fn update_code(
         input.publish.unwrap_or(false),
         clock::now_ms(),
     )?;
-    state.invoker.retire(&name).await;
+    state.invoker.retire(&name, Some(&VersionId::Latest)).await;
     let shown = published.as_ref().unwrap_or(&latest);
     Ok(Json(function_configuration(shown, &state.arns)).into_response())
 }
@@ -265,7 +265,7 @@ pub async fn update_configuration(
         state.store.set_dead_letter_target(&name, Some(target.as_str()).filter(|t| !t.is_empty()))?;
     }
     let updated = state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())?;
-    state.invoker.retire(&name).await;
+    state.invoker.retire(&name, Some(&VersionId::Latest)).await;
     Ok(Json(function_configuration(&updated, &state.arns)).into_response())
 }
 
@@ -300,7 +300,11 @@ pub async fn delete(
         }
         other => other.into(),
     })?;
-    state.invoker.retire(&name).await;
+    if let Some(v) = version {
+        // A deleted version takes its provisioned concurrency with it (a deleted function, everything).
+        state.store.delete_provisioned(&name, &v.to_string())?;
+    }
+    state.invoker.retire(&name, version.map(VersionId::Published).as_ref()).await;
     if version.is_none() {
         state.invoker.set_reserved(&name, None).await;
     }

@@ -8,6 +8,7 @@ mod functions;
 mod invoke;
 mod mappings;
 mod paging;
+mod provisioned;
 mod shapes;
 mod tags;
 
@@ -43,6 +44,10 @@ pub fn routes() -> Router<SharedState> {
             axum::routing::put(concurrency::put).delete(concurrency::delete),
         )
         .route("/2019-09-30/functions/{name}/concurrency", get(concurrency::get))
+        .route(
+            "/2019-09-30/functions/{name}/provisioned-concurrency",
+            get(provisioned::get).put(provisioned::put).delete(provisioned::delete),
+        )
         .route("/2017-03-31/tags/{arn}", get(tags::list).post(tags::tag).delete(tags::untag))
         .route(
             "/2019-09-25/functions/{name}/event-invoke-config",
