@@ -88,7 +88,8 @@ fn to_record(raw: (String, String, i64, String, Option<i64>, Option<f64>, String
     })
 }
 
-const SELECT: &str = "SELECT function, name, version, description, extra_version, extra_weight, revision_id FROM aliases";
+const SELECT: &str =
+    "SELECT function, name, version, description, extra_version, extra_weight, revision_id FROM aliases";
 
 fn load(tx: &Transaction<'_>, function: &FunctionName, name: &str) -> Result<Option<AliasRecord>> {
     tx.prepare_cached(&format!("{SELECT} WHERE function = ?1 AND name = ?2"))

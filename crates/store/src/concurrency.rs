@@ -36,11 +36,12 @@ impl Store {
                 return Err(StoreError::NotFound { what: "function", name: name.to_string() });
             }
             let result = match reserved {
-                Some(n) => tx.prepare_cached(
-                    "INSERT INTO function_concurrency (function, reserved) VALUES (?1, ?2)
+                Some(n) => tx
+                    .prepare_cached(
+                        "INSERT INTO function_concurrency (function, reserved) VALUES (?1, ?2)
                      ON CONFLICT (function) DO UPDATE SET reserved = excluded.reserved",
-                )
-                .and_then(|mut stmt| stmt.execute(params![name.as_str(), i64::from(n)])),
+                    )
+                    .and_then(|mut stmt| stmt.execute(params![name.as_str(), i64::from(n)])),
                 None => tx
                     .prepare_cached("DELETE FROM function_concurrency WHERE function = ?1")
                     .and_then(|mut stmt| stmt.execute([name.as_str()])),
