@@ -139,6 +139,24 @@ def descendants(root_pid: int) -> dict[int, int]:
     return found
 
 
+def environment_processes(root_pid: int) -> dict[int, int]:
+    """A server's descendants that belong to execution environments: all of them but the namespace tier's
+    long-lived helper (`nimbus __sandbox-zygote`, a direct child of the server)."""
+    found = descendants(root_pid)
+    helpers = set()
+    for pid in found:
+        st = _proc_stat(pid)
+        if st is None or st[0] != root_pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"__sandbox-zygote" in f.read():
+                    helpers.add(pid)
+        except OSError:
+            pass
+    return {pid: start for pid, start in found.items() if pid not in helpers}
+
+
 def alive(pid: int, start: int | None) -> bool:
     """True if pid is still the same (non-zombie) process: pid and start time both match."""
     st = _proc_stat(pid)

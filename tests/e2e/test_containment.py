@@ -212,6 +212,18 @@ def test_idle_environment_is_frozen(lam, srv):
     assert ticks["ticks"] <= 2, ticks
 
 
+def test_cpu_is_shared_in_proportion_to_memory(lam, srv):
+    # Lambda gives 1769 MB one vCPU; 128 MB gets 128/1769 of one (about 7 %) once init is done.
+    small = deploy(lam, "cont-cpu-small", MemorySize=128)
+    attempt(lam, small, {})
+    spun = attempt(lam, small, {"spin": 1.0})["results"]["spin"]
+    assert spun["cpu"] / spun["wall"] < 0.2, spun
+    big = deploy(lam, "cont-cpu-big", MemorySize=1769)
+    attempt(lam, big, {})
+    spun = attempt(lam, big, {"spin": 1.0})["results"]["spin"]
+    assert spun["cpu"] / spun["wall"] > 0.3, spun
+
+
 def test_sdk_calls_from_inside_reach_the_api(lam, srv):
     name = unique_name("cont-sdk")
     create_function(lam, name, python_zip(), Timeout=60)
@@ -243,3 +255,29 @@ def test_nothing_is_left_after_the_server_stops(server_factory):
     assert _cgroup_dirs(pid) == [], "the server removed its cgroups"
     with open("/proc/self/mountinfo") as f:
         assert str(s.data_dir) not in f.read(), "no mount of an environment is visible on the host"
+
+
+def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factory, tmp_path):
+    import signal
+    import time
+
+    from helpers import alive, descendants
+
+    first = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
+    lam = first.lambda_client()
+    attempt(lam, deploy(lam, "cont-crash"), {"ticker": True})
+    pid = first.proc.pid
+    envs = descendants(pid)
+    assert envs and _cgroup_dirs(pid)
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(timeout=10)
+    first.proc = None
+    # Its environments are sent SIGKILL as it dies; a frozen one (cgroup v1 freezer) dies only once thawed,
+    # which the next server does when it removes the leftovers of the dead one.
+    second = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
+    assert _cgroup_dirs(pid) == [], "leftover cgroups of a crashed server are removed at start"
+    deadline = time.monotonic() + 10
+    while any(alive(p, start) for p, start in envs.items()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p, start) for p, start in envs.items()), "environments outlived their server"
+    assert second.sandbox == "namespace"

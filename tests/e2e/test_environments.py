@@ -5,7 +5,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers import alive, create_function, descendants, invoke, node_zip, python_zip, report_lines, unique_name
+from helpers import (alive, create_function, environment_processes, invoke, node_zip, python_zip, report_lines,
+                     unique_name)
 
 
 def test_sequential_invokes_reuse_one_warm_environment(lam, server):
@@ -80,7 +81,7 @@ def test_idle_environment_is_reaped(server_factory):
     # the reported pid is the function's own pid namespace's; its processes are the server's children.)
     def gone():
         if srv.sandbox == "namespace":
-            return not descendants(srv.proc.pid)
+            return not environment_processes(srv.proc.pid)
         return not alive(pid, start)
 
     deadline = time.monotonic() + 30

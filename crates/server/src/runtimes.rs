@@ -245,8 +245,10 @@ async fn probe(program: &str, args: &[&str]) -> Option<Interpreter> {
 /// Lambda's Python runtimes ship boto3; so does Nimbus, installing it once next to its bootstrap when
 /// the host interpreter cannot import it. Failing (say, offline) only means functions cannot import it.
 async fn ensure_boto3(python: PathBuf, target: PathBuf) {
+    // kill_on_drop: a server stopping right after start must not leave these behind.
     let importable = tokio::process::Command::new(&python)
         .args(["-c", "import boto3"])
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -261,6 +263,7 @@ async fn ensure_boto3(python: PathBuf, target: PathBuf) {
         .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
         .arg(&target)
         .arg("boto3")
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .status()
         .await;

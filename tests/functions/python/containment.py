@@ -12,6 +12,7 @@ sandbox and reports what happened. The event names one attempt:
     {"identity": true}             uid, gid, capabilities, no_new_privs, seccomp, listening sockets, …
     {"ticker": true}               start a background thread that ticks every 10 ms, then return
     {"ticks_since_return": true}   how many ticks happened after the previous invocation returned
+    {"spin": seconds}              burn CPU for that long (wall clock) and report the CPU time it got
 
 Each answer is {"env_id": <random per environment>, "results": {...}} with, per attempt, "ok" or the exception's type and errno.
 """
@@ -190,6 +191,13 @@ def _ticker():
     return {"ok": True}
 
 
+def _spin(seconds):
+    wall, cpu = time.monotonic(), time.process_time()
+    while time.monotonic() - wall < seconds:
+        pass
+    return {"wall": time.monotonic() - wall, "cpu": time.process_time() - cpu}
+
+
 def handler(event, context):
     results = {}
     for path in event.get("read", []):
@@ -213,6 +221,8 @@ def handler(event, context):
         results["identity"] = _identity()
     if event.get("ticker"):
         results["ticker"] = _ticker()
+    if "spin" in event:
+        results["spin"] = _spin(float(event["spin"]))
     if event.get("ticks_since_return"):
         now = time.monotonic()
         since = RETURNED_AT[0]

@@ -302,9 +302,11 @@ impl Cgroups {
         Ok(env)
     }
 
-    /// Removes the `nimbus-<pid>` trees of servers that are no longer running.
+    /// Removes the `nimbus-<pid>` trees of servers that are no longer running, killing what is left in
+    /// them first (in every hierarchy, thawing the freezer's, before any directory is removed: a frozen
+    /// v1 task cannot die, and it keeps its cgroups in the other hierarchies busy).
     pub fn remove_leftovers(&self) -> usize {
-        let mut removed = 0;
+        let mut leftovers = Vec::new();
         for (version, own) in self.own_dirs() {
             let Ok(entries) = fs::read_dir(&own) else { continue };
             for entry in entries.flatten() {
@@ -313,11 +315,16 @@ impl Cgroups {
                 if pid == std::process::id() || server_alive(pid) {
                     continue;
                 }
-                remove_tree(version, &entry.path());
-                removed += 1;
+                leftovers.push((version, entry.path()));
             }
         }
-        removed
+        for (version, dir) in &leftovers {
+            kill_tree(*version, dir);
+        }
+        for (version, dir) in &leftovers {
+            remove_tree(*version, dir);
+        }
+        leftovers.len()
     }
 
     /// Removes this server's `nimbus-<pid>` directories (at shutdown, once every environment is gone).
@@ -337,6 +344,18 @@ fn leftover_pid(name: &str) -> Option<u32> {
 
 fn server_alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "nimbus")
+}
+
+/// Kills (and thaws) whatever is left in a cgroup tree.
+fn kill_tree(version: Version, dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                kill_tree(version, &entry.path());
+            }
+        }
+    }
+    kill_all(version, dir);
 }
 
 /// Kills whatever is left in a cgroup tree (depth first) and removes its directories.

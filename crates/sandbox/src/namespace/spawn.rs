@@ -163,8 +163,11 @@ pub(crate) fn zygote_main() -> ! {
     // SAFETY: close_range(2) with integer arguments: nothing beyond stdio and the socket is ours.
     unsafe { libc::syscall(libc::SYS_close_range, (SOCKET_FD + 1) as u32, u32::MAX, 0u32) };
     // Inits are reaped by the kernel; Nimbus follows them through their pidfds.
-    // SAFETY: setting a disposition to SIG_IGN is always sound.
-    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    // SAFETY: setting a disposition to SIG_IGN is always sound; PR_SET_NAME copies a C string.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        libc::prctl(libc::PR_SET_NAME, c"nimbus-zygote".as_ptr(), 0, 0, 0);
+    }
     let devnull = match std::fs::File::open("/dev/null") {
         Ok(f) => OwnedFd::from(f),
         Err(_) => std::process::exit(1),
@@ -282,6 +285,7 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                 libc::_exit(124);
             }
+            libc::prctl(libc::PR_SET_NAME, c"nimbus-init".as_ptr(), 0, 0, 0);
         }
         super::init::init_main();
     }
