@@ -215,3 +215,25 @@ def test_throttled_events_wait_without_using_retries(lam, rec_dir):
     lam.delete_function_concurrency(FunctionName=name)
     seen = wait_until(lambda: records(rec_dir, name), timeout=30, what="the throttled event to run")
     assert seen[0]["event"] == {"id": "t1"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_an_event_older_than_its_maximum_age_goes_to_on_failure(lam, sqs, rec_dir):
+    """MaximumEventAgeInSeconds (at least 60 s on AWS): an event that could not run in time — here
+    because the function is throttled throughout — is given up with condition EventAgeExceeded."""
+    name = unique_name("too-old")
+    queue = unique_name("on-failure-age")
+    url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    create_recorder(lam, name, rec_dir)
+    lam.put_function_event_invoke_config(
+        FunctionName=name, MaximumEventAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": queue_arn(queue)}})
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    resp = lam.invoke(FunctionName=name, InvocationType="Event", Payload=json.dumps({"id": "old"}))
+    msg = drain(sqs, url, 1, timeout=120)[0]
+    record = json.loads(msg["Body"])
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestContext"]["requestId"] == resp["ResponseMetadata"]["RequestId"]
+    assert record["requestPayload"] == {"id": "old"}
+    assert records(rec_dir, name) == [], "the function never ran"
