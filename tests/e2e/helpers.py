@@ -141,16 +141,13 @@ def descendants(root_pid: int) -> dict[int, int]:
 
 def environment_processes(root_pid: int) -> dict[int, int]:
     """A server's descendants that belong to execution environments: all of them but the namespace tier's
-    long-lived helper (`nimbus __sandbox-zygote`, a direct child of the server)."""
+    helpers (the zygote, and the children it keeps ready for the next environments)."""
     found = descendants(root_pid)
     helpers = set()
     for pid in found:
-        st = _proc_stat(pid)
-        if st is None or st[0] != root_pid:
-            continue
         try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"__sandbox-zygote" in f.read():
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() in ("nimbus-zygote", "nimbus-slot"):
                     helpers.add(pid)
         except OSError:
             pass

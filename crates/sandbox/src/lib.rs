@@ -23,7 +23,6 @@ pub mod process;
 
 use std::ffi::OsString;
 use std::net::TcpListener;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 pub use error::SandboxError;
@@ -87,8 +86,7 @@ pub struct Network {
 /// What [`Sandbox::prepare`] made for [`Sandbox::launch`].
 #[derive(Debug, Default)]
 pub struct Prepared {
-    netns: Option<OwnedFd>,
-    took: std::time::Duration,
+    slot: Option<namespace::Slot>,
 }
 
 pub trait Sandbox: Send + Sync + 'static {

@@ -198,10 +198,9 @@ pub struct Cgroups {
     base_name: String,
 }
 
-/// What one environment is limited to.
+/// What one environment is limited to from its creation (memory follows with [`EnvCgroup::set_memory`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    pub memory_bytes: u64,
     pub pids: u32,
 }
 
@@ -415,20 +414,25 @@ impl EnvCgroup {
         self.places.get(&controller)
     }
 
-    fn apply(&self, limits: &Limits) -> io::Result<()> {
-        if let Some((version, dir)) = self.dir(Controller::Memory) {
-            match version {
-                Version::V1 => {
-                    write(dir, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
-                    // No swap beyond the limit either, where swap accounting exists.
-                    let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), limits.memory_bytes.to_string());
-                }
-                Version::V2 => {
-                    write(dir, "memory.max", &limits.memory_bytes.to_string())?;
-                    let _ = fs::write(dir.join("memory.swap.max"), "0");
-                }
+    /// Sets the memory limit of a cgroup that had none (v1 keeps limit ≤ memsw limit at every step, so
+    /// the limit goes first when coming down from unlimited).
+    pub fn set_memory(&self, bytes: u64) -> io::Result<()> {
+        let Some((version, dir)) = self.dir(Controller::Memory) else { return Ok(()) };
+        match version {
+            Version::V1 => {
+                write(dir, "memory.limit_in_bytes", &bytes.to_string())?;
+                // No swap beyond the limit either, where swap accounting exists.
+                let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+            }
+            Version::V2 => {
+                write(dir, "memory.max", &bytes.to_string())?;
+                let _ = fs::write(dir.join("memory.swap.max"), "0");
             }
         }
+        Ok(())
+    }
+
+    fn apply(&self, limits: &Limits) -> io::Result<()> {
         if let Some((_, dir)) = self.dir(Controller::Pids) {
             write(dir, "pids.max", &limits.pids.to_string())?;
         }

@@ -63,7 +63,8 @@ pub const NOFILE: u64 = 1024;
 pub const PIDS_MAX: u32 = 1024;
 pub const TASK_ROOT: &str = "/var/task";
 pub const RUNTIME_DIR: &str = "/var/runtime";
-const NETNS_POOL: usize = 2;
+/// Environments kept ready ahead of demand (see [`Slot`]).
+const SLOTS_READY: usize = 2;
 
 /// Host directories every environment sees read-only (those that exist; symlinks stay symlinks).
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -96,10 +97,143 @@ pub struct NamespaceSandbox {
     root_mount: PathBuf,
     data_dir: PathBuf,
     base_steps: Vec<Step>,
-    cgroups: Option<cgroup::Cgroups>,
-    net: net::NetPool,
-    spawner: spawn::Spawner,
+    slots: Arc<SlotPool>,
     host_cpus: u32,
+}
+
+/// An environment made ahead of demand: its network namespace with the two listeners, its cgroups, and
+/// a child of the zygote already in both (and in its own namespaces), waiting to become its init. The
+/// kernel work with variable latency (netns creation, cgroup v1 migration) is off the cold start.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    net: net::EnvNet,
+    cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    waiting: spawn::Waiting,
+    took: Duration,
+}
+
+struct SlotMaker {
+    cgroups: Option<cgroup::Cgroups>,
+    spawner: spawn::Spawner,
+    next: AtomicU64,
+}
+
+impl SlotMaker {
+    fn make(&self) -> Result<Slot, SandboxError> {
+        let started = Instant::now();
+        let net = net::create().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
+        let name = format!("slot-{}", self.next.fetch_add(1, Ordering::Relaxed));
+        let cgroup = match &self.cgroups {
+            Some(c) => Some(Arc::new(
+                c.create(&name, &cgroup::Limits { pids: PIDS_MAX })
+                    .map_err(|source| SandboxError::Cgroup { source })?,
+            )),
+            None => None,
+        };
+        let made = (|| {
+            let cgroup_procs = match &cgroup {
+                Some(c) => c.procs_files().map_err(|source| SandboxError::Cgroup { source })?,
+                None => Vec::new(),
+            };
+            let netns = net.netns.try_clone().map_err(|source| SandboxError::Network { what: "netns", source })?;
+            self.spawner
+                .spawn(spawn::SlotFds { netns: Some(netns), cgroup_procs })
+                .map_err(|source| SandboxError::Namespace { what: "start an init", source })
+        })();
+        match made {
+            Ok(waiting) => Ok(Slot { net, cgroup, waiting, took: started.elapsed() }),
+            Err(e) => {
+                if let Some(c) = &cgroup {
+                    c.remove();
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Keeps a few slots ready; a background thread refills it.
+struct SlotPool {
+    maker: SlotMaker,
+    ready: std::sync::Mutex<Vec<Slot>>,
+    wanted: std::sync::Condvar,
+    target: usize,
+}
+
+impl SlotPool {
+    fn start(maker: SlotMaker, target: usize) -> Arc<Self> {
+        let pool = Arc::new(Self {
+            maker,
+            ready: std::sync::Mutex::new(Vec::new()),
+            wanted: std::sync::Condvar::new(),
+            target,
+        });
+        let weak = Arc::downgrade(&pool);
+        let spawned = std::thread::Builder::new().name("nimbus-slots".into()).spawn(move || refill(&weak));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the environment slot pool; environments are made on demand");
+        }
+        pool
+    }
+
+    /// A ready slot, or one made now.
+    fn take(&self) -> Result<Slot, SandboxError> {
+        let taken = self.ready.lock().map(|mut r| r.pop()).unwrap_or(None);
+        self.wanted.notify_one();
+        match taken {
+            Some(slot) if slot_alive(&slot) => Ok(slot),
+            _ => self.maker.make(),
+        }
+    }
+
+    /// Drops the ready slots (their children end when their control sockets close).
+    fn drain(&self) {
+        if let Ok(mut ready) = self.ready.lock() {
+            ready.clear();
+        }
+    }
+}
+
+/// A waiting child can have been killed (say, by a sweep); its pidfd is then readable.
+fn slot_alive(slot: &Slot) -> bool {
+    let mut poll = [nix::poll::PollFd::new(slot.waiting.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+    matches!(nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO), Ok(0))
+}
+
+fn refill(pool: &std::sync::Weak<SlotPool>) {
+    let mut failures = 0u32;
+    loop {
+        let Some(pool) = pool.upgrade() else { return };
+        {
+            let Ok(mut ready) = pool.ready.lock() else { return };
+            while ready.len() >= pool.target {
+                let (r, _) = match pool.wanted.wait_timeout(ready, Duration::from_secs(1)) {
+                    Ok(r) => r,
+                    Err(_) => return,
+                };
+                ready = r;
+                if std::sync::Arc::strong_count(&pool) == 1 {
+                    return;
+                }
+            }
+        }
+        match pool.maker.make() {
+            Ok(slot) => {
+                failures = 0;
+                if let Ok(mut ready) = pool.ready.lock() {
+                    ready.push(slot);
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(error = %e, "preparing an environment slot");
+                }
+                drop(pool);
+                std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
+            }
+        }
+    }
 }
 
 impl NamespaceSandbox {
@@ -142,13 +276,12 @@ impl NamespaceSandbox {
         let spawner = spawn::Spawner::start(&options.init_exe)
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
+        let maker = SlotMaker { cgroups, spawner, next: AtomicU64::new(1) };
         Ok(Self {
             root_mount,
             data_dir: options.data_dir.clone(),
             base_steps: base_steps(),
-            cgroups,
-            net: net::NetPool::start(NETNS_POOL),
-            spawner,
+            slots: SlotPool::start(maker, SLOTS_READY),
             host_cpus,
         })
     }
@@ -157,7 +290,7 @@ impl NamespaceSandbox {
     /// that this machine allows the tier.
     pub fn probe(&self) -> Result<(), SandboxError> {
         let started = Instant::now();
-        let net = net::create().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
+        let slot = self.slots.maker.make()?;
         let config = InitConfig {
             root: self.root_mount.clone(),
             steps: self.base_steps.iter().cloned().chain(final_steps(64)).collect(),
@@ -175,20 +308,14 @@ impl NamespaceSandbox {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let (status_r, status_w) = pipe()?;
-        let fds = spawn::InitFds {
-            stdout: out_w,
-            stderr: err_w,
-            config: config_memfd(&config)?,
-            status: status_w,
-            netns: Some(net.netns),
-            cgroup_procs: Vec::new(),
-        };
-        let spawned =
-            self.spawner.spawn(fds).map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
+        let fds = spawn::InitFds { stdout: out_w, stderr: err_w, config: config_memfd(&config)?, status: status_w };
+        let cgroup = slot.cgroup.clone();
+        let (_, pidfd) = spawn::activate(slot.waiting, fds)
+            .map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
         let mut status = String::new();
         let _ = std::fs::File::from(status_r).read_to_string(&mut status);
         // The pidfd turns readable when init has ended.
-        let mut poll = [nix::poll::PollFd::new(spawned.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut poll = [nix::poll::PollFd::new(pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
         let waited = nix::poll::poll(&mut poll, nix::poll::PollTimeout::from(5000u16));
         let mut stderr = String::new();
         drop(out_r);
@@ -199,6 +326,9 @@ impl NamespaceSandbox {
                 None => format!("init ended with {waited:?} {}", stderr.trim()),
             };
             return Err(SandboxError::Unavailable(why));
+        }
+        if let Some(c) = cgroup {
+            c.remove();
         }
         tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1000.0, "namespace tier probe");
         Ok(())
@@ -226,10 +356,6 @@ impl NamespaceSandbox {
             chosen.push(path.clone());
         }
         chosen
-    }
-
-    fn limits(&self, memory_mb: u32) -> cgroup::Limits {
-        cgroup::Limits { memory_bytes: u64::from(memory_mb) * 1024 * 1024, pids: PIDS_MAX }
     }
 }
 
@@ -329,25 +455,36 @@ impl Sandbox for NamespaceSandbox {
 
     fn prepare(&self, _id: &str) -> Result<(Network, Prepared), SandboxError> {
         let started = Instant::now();
-        let env_net = self.net.take().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
-        let network = Network { runtime_api: env_net.runtime_api, api: Some(env_net.api) };
-        Ok((network, Prepared { netns: Some(env_net.netns), took: started.elapsed() }))
+        let mut slot = self.slots.take()?;
+        let clone = |l: &std::net::TcpListener| {
+            l.try_clone().map_err(|source| SandboxError::Network { what: "listener", source })
+        };
+        let network = Network { runtime_api: clone(&slot.net.runtime_api)?, api: Some(clone(&slot.net.api)?) };
+        slot.took = started.elapsed();
+        Ok((network, Prepared { slot: Some(slot) }))
     }
 
     fn launch(&self, spec: &LaunchSpec, prepared: Prepared) -> Result<Box<dyn Instance>, SandboxError> {
         let started = Instant::now();
-        let cgroup = match &self.cgroups {
-            Some(c) => Some(Arc::new(
-                c.create(&spec.id, &self.limits(spec.memory_mb)).map_err(|source| SandboxError::Cgroup { source })?,
-            )),
-            None => None,
+        let slot = match prepared.slot {
+            Some(slot) => slot,
+            None => self.slots.take()?,
         };
-        let cgroup_took = started.elapsed();
+        let Slot { net: _net, cgroup, waiting, took: prepare_took } = slot;
         let cleanup = |cgroup: &Option<Arc<cgroup::EnvCgroup>>| {
             if let Some(c) = cgroup {
+                c.kill_all();
                 c.remove();
             }
         };
+        if let Some(c) = &cgroup
+            && let Err(source) = c.set_memory(u64::from(spec.memory_mb) * 1024 * 1024)
+        {
+            drop(waiting);
+            cleanup(&cgroup);
+            return Err(SandboxError::Cgroup { source });
+        }
+        let cgroup_took = started.elapsed();
         let mut steps = self.base_steps.clone();
         for path in self.visible_ro_paths(&spec.ro_paths) {
             steps.push(Step::Bind { src: path.clone(), dst: path });
@@ -374,21 +511,8 @@ impl Sandbox for NamespaceSandbox {
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
             let (status_r, status_w) = pipe()?;
-            let cgroup_procs = match &cgroup {
-                Some(c) => c.procs_files().map_err(|source| SandboxError::Cgroup { source })?,
-                None => Vec::new(),
-            };
-            let fds = spawn::InitFds {
-                stdout: out_w,
-                stderr: err_w,
-                config: config_memfd(&config)?,
-                status: status_w,
-                netns: prepared.netns,
-                cgroup_procs,
-            };
-            let spawned = self
-                .spawner
-                .spawn(fds)
+            let fds = spawn::InitFds { stdout: out_w, stderr: err_w, config: config_memfd(&config)?, status: status_w };
+            let spawned = spawn::activate(waiting, fds)
                 .map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
             Ok((out_r, err_r, status_r, spawned))
         })();
@@ -404,7 +528,8 @@ impl Sandbox for NamespaceSandbox {
             Ok::<_, std::io::Error>((pipe::Receiver::from_owned_fd(out_r)?, pipe::Receiver::from_owned_fd(err_r)?))
         })()
         .map_err(|source| SandboxError::Pipe { source });
-        let pidfd = Arc::new(spawned.pidfd);
+        let (pid, pidfd) = spawned;
+        let pidfd = Arc::new(pidfd);
         let shared =
             Arc::new(Shared { exited: AtomicBool::new(false), peak: AtomicU64::new(0), oom: AtomicBool::new(false) });
         let (exit_tx, exit_rx) = tokio::sync::oneshot::channel();
@@ -419,13 +544,13 @@ impl Sandbox for NamespaceSandbox {
         }));
         tracing::debug!(
             env = %spec.id,
-            netns_ms = ms(prepared.took),
-            cgroup_ms = ms(cgroup_took),
-            clone_ms = ms(spawn_took),
+            slot_ms = ms(prepare_took),
+            memory_limit_ms = ms(cgroup_took),
+            activate_ms = ms(spawn_took),
             "namespace environment launched"
         );
         let mut instance = NamespaceInstance {
-            pid: spawned.pid as u32,
+            pid: pid as u32,
             pidfd,
             cgroup,
             cpu_quota_us: cgroup::cpu_quota_us(spec.memory_mb, cgroup::CPU_PERIOD_US, self.host_cpus),
@@ -445,7 +570,8 @@ impl Sandbox for NamespaceSandbox {
     }
 
     fn cleanup(&self) {
-        if let Some(c) = &self.cgroups {
+        self.slots.drain();
+        if let Some(c) = &self.slots.maker.cgroups {
             c.remove_base();
         }
     }

@@ -5,13 +5,12 @@
 //! another environment: 127.0.0.1:9001 in its namespace is its own.
 //!
 //! A namespace is made on a short-lived thread (`unshare(CLONE_NEWNET)` affects only the calling
-//! thread); the thread keeps nothing. Making one costs milliseconds in the kernel, so a small pool is
-//! filled ahead of demand by a background thread ([`NetPool`]).
+//! thread); the thread keeps nothing. Namespaces are made ahead of demand, with the rest of an
+//! environment's slot (see `Slot` in the parent module).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub const RUNTIME_API_ADDR: SocketAddr =
@@ -78,68 +77,4 @@ fn loopback_up() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-/// Keeps a few namespaces ready so that a cold start does not wait for the kernel to make one.
-pub struct NetPool {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    ready: Mutex<Vec<EnvNet>>,
-    wanted: Condvar,
-    target: usize,
-}
-
-impl NetPool {
-    /// Starts the refill thread, keeping `target` namespaces ready.
-    pub fn start(target: usize) -> Self {
-        let shared = Arc::new(Shared { ready: Mutex::new(Vec::new()), wanted: Condvar::new(), target });
-        let worker = shared.clone();
-        let spawned = std::thread::Builder::new().name("nimbus-netpool".into()).spawn(move || refill(&worker));
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "cannot start the network namespace pool; namespaces are made on demand");
-        }
-        Self { shared }
-    }
-
-    /// A ready namespace, or a new one made now.
-    pub fn take(&self) -> io::Result<EnvNet> {
-        let taken = self.shared.ready.lock().map(|mut ready| ready.pop()).unwrap_or(None);
-        self.shared.wanted.notify_one();
-        match taken {
-            Some(net) => Ok(net),
-            None => create(),
-        }
-    }
-}
-
-fn refill(shared: &Shared) {
-    let mut failures = 0u32;
-    loop {
-        {
-            let Ok(mut ready) = shared.ready.lock() else { return };
-            while ready.len() >= shared.target {
-                ready = match shared.wanted.wait(ready) {
-                    Ok(r) => r,
-                    Err(_) => return,
-                };
-            }
-        }
-        match create() {
-            Ok(net) => {
-                failures = 0;
-                if let Ok(mut ready) = shared.ready.lock() {
-                    ready.push(net);
-                }
-            }
-            Err(e) => {
-                failures += 1;
-                if failures == 1 {
-                    tracing::warn!(error = %e, "pre-creating a network namespace");
-                }
-                std::thread::sleep(Duration::from_millis(100 * u64::from(failures.min(50))));
-            }
-        }
-    }
 }

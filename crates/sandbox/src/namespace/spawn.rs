@@ -1,15 +1,17 @@
-//! Starting environments' inits through a zygote.
+//! Starting environments' inits through a zygote, ahead of demand.
 //!
 //! Executing the (large) Nimbus binary once per environment and copying the multi-threaded server's
-//! page tables cost milliseconds per cold start. Instead, Nimbus starts one helper at start-up, the
-//! zygote: the Nimbus binary re-executed as `nimbus __sandbox-zygote`, single-threaded and small. For
-//! each environment Nimbus sends it the descriptors (stdout, stderr, the config memfd, the status pipe,
-//! the netns and the cgroups' `cgroup.procs`) over a SEQPACKET socket; the zygote clones a child into
-//! new mount, pid, ipc, uts and cgroup namespaces (with a pidfd) and sends the pid and pidfd back. The
-//! child joins its cgroups by writing "0" to each `cgroup.procs` (so everything it does from then on is
-//! charged there), joins the network namespace, puts its descriptors in place, asks to die with the
-//! zygote, and becomes the environment's init ([`super::init`]) without an exec. The zygote is
-//! single-threaded, so its children may run ordinary Rust code.
+//! page tables cost milliseconds per cold start, and so does joining a cgroup v1 hierarchy (the first
+//! migration after a quiet while waits for an RCU grace period: 5-13 ms measured here). So Nimbus
+//! starts one helper at start-up, the zygote: the Nimbus binary re-executed as
+//! `nimbus __sandbox-zygote`, single-threaded and small. Ahead of demand, Nimbus sends it a *slot*'s
+//! descriptors (a control socket, the netns and the cgroups' `cgroup.procs`) over a SEQPACKET socket;
+//! the zygote clones a child into new mount, pid, ipc, uts and cgroup namespaces (with a pidfd) and
+//! sends the pid and pidfd back. The child joins its cgroups by writing "0" to each `cgroup.procs`,
+//! joins the network namespace, asks to die with the zygote, and waits on its control socket. At
+//! launch, Nimbus sends it the environment's stdout, stderr, config memfd and status pipe ([`activate`]);
+//! it puts them in place and becomes the environment's init ([`super::init`]) without an exec. The
+//! zygote is single-threaded, so its children may run ordinary Rust code.
 //!
 //! The zygote ignores SIGCHLD (the kernel reaps the inits); Nimbus watches each init's pidfd and learns
 //! how its runtime ended from the status pipe. The zygote dies with the thread that spawned it
@@ -30,22 +32,38 @@ use super::init::{CONFIG_FD, STATUS_FD};
 /// The argument that makes the Nimbus binary run the zygote ([`super::helper_main`]).
 pub const ZYGOTE_ARG: &str = "__sandbox-zygote";
 const SOCKET_FD: RawFd = 3;
-/// At most this many descriptors travel with one request (five, the netns and the cgroups).
+/// At most this many descriptors travel with one request (the control socket, the netns, the cgroups).
 const FDS_MAX: usize = 16;
 
-/// The descriptors a new init gets.
+/// What a waiting child is made with.
+pub(crate) struct SlotFds {
+    pub netns: Option<OwnedFd>,
+    pub cgroup_procs: Vec<OwnedFd>,
+}
+
+/// The descriptors a waiting child gets when it becomes an environment's init.
 pub(crate) struct InitFds {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub config: OwnedFd,
     pub status: OwnedFd,
-    pub netns: Option<OwnedFd>,
-    pub cgroup_procs: Vec<OwnedFd>,
 }
 
-pub(crate) struct Spawned {
+/// A child waiting, in its namespaces and cgroups, to become an init.
+#[derive(Debug)]
+pub(crate) struct Waiting {
     pub pid: i32,
     pub pidfd: OwnedFd,
+    control: OwnedFd,
+}
+
+/// Hands a waiting child its descriptors: from here on it is the environment's init.
+pub(crate) fn activate(waiting: Waiting, fds: InitFds) -> io::Result<(i32, OwnedFd)> {
+    let raw = [fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd(), fds.config.as_raw_fd(), fds.status.as_raw_fd()];
+    let cmsgs = [ControlMessage::ScmRights(&raw)];
+    sendmsg::<()>(waiting.control.as_raw_fd(), &[IoSlice::new(b"go")], &cmsgs, MsgFlags::empty(), None)
+        .map_err(io::Error::from)?;
+    Ok((waiting.pid, waiting.pidfd))
 }
 
 /// Nimbus's end of the zygote.
@@ -95,10 +113,11 @@ impl Spawner {
         Ok(Self { socket: Mutex::new(ours) })
     }
 
-    /// Has the zygote start one init.
-    pub fn spawn(&self, fds: InitFds) -> io::Result<Spawned> {
-        let mut raw: Vec<RawFd> =
-            vec![fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd(), fds.config.as_raw_fd(), fds.status.as_raw_fd()];
+    /// Has the zygote start one waiting child.
+    pub fn spawn(&self, fds: SlotFds) -> io::Result<Waiting> {
+        let (control, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(io::Error::from)?;
+        let mut raw: Vec<RawFd> = vec![theirs.as_raw_fd()];
         if let Some(ns) = &fds.netns {
             raw.push(ns.as_raw_fd());
         }
@@ -111,7 +130,7 @@ impl Spawner {
         let cmsgs = [ControlMessage::ScmRights(&raw)];
         sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(&header)], &cmsgs, MsgFlags::empty(), None)
             .map_err(io::Error::from)?;
-        drop(fds);
+        drop((fds, theirs));
         let mut reply = [0u8; 8];
         let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
         let mut iov = [IoSliceMut::new(&mut reply)];
@@ -134,7 +153,7 @@ impl Spawner {
         drop(socket);
         let value = i32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
         match pidfd {
-            Some(pidfd) if value > 0 => Ok(Spawned { pid: value, pidfd }),
+            Some(pidfd) if value > 0 => Ok(Waiting { pid: value, pidfd, control }),
             _ => Err(io::Error::from_raw_os_error(if value < 0 { -value } else { libc::EIO })),
         }
     }
@@ -214,35 +233,17 @@ pub(crate) fn zygote_main() -> ! {
     }
 }
 
-/// Clones one init. Returns its pid and pidfd, or an errno.
+/// Clones one waiting child. Returns its pid and pidfd, or an errno.
 #[allow(unsafe_code)]
 fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32, OwnedFd), i32> {
     let has_netns = header[0] == 1;
     let procs = usize::from(header[1]);
-    if fds.len() != 4 + usize::from(has_netns) + procs {
+    if fds.len() != 1 + usize::from(has_netns) + procs {
         return Err(libc::EINVAL);
     }
-    let netns = has_netns.then(|| fds[4].as_raw_fd());
-    let procs_fds: Vec<RawFd> = fds[4 + usize::from(has_netns)..].iter().map(AsRawFd::as_raw_fd).collect();
-    let moves: [(RawFd, RawFd); 5] = [
-        (devnull.as_raw_fd(), 0),
-        (fds[0].as_raw_fd(), 1),
-        (fds[1].as_raw_fd(), 2),
-        (fds[2].as_raw_fd(), CONFIG_FD),
-        (fds[3].as_raw_fd(), STATUS_FD),
-    ];
-    // Every source descriptor above the five targets, so no dup2 overwrites one still to be used.
-    let lifted: Vec<OwnedFd> = moves
-        .iter()
-        .map(|(from, _)| {
-            // SAFETY: `from` is open for the duration of this call.
-            let fd = unsafe { BorrowedFd::borrow_raw(*from) };
-            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
-                // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nobody else owns.
-                .map(|raw| unsafe { OwnedFd::from_raw_fd(raw) })
-                .map_err(|e| e as i32)
-        })
-        .collect::<Result<_, _>>()?;
+    let control = fds[0].as_raw_fd();
+    let netns = has_netns.then(|| fds[1].as_raw_fd());
+    let procs_fds: Vec<RawFd> = fds[1 + usize::from(has_netns)..].iter().map(AsRawFd::as_raw_fd).collect();
 
     let flags = libc::CLONE_PIDFD
         | libc::CLONE_NEWNS
@@ -277,20 +278,69 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32
             {
                 libc::_exit(122);
             }
-            for ((_, to), from) in moves.iter().zip(&lifted) {
-                if libc::dup2(from.as_raw_fd(), *to) < 0 {
-                    libc::_exit(123);
-                }
-            }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                 libc::_exit(124);
             }
-            libc::prctl(libc::PR_SET_NAME, c"nimbus-init".as_ptr(), 0, 0, 0);
+            libc::prctl(libc::PR_SET_NAME, c"nimbus-slot".as_ptr(), 0, 0, 0);
         }
-        super::init::init_main();
+        become_init(control, devnull);
     }
-    drop(lifted);
     // SAFETY: CLONE_PIDFD stored a new descriptor for the child in `pidfd`; nothing else owns it.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     Ok((pid as i32, pidfd))
+}
+
+/// In a waiting child: waits for its environment's descriptors, puts them in place and runs init.
+/// A closed control socket (the slot was never used) ends the child.
+#[allow(unsafe_code)]
+fn become_init(control: RawFd, devnull: &OwnedFd) -> ! {
+    let mut word = [0u8; 2];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
+    let mut iov = [IoSliceMut::new(&mut word)];
+    let mut got: Vec<OwnedFd> = Vec::new();
+    loop {
+        match recvmsg::<()>(control, &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC) {
+            Ok(msg) => {
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for cmsg in cmsgs {
+                        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+                            // SAFETY: SCM_RIGHTS installed these descriptors in our table.
+                            got.extend(raw.into_iter().map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }));
+                        }
+                    }
+                }
+                if msg.bytes == 0 || got.len() != 4 {
+                    // SAFETY: leaving a child that never became an init.
+                    unsafe { libc::_exit(0) };
+                }
+                break;
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            // SAFETY: as above.
+            Err(_) => unsafe { libc::_exit(0) },
+        }
+    }
+    let sources = [devnull.as_raw_fd(), got[0].as_raw_fd(), got[1].as_raw_fd(), got[2].as_raw_fd(), got[3].as_raw_fd()];
+    // Lift every source above the five targets first, so no dup2 overwrites one still to be used.
+    let mut lifted = Vec::with_capacity(5);
+    for from in sources {
+        // SAFETY: `from` is open here.
+        let fd = unsafe { BorrowedFd::borrow_raw(from) };
+        match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)) {
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nobody else owns.
+            Ok(raw) => lifted.push(unsafe { OwnedFd::from_raw_fd(raw) }),
+            // SAFETY: leaving a child that cannot become an init.
+            Err(_) => unsafe { libc::_exit(123) },
+        }
+    }
+    for (from, to) in lifted.iter().zip([0, 1, 2, CONFIG_FD, STATUS_FD]) {
+        // SAFETY: dup2 onto the standard slots; init takes ownership of 3 and 4.
+        if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
+            // SAFETY: as above.
+            unsafe { libc::_exit(123) };
+        }
+    }
+    // SAFETY: PR_SET_NAME copies a C string.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"nimbus-init".as_ptr(), 0, 0, 0) };
+    super::init::init_main()
 }
