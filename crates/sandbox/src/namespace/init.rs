@@ -29,10 +29,17 @@ pub(crate) const STATUS_FD: i32 = 4;
 /// Init's exit code when it could not build the environment.
 pub(crate) const SETUP_FAILED: i32 = 125;
 
+/// The part of the root every environment shares, built by a waiting child ahead of demand.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct InitConfig {
+pub(crate) struct BaseConfig {
     /// An empty host directory to mount the new root on (inside the private mount namespace).
     pub root: PathBuf,
+    pub steps: Vec<Step>,
+}
+
+/// What makes one environment: the rest of its root and its runtime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InitConfig {
     pub steps: Vec<Step>,
     pub hostname: String,
     pub uid: u32,
@@ -84,20 +91,47 @@ pub(crate) enum Step {
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-/// Runs the environment's init (in a child of the zygote, descriptors in place). Never returns.
+/// Builds the shared part of the root in a waiting child: everything stays private to its mount
+/// namespace, and the root stays writable for the environment's own mount points.
+pub(crate) fn build_base(base: &BaseConfig) -> Result<(), String> {
+    let none: Option<&str> = None;
+    // Nothing mounted from here on propagates back to the host.
+    ctx(mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none), || "make / private".into())?;
+    let root = &base.root;
+    ctx(
+        mount(
+            Some("tmpfs"),
+            root,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some("size=1m,nr_inodes=4096,mode=0755"),
+        ),
+        || format!("mount the root tmpfs on {}", root.display()),
+    )?;
+    for step in &base.steps {
+        apply_step(root, step)?;
+    }
+    Ok(())
+}
+
+/// Runs the environment's init (in a child of the zygote whose base root is at `root`, descriptors in
+/// place). Never returns.
 #[allow(unsafe_code)]
-pub(crate) fn init_main() -> ! {
+pub(crate) fn init_main(root: &Path, base: Result<(), String>) -> ! {
     // Nothing of Nimbus's beyond fds 0-4 may reach the function, even a descriptor someone forgot to
     // mark close-on-exec.
     // SAFETY: close_range(2) with integer arguments; fds 5 and up belong to no Rust object here yet.
     unsafe { libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32) };
     let started = std::time::Instant::now();
     let mut status = StatusWriter::open();
+    if let Err(e) = base {
+        status.fail(&e);
+    }
     let config = match read_config() {
         Ok(c) => c,
         Err(e) => status.fail(&format!("read config: {e}")),
     };
-    if let Err(e) = build_root(&config) {
+    if let Err(e) = finish_root(root, &config) {
         status.fail(&e);
     }
     status.line(&format!("root-built {}", started.elapsed().as_micros()));
@@ -157,21 +191,9 @@ fn mkdirs(path: &Path, mode: u32) -> Result<(), String> {
     ctx(std::fs::DirBuilder::new().recursive(true).mode(mode).create(path), || format!("mkdir {}", path.display()))
 }
 
-fn build_root(config: &InitConfig) -> Result<(), String> {
+/// The environment's own mounts on top of the base, then the root goes read-only and becomes `/`.
+fn finish_root(root: &Path, config: &InitConfig) -> Result<(), String> {
     let none: Option<&str> = None;
-    // Nothing mounted from here on propagates back to the host.
-    ctx(mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none), || "make / private".into())?;
-    let root = &config.root;
-    ctx(
-        mount(
-            Some("tmpfs"),
-            root,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("size=1m,nr_inodes=4096,mode=0755"),
-        ),
-        || format!("mount the root tmpfs on {}", root.display()),
-    )?;
     for step in &config.steps {
         apply_step(root, step)?;
     }

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 
-use init::{InitConfig, Step};
+use init::{BaseConfig, InitConfig, Step};
 
 /// The first argument that makes the Nimbus binary run the sandbox's helper (the zygote that starts
 /// every environment's init); `main` must hand it to [`helper_main`] before doing anything else.
@@ -94,9 +94,7 @@ pub struct Options {
 }
 
 pub struct NamespaceSandbox {
-    root_mount: PathBuf,
     data_dir: PathBuf,
-    base_steps: Vec<Step>,
     slots: Arc<SlotPool>,
     host_cpus: u32,
 }
@@ -116,6 +114,8 @@ struct SlotMaker {
     cgroups: Option<cgroup::Cgroups>,
     spawner: spawn::Spawner,
     next: AtomicU64,
+    /// The root every environment shares; a waiting child builds it before it is needed.
+    base: BaseConfig,
 }
 
 impl SlotMaker {
@@ -136,9 +136,13 @@ impl SlotMaker {
                 None => Vec::new(),
             };
             let netns = net.netns.try_clone().map_err(|source| SandboxError::Network { what: "netns", source })?;
-            self.spawner
+            let waiting = self
+                .spawner
                 .spawn(spawn::SlotFds { netns: Some(netns), cgroup_procs })
-                .map_err(|source| SandboxError::Namespace { what: "start an init", source })
+                .map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
+            spawn::send_base(&waiting, config_memfd(&self.base)?)
+                .map_err(|source| SandboxError::Namespace { what: "hand a waiting init its base", source })?;
+            Ok(waiting)
         })();
         match made {
             Ok(waiting) => Ok(Slot { net, cgroup, waiting, took: started.elapsed() }),
@@ -276,14 +280,9 @@ impl NamespaceSandbox {
         let spawner = spawn::Spawner::start(&options.init_exe)
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        let maker = SlotMaker { cgroups, spawner, next: AtomicU64::new(1) };
-        Ok(Self {
-            root_mount,
-            data_dir: options.data_dir.clone(),
-            base_steps: base_steps(),
-            slots: SlotPool::start(maker, SLOTS_READY),
-            host_cpus,
-        })
+        let base = BaseConfig { root: root_mount, steps: base_steps() };
+        let maker = SlotMaker { cgroups, spawner, next: AtomicU64::new(1), base };
+        Ok(Self { data_dir: options.data_dir.clone(), slots: SlotPool::start(maker, SLOTS_READY), host_cpus })
     }
 
     /// Builds one environment root for real (namespaces, mounts, pivot_root) and waits for it: proves
@@ -292,8 +291,7 @@ impl NamespaceSandbox {
         let started = Instant::now();
         let slot = self.slots.maker.make()?;
         let config = InitConfig {
-            root: self.root_mount.clone(),
-            steps: self.base_steps.iter().cloned().chain(final_steps(64)).collect(),
+            steps: vec![tmp_step(64)],
             hostname: "localhost".into(),
             uid: SANDBOX_UID,
             gid: SANDBOX_GID,
@@ -388,6 +386,12 @@ fn base_steps() -> Vec<Step> {
     for path in ETC_SHARED.iter().map(Path::new) {
         push_host_path(&mut steps, path);
     }
+    // Mount points of the environment's own mounts, an empty /opt, and what is the same everywhere.
+    for dir in ["/opt", TASK_ROOT, RUNTIME_DIR, "/tmp"] {
+        steps.push(Step::Dir { dst: dir.into(), mode: 0o755 });
+    }
+    steps.push(Step::Proc { dst: "/proc".into() });
+    steps.push(Step::Dev { dst: "/dev".into() });
     steps
 }
 
@@ -406,23 +410,18 @@ fn push_host_path(steps: &mut Vec<Step>, path: &Path) {
     }
 }
 
-/// /opt, /tmp, /proc and /dev: the same for every environment but the size of /tmp.
-fn final_steps(tmp_mb: u32) -> Vec<Step> {
-    vec![
-        Step::Dir { dst: "/opt".into(), mode: 0o755 },
-        Step::Tmpfs { dst: "/tmp".into(), size_mb: tmp_mb, mode: 0o1777 },
-        Step::Proc { dst: "/proc".into() },
-        Step::Dev { dst: "/dev".into() },
-    ]
+/// /tmp, sized for the environment.
+fn tmp_step(tmp_mb: u32) -> Step {
+    Step::Tmpfs { dst: "/tmp".into(), size_mb: tmp_mb, mode: 0o1777 }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Pipe { source: e.into() })
 }
 
-/// The init's configuration in a sealed-off memory file it reads from fd 3.
+/// A configuration in a memory file the init reads.
 #[allow(unsafe_code)]
-fn config_memfd(config: &InitConfig) -> Result<OwnedFd, SandboxError> {
+fn config_memfd(config: &impl serde::Serialize) -> Result<OwnedFd, SandboxError> {
     let json = serde_json::to_vec(config).map_err(|e| SandboxError::Namespace {
         what: "encode the init configuration",
         source: std::io::Error::other(e),
@@ -485,16 +484,15 @@ impl Sandbox for NamespaceSandbox {
             return Err(SandboxError::Cgroup { source });
         }
         let cgroup_took = started.elapsed();
-        let mut steps = self.base_steps.clone();
+        let mut steps = Vec::new();
         for path in self.visible_ro_paths(&spec.ro_paths) {
             steps.push(Step::Bind { src: path.clone(), dst: path });
         }
         steps.push(Step::Dir { dst: "/var".into(), mode: 0o755 });
         steps.push(Step::Bind { src: spec.code_dir.clone(), dst: TASK_ROOT.into() });
         steps.push(Step::Bind { src: spec.runtime_dir.clone(), dst: RUNTIME_DIR.into() });
-        steps.extend(final_steps(spec.scratch_mb));
+        steps.push(tmp_step(spec.scratch_mb));
         let config = InitConfig {
-            root: self.root_mount.clone(),
             steps,
             hostname: "localhost".into(),
             uid: SANDBOX_UID,

@@ -57,6 +57,15 @@ pub(crate) struct Waiting {
     control: OwnedFd,
 }
 
+/// Gives a new waiting child the shared part of the root to build while it waits.
+pub(crate) fn send_base(waiting: &Waiting, base: OwnedFd) -> io::Result<()> {
+    let raw = [base.as_raw_fd()];
+    let cmsgs = [ControlMessage::ScmRights(&raw)];
+    sendmsg::<()>(waiting.control.as_raw_fd(), &[IoSlice::new(b"bs")], &cmsgs, MsgFlags::empty(), None)
+        .map_err(io::Error::from)?;
+    Ok(())
+}
+
 /// Hands a waiting child its descriptors: from here on it is the environment's init.
 pub(crate) fn activate(waiting: Waiting, fds: InitFds) -> io::Result<(i32, OwnedFd)> {
     let raw = [fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd(), fds.config.as_raw_fd(), fds.status.as_raw_fd()];
@@ -290,10 +299,10 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32
     Ok((pid as i32, pidfd))
 }
 
-/// In a waiting child: waits for its environment's descriptors, puts them in place and runs init.
-/// A closed control socket (the slot was never used) ends the child.
+/// Receives one message with `want` descriptors on `control`; a closed socket (the slot was never
+/// used) or anything unexpected ends the waiting child.
 #[allow(unsafe_code)]
-fn become_init(control: RawFd, devnull: &OwnedFd) -> ! {
+fn receive(control: RawFd, want: usize) -> Vec<OwnedFd> {
     let mut word = [0u8; 2];
     let mut cmsg_space = nix::cmsg_space!([RawFd; 4]);
     let mut iov = [IoSliceMut::new(&mut word)];
@@ -309,17 +318,36 @@ fn become_init(control: RawFd, devnull: &OwnedFd) -> ! {
                         }
                     }
                 }
-                if msg.bytes == 0 || got.len() != 4 {
+                if msg.bytes == 0 || got.len() != want {
                     // SAFETY: leaving a child that never became an init.
                     unsafe { libc::_exit(0) };
                 }
-                break;
+                return got;
             }
             Err(nix::errno::Errno::EINTR) => continue,
             // SAFETY: as above.
             Err(_) => unsafe { libc::_exit(0) },
         }
     }
+}
+
+/// In a waiting child: builds the shared part of the root, waits for its environment's descriptors,
+/// puts them in place and runs init.
+#[allow(unsafe_code)]
+fn become_init(control: RawFd, devnull: &OwnedFd) -> ! {
+    let base_fd = receive(control, 1).remove(0);
+    let mut bytes = Vec::new();
+    let base = std::io::Read::read_to_end(&mut std::fs::File::from(base_fd), &mut bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice::<super::init::BaseConfig>(&bytes).map_err(|e| e.to_string()));
+    let (root, built) = match base {
+        Ok(base) => {
+            let built = super::init::build_base(&base);
+            (base.root, built)
+        }
+        Err(e) => (std::path::PathBuf::new(), Err(format!("read the base config: {e}"))),
+    };
+    let got = receive(control, 4);
     let sources = [devnull.as_raw_fd(), got[0].as_raw_fd(), got[1].as_raw_fd(), got[2].as_raw_fd(), got[3].as_raw_fd()];
     // Lift every source above the five targets first, so no dup2 overwrites one still to be used.
     let mut lifted = Vec::with_capacity(5);
@@ -342,5 +370,5 @@ fn become_init(control: RawFd, devnull: &OwnedFd) -> ! {
     }
     // SAFETY: PR_SET_NAME copies a C string.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"nimbus-init".as_ptr(), 0, 0, 0) };
-    super::init::init_main()
+    super::init::init_main(&root, built)
 }

@@ -314,8 +314,12 @@ impl Driver {
     /// Finishes the invocation in flight: collects its remaining output, writes END and REPORT, and
     /// answers the invoke path.
     fn complete(&mut self, outcome: Outcome, status: Option<(&str, String)>, platform_lines: Vec<String>) {
-        let Some(mut current) = self.current.take() else { return };
+        if self.current.is_none() {
+            return;
+        }
+        // Output still in the pipes belongs to this invocation (and its log tail): read it first.
         self.drain_output();
+        let Some(mut current) = self.current.take() else { return };
         let duration = current.started.elapsed();
         for line in platform_lines {
             push_line(&mut self.pending_logs, current.tail.as_mut(), line);
