@@ -484,14 +484,15 @@ impl Sandbox for NamespaceSandbox {
             return Err(SandboxError::Cgroup { source });
         }
         let cgroup_took = started.elapsed();
-        let mut steps = Vec::new();
+        // The environment's /tmp comes first: a read-only path that lives under the host's /tmp (an
+        // interpreter in a virtualenv there, say) is then bound on top of it instead of being hidden by it.
+        let mut steps = vec![tmp_step(spec.scratch_mb)];
         for path in self.visible_ro_paths(&spec.ro_paths) {
             steps.push(Step::Bind { src: path.clone(), dst: path });
         }
         steps.push(Step::Dir { dst: "/var".into(), mode: 0o755 });
         steps.push(Step::Bind { src: spec.code_dir.clone(), dst: TASK_ROOT.into() });
         steps.push(Step::Bind { src: spec.runtime_dir.clone(), dst: RUNTIME_DIR.into() });
-        steps.push(tmp_step(spec.scratch_mb));
         let config = InitConfig {
             steps,
             hostname: "localhost".into(),
