@@ -5,7 +5,10 @@ The server contract these tests rely on (see also README/ARCHITECTURE):
     $NIMBUS_BIN serve --listen 127.0.0.1:0 --data-dir DIR --ready-file FILE --env-idle-secs N
         env NIMBUS_ROOT_ACCESS_KEY_ID / NIMBUS_ROOT_SECRET_ACCESS_KEY = the root credentials
         (without them the server creates credentials on first start, keeps them 0600 in DIR and prints them)
-      FILE is written once the server listens; its first line is the API base URL (http://127.0.0.1:PORT).
+      FILE is written once the server listens; its first line is the API base URL (http://127.0.0.1:PORT),
+      and a `sandbox=namespace|process` line names the isolation tier (`--sandbox auto|namespace|process`,
+      or NIMBUS_SANDBOX; auto, the default, is namespace where the machine allows it). On the namespace
+      tier a function's pids are those of its own pid namespace, not host pids.
       SIGTERM stops it: exit code 0, and every function process it started is gone.
       Its PATH starts with the test venv's bin, so `python3` (for python3.x functions) has boto3.
     One endpoint for every service: Lambda (REST-JSON, signing name `lambda`) and CloudWatch Logs

@@ -329,6 +329,12 @@ impl NamespaceSandbox {
             c.remove();
         }
         tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1000.0, "namespace tier probe");
+        // Said once: the environments' network namespaces have loopback only. Connecting them outside
+        // (pasta with `--config-net --no-map-gw -t none -u none -T none -U none`, or veth + NAT) is not built.
+        tracing::warn!(
+            "namespace tier: functions reach only their own loopback (their Runtime API and Nimbus's API); the \
+             outside network is not connected in this tier yet"
+        );
         Ok(())
     }
 
