@@ -94,6 +94,9 @@ pub struct Args {
     /// Print the report as one JSON object (progress still goes to stderr).
     #[arg(long)]
     json: bool,
+    /// Also write the JSON report to this file (with the readable report on stdout).
+    #[arg(long)]
+    json_file: Option<PathBuf>,
     /// Measure the event plane instead: async invokes accepted and run per second, and SQS messages
     /// processed per second through an event source mapping (batch 10 and 100).
     #[arg(long)]
@@ -119,6 +122,15 @@ fn main() -> ExitCode {
     }
     match run(&args) {
         Ok(report) => {
+            if let Some(path) = &args.json_file {
+                let written = serde_json::to_string_pretty(&report)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|text| Ok(std::fs::write(path, text + "\n")?));
+                if let Err(e) = written {
+                    eprintln!("nimbus-bench: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
             if args.json {
                 match serde_json::to_string_pretty(&report) {
                     Ok(text) => println!("{text}"),
@@ -285,6 +297,7 @@ fn measure_signed(
     }
 
     let mut report = Report::new(settings(args));
+    report.settings.sandbox_tier = server.sandbox.clone();
     if let Some(provided) = specs.iter().find(|s| s.kind == Kind::Provided) {
         let mut invoker = Invoker::new(server.addr, signer.clone(), &provided.name)?;
         progress("API floor: DryRun invokes");
@@ -304,7 +317,7 @@ fn measure_signed(
     }
 
     memory.server_rss_before_scale_out_kib = server.rss_kib();
-    memory.environments_before_scale_out = server.environments().len();
+    memory.environments_before_scale_out = server::environment_count(&server.processes());
     for (spec, fr) in specs.iter().zip(reports.iter_mut()) {
         for &c in &args.concurrency {
             progress(format!(
@@ -317,9 +330,9 @@ fn measure_signed(
     }
     // Let the last responses' environments go back to idle (frozen) before reading memory.
     std::thread::sleep(Duration::from_millis(500));
-    let envs = server.environments();
+    let envs = server.processes();
     memory.server_rss_after_scale_out_kib = server.rss_kib();
-    memory.environments_after_scale_out = envs.len();
+    memory.environments_after_scale_out = server::environment_count(&envs);
     memory.idle_environments = server::env_memory_by_kind(&envs);
     report.memory = Some(memory);
 
@@ -419,6 +432,7 @@ fn settings(args: &Args) -> Settings {
         memory_mb: args.memory_mb,
         creates: args.creates,
         server_args: args.server_args.clone(),
+        sandbox_tier: String::new(),
     }
 }
 

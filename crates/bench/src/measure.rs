@@ -263,7 +263,7 @@ pub struct ThroughputRun {
     pub throttled: usize,
     pub cold_starts_in_window: usize,
     pub cpu: CpuPerInvoke,
-    /// Environment processes of all functions when the window closed.
+    /// Environments (runtime processes) of all functions when the window closed.
     pub environments: usize,
 }
 
@@ -279,7 +279,7 @@ fn snapshot(server: &Server) -> CpuSnapshot {
     let (machine_busy, machine_total) = server::machine_cpu_secs();
     CpuSnapshot {
         server: server.cpu_secs(),
-        envs: server::env_cpu_secs(&server.environments()),
+        envs: server::env_cpu_secs(&server.processes()),
         own: server::own_cpu_secs(),
         machine_busy,
         machine_total,
@@ -380,7 +380,7 @@ pub fn throughput(
                 0.0
             },
         },
-        environments: server.environments().len(),
+        environments: server::environment_count(&server.processes()),
     })
 }
 

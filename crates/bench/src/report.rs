@@ -21,6 +21,8 @@ pub struct Machine {
     pub memory_gib: f64,
     pub kernel: String,
     pub nimbus_version: String,
+    /// `git describe --always --dirty` of the checkout holding the benchmarked binary (empty when
+    /// it is not in one); `-dirty` means the binary may hold uncommitted changes.
     pub git_commit: String,
     /// Share of all cores other processes used in the second before the run.
     pub busy_before_run_pct: f64,
@@ -37,6 +39,8 @@ pub struct Settings {
     pub memory_mb: u32,
     pub creates: usize,
     pub server_args: Vec<String>,
+    /// The isolation tier the server ran environments in.
+    pub sandbox_tier: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +74,13 @@ impl MemoryReport {
         (added > 0).then(|| {
             (self.server_rss_after_scale_out_kib as f64 - self.server_rss_before_scale_out_kib as f64) / added as f64
         })
+    }
+
+    /// What Nimbus itself spends per idle environment: the server's growth plus, in the namespace
+    /// tier, the environment's `nimbus-init` process (its PSS, which shares the binary's pages).
+    pub fn nimbus_kib_per_environment(&self) -> Option<f64> {
+        let init = self.idle_environments.get("nimbus-init").map_or(0, |e| e.mean_pss_kib);
+        self.server_kib_per_environment().map(|server| server + init as f64)
     }
 }
 
@@ -175,7 +186,7 @@ impl Report {
                 c.client.count > 0 && c.client.p50_us < 25_000.0,
             ));
         }
-        if let Some(per_env) = self.memory.as_ref().and_then(MemoryReport::server_kib_per_environment) {
+        if let Some(per_env) = self.memory.as_ref().and_then(MemoryReport::nimbus_kib_per_environment) {
             checks.push(check(
                 "Nimbus memory per idle environment < 256 KiB",
                 format!("{per_env:.0} KiB (upper bound)"),
@@ -220,7 +231,11 @@ pub fn machine(nimbus: &Path) -> Machine {
         memory_gib: memory_kib / (1024.0 * 1024.0),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned(),
         nimbus_version: output(nimbus, &["--version"]),
-        git_commit: output(Path::new("git"), &["rev-parse", "--short", "HEAD"]),
+        git_commit: {
+            let dir = nimbus.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = dir.to_string_lossy();
+            output(Path::new("git"), &["-C", dir.as_ref(), "describe", "--always", "--dirty"])
+        },
         busy_before_run_pct: 0.0,
     }
 }
@@ -283,7 +298,7 @@ pub fn print(report: &Report) {
     println!(
         "  {} ({}), {} CPUs, {} ({:.1} GiB), Linux {}",
         m.nimbus_version,
-        if m.git_commit.is_empty() { "commit unknown" } else { m.git_commit.as_str() },
+        if m.git_commit.is_empty() { "not in a git checkout" } else { m.git_commit.as_str() },
         m.cpus,
         m.cpu_model,
         m.memory_gib,
@@ -293,6 +308,7 @@ pub fn print(report: &Report) {
         "  {} warm invokes after {} warmup; {} cold starts; throughput {:.1} s windows after a {:.1} s ramp; MemorySize {} MB",
         s.invokes, s.warmup, s.cold_starts, s.window_secs, s.ramp_secs, s.memory_mb
     );
+    println!("  sandbox tier: {}", s.sandbox_tier);
     if !s.server_args.is_empty() {
         println!("  server started with extra arguments: {}", s.server_args.join(" "));
     }
@@ -414,8 +430,9 @@ pub fn print(report: &Report) {
     println!();
 
     println!("Throughput: c clients back to back, each on its own connection, signed");
-    println!("  CPU per invoke (microseconds) of the server, the environment processes, this client, and anything");
-    println!("  else on the machine (other = busy time not accounted to those three; should be near 0)");
+    println!("  CPU per invoke (microseconds) of the server, its descendants (environments, zygote, inits), this");
+    println!("  client, and anything else on the machine (other: should be near 0, else the run was disturbed);");
+    println!("  envs = environments alive at the end of the window (of every function so far)");
     let mut rows = Vec::new();
     for f in &report.functions {
         for t in &f.throughput {
@@ -437,7 +454,7 @@ pub fn print(report: &Report) {
             "client",
             "other",
             "busy %",
-            "env procs",
+            "envs",
             "errors",
         ],
         &rows,
@@ -462,8 +479,13 @@ pub fn print(report: &Report) {
         }
         for (kind, e) in &mem.idle_environments {
             println!(
-                "  idle {kind} environment process: {} of them, mean RSS {} KiB, mean PSS {} KiB",
+                "  idle {kind} process: {} of them, mean RSS {} KiB, mean PSS {} KiB",
                 e.count, e.mean_rss_kib, e.mean_pss_kib
+            );
+        }
+        if let Some(total) = mem.nimbus_kib_per_environment() {
+            println!(
+                "  Nimbus's own memory per idle environment: {total:.0} KiB (server RSS growth + one nimbus-init's PSS)"
             );
         }
         println!();

@@ -3,7 +3,8 @@
 //! checking that it exits cleanly and leaves no environment processes behind.
 //!
 //! Also the `/proc` readings the report needs: the server's resident memory and CPU time, and its
-//! environment processes (every descendant of the server), with their memory and CPU time.
+//! descendants (the environments' runtime processes and, in the namespace tier, Nimbus's zygote and
+//! per-environment init), with their memory and CPU time.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -30,6 +31,8 @@ const TICKS_PER_SEC: f64 = 100.0;
 pub struct Server {
     child: Child,
     pub url: String,
+    /// The sandbox tier the server reported in its ready file (`process`, `namespace`, ...).
+    pub sandbox: String,
     pub addr: SocketAddr,
     pub pid: u32,
     log_path: PathBuf,
@@ -75,12 +78,14 @@ impl Server {
         }
         let mut child = command.spawn().with_context(|| format!("start {}", binary.display()))?;
         let started = Instant::now();
-        let url = loop {
+        let (url, sandbox) = loop {
             if let Ok(text) = std::fs::read_to_string(&ready)
                 && let Some(first) = text.lines().next()
                 && !first.is_empty()
             {
-                break first.trim().to_owned();
+                // Later lines are `key=value`; `sandbox=` names the isolation tier in use.
+                let sandbox = text.lines().find_map(|l| l.strip_prefix("sandbox=")).unwrap_or("unknown");
+                break (first.trim().to_owned(), sandbox.trim().to_owned());
             }
             if let Some(status) = child.try_wait().context("poll the server process")? {
                 bail!("the server exited ({status}) before it was ready; its log:\n{}", tail(&log_path));
@@ -97,7 +102,7 @@ impl Server {
             .and_then(|hostport| hostport.parse().ok())
             .with_context(|| format!("the ready file's URL {url:?} is not http://IP:PORT"))?;
         let pid = child.id();
-        Ok(Server { child, url, addr, pid, log_path, data })
+        Ok(Server { child, url, sandbox, addr, pid, log_path, data })
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -150,8 +155,8 @@ impl Server {
         cpu_ticks(self.pid) as f64 / TICKS_PER_SEC
     }
 
-    /// The environment processes: every descendant of the server, grouped by what runs in them.
-    pub fn environments(&self) -> Vec<EnvProcess> {
+    /// Every descendant of the server: the environments' processes and Nimbus's helpers for them.
+    pub fn processes(&self) -> Vec<EnvProcess> {
         descendants(self.pid)
             .into_iter()
             .map(|pid| EnvProcess {
@@ -179,12 +184,27 @@ impl Drop for Server {
     }
 }
 
+/// Process names of Nimbus's own per-environment and per-server helpers.
+const PLATFORM_PREFIX: &str = "nimbus-";
+
 #[derive(Debug, Clone)]
 pub struct EnvProcess {
     pub kind: String,
     pub rss_kib: u64,
     pub pss_kib: u64,
     pub cpu_ticks: u64,
+}
+
+impl EnvProcess {
+    /// A function's runtime process, as opposed to a Nimbus helper (zygote, per-environment init).
+    pub fn is_runtime(&self) -> bool {
+        !self.kind.starts_with(PLATFORM_PREFIX)
+    }
+}
+
+/// How many environments `processes` hold: one runtime process each.
+pub fn environment_count(processes: &[EnvProcess]) -> usize {
+    processes.iter().filter(|p| p.is_runtime()).count()
 }
 
 /// Environment processes per kind (`python`, `node`, `bootstrap`): count, mean RSS and PSS.
@@ -306,7 +326,13 @@ fn pss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// What runs in a process: the runtime (`provided`, `python`, `node`), or Nimbus's own helpers
+/// (`nimbus-zygote`, `nimbus-init`: the namespace tier names them with PR_SET_NAME).
 fn classify(pid: u32) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if comm.trim().starts_with(PLATFORM_PREFIX) {
+        return comm.trim().to_owned();
+    }
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
     let name = Path::new(std::str::from_utf8(program).unwrap_or_default())
