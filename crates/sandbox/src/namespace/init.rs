@@ -396,6 +396,12 @@ fn supervise(config: &InitConfig, status: &mut StatusWriter) -> Result<Never, St
     // function's uid, keeping no capabilities.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     drop_privileges(config)?;
+    // A change of uid clears the death signal: arm it again, so the environment ends with the zygote
+    // (which ends with Nimbus).
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } != 0 {
+        return Err(format!("PR_SET_PDEATHSIG: {}", std::io::Error::last_os_error()));
+    }
 
     loop {
         let sig = ctx(waited.wait(), || "sigwait".into())?;

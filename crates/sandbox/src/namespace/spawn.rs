@@ -77,94 +77,115 @@ pub(crate) fn activate(waiting: Waiting, fds: InitFds) -> io::Result<(i32, Owned
 
 /// Nimbus's end of the zygote.
 pub(crate) struct Spawner {
+    exe: std::path::PathBuf,
     socket: Mutex<OwnedFd>,
 }
 
 impl Spawner {
-    /// Starts the zygote from a thread that lives as long as the zygote does (its death signal is tied
-    /// to the thread that created it).
     pub fn start(nimbus_exe: &Path) -> io::Result<Self> {
-        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(io::Error::from)?;
-        let exe = nimbus_exe.to_owned();
-        let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
-        std::thread::Builder::new().name("nimbus-zygote".into()).spawn(move || {
-            let mut command = std::process::Command::new(&exe);
-            command.arg(ZYGOTE_ARG).env_clear().stdin(Stdio::null());
-            let theirs_raw = theirs.as_raw_fd();
-            // SAFETY: runs in the forked child before exec: dup2(2) and prctl(2) only, both
-            // async-signal-safe, on a descriptor the parent keeps open until spawn returns.
-            #[allow(unsafe_code)]
-            unsafe {
-                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-                    if libc::dup2(theirs_raw, SOCKET_FD) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-            match command.spawn() {
-                Ok(mut child) => {
-                    drop(theirs);
-                    let _ = started_tx.send(Ok(()));
-                    let status = child.wait();
-                    tracing::warn!(?status, "the sandbox zygote ended");
-                }
-                Err(e) => {
-                    let _ = started_tx.send(Err(e));
-                }
-            }
-        })?;
-        started_rx.recv().map_err(|_| io::Error::other("the zygote thread ended"))??;
-        Ok(Self { socket: Mutex::new(ours) })
+        Ok(Self { exe: nimbus_exe.to_owned(), socket: Mutex::new(start_zygote(nimbus_exe)?) })
     }
 
-    /// Has the zygote start one waiting child.
+    /// Has the zygote start one waiting child; a zygote that died is started again, once.
     pub fn spawn(&self, fds: SlotFds) -> io::Result<Waiting> {
-        let (control, theirs) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(io::Error::from)?;
-        let mut raw: Vec<RawFd> = vec![theirs.as_raw_fd()];
-        if let Some(ns) = &fds.netns {
-            raw.push(ns.as_raw_fd());
+        let mut socket = self.socket.lock().map_err(|_| io::Error::other("zygote socket lock poisoned"))?;
+        match exchange(&socket, &fds) {
+            Err(e) if is_gone(&e) => {
+                tracing::warn!(error = %e, "the sandbox zygote is gone; starting it again");
+                *socket = start_zygote(&self.exe)?;
+                exchange(&socket, &fds)
+            }
+            other => other,
         }
-        raw.extend(fds.cgroup_procs.iter().map(AsRawFd::as_raw_fd));
-        if raw.len() > FDS_MAX {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for the zygote"));
-        }
-        let header = [u8::from(fds.netns.is_some()), fds.cgroup_procs.len() as u8];
-        let socket = self.socket.lock().map_err(|_| io::Error::other("zygote socket lock poisoned"))?;
-        let cmsgs = [ControlMessage::ScmRights(&raw)];
-        sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(&header)], &cmsgs, MsgFlags::empty(), None)
-            .map_err(io::Error::from)?;
-        drop((fds, theirs));
-        let mut reply = [0u8; 8];
-        let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut reply)];
-        let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC)
-            .map_err(io::Error::from)?;
-        let mut pidfd = None;
-        for cmsg in msg.cmsgs().map_err(io::Error::from)? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                for fd in fds {
-                    // SAFETY: SCM_RIGHTS installed this descriptor in our table; we own it now.
-                    #[allow(unsafe_code)]
-                    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-                    pidfd.get_or_insert(owned);
+    }
+}
+
+fn is_gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN))
+        || e.kind() == io::ErrorKind::UnexpectedEof
+}
+
+/// Starts the zygote from a thread that lives as long as the zygote does (its death signal is tied to
+/// the thread that created it). Returns Nimbus's end of its socket.
+fn start_zygote(nimbus_exe: &Path) -> io::Result<OwnedFd> {
+    let (ours, theirs) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
+    let exe = nimbus_exe.to_owned();
+    let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
+    std::thread::Builder::new().name("nimbus-zygote".into()).spawn(move || {
+        let mut command = std::process::Command::new(&exe);
+        command.arg(ZYGOTE_ARG).env_clear().stdin(Stdio::null());
+        let theirs_raw = theirs.as_raw_fd();
+        // SAFETY: runs in the forked child before exec: dup2(2) and prctl(2) only, both
+        // async-signal-safe, on a descriptor the parent keeps open until spawn returns.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                if libc::dup2(theirs_raw, SOCKET_FD) < 0 {
+                    return Err(io::Error::last_os_error());
                 }
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        match command.spawn() {
+            Ok(mut child) => {
+                drop(theirs);
+                let _ = started_tx.send(Ok(()));
+                let status = child.wait();
+                tracing::warn!(?status, "the sandbox zygote ended");
+            }
+            Err(e) => {
+                let _ = started_tx.send(Err(e));
             }
         }
-        if msg.bytes == 0 {
-            return Err(io::Error::other("the sandbox zygote is gone"));
+    })?;
+    started_rx.recv().map_err(|_| io::Error::other("the zygote thread ended"))??;
+    Ok(ours)
+}
+
+/// One request to the zygote: a waiting child made with `fds`.
+fn exchange(socket: &OwnedFd, fds: &SlotFds) -> io::Result<Waiting> {
+    let (control, theirs) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
+    let mut raw: Vec<RawFd> = vec![theirs.as_raw_fd()];
+    if let Some(ns) = &fds.netns {
+        raw.push(ns.as_raw_fd());
+    }
+    raw.extend(fds.cgroup_procs.iter().map(AsRawFd::as_raw_fd));
+    if raw.len() > FDS_MAX {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many descriptors for the zygote"));
+    }
+    let header = [u8::from(fds.netns.is_some()), fds.cgroup_procs.len() as u8];
+    let cmsgs = [ControlMessage::ScmRights(&raw)];
+    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(&header)], &cmsgs, MsgFlags::empty(), None)
+        .map_err(io::Error::from)?;
+    drop(theirs);
+    let mut reply = [0u8; 8];
+    let mut cmsg_space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut reply)];
+    let msg = recvmsg::<()>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg_space), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(io::Error::from)?;
+    let mut pidfd = None;
+    for cmsg in msg.cmsgs().map_err(io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            for fd in fds {
+                // SAFETY: SCM_RIGHTS installed this descriptor in our table; we own it now.
+                #[allow(unsafe_code)]
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                pidfd.get_or_insert(owned);
+            }
         }
-        drop(socket);
-        let value = i32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
-        match pidfd {
-            Some(pidfd) if value > 0 => Ok(Waiting { pid: value, pidfd, control }),
-            _ => Err(io::Error::from_raw_os_error(if value < 0 { -value } else { libc::EIO })),
-        }
+    }
+    if msg.bytes == 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the sandbox zygote is gone"));
+    }
+    let value = i32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
+    match pidfd {
+        Some(pidfd) if value > 0 => Ok(Waiting { pid: value, pidfd, control }),
+        _ => Err(io::Error::from_raw_os_error(if value < 0 { -value } else { libc::EIO })),
     }
 }
 
