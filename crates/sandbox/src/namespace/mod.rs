@@ -337,30 +337,32 @@ impl NamespaceSandbox {
         );
         Ok(())
     }
+}
 
-    fn visible_ro_paths(&self, paths: &[PathBuf]) -> Vec<PathBuf> {
-        let mut chosen: Vec<PathBuf> = Vec::new();
-        for path in paths {
-            if !path.is_absolute() || !path.exists() || path == Path::new("/") {
-                continue;
-            }
-            // The data directory is never visible: neither it, anything in it, nor a parent of it.
-            if path.starts_with(&self.data_dir) || self.data_dir.starts_with(path) {
-                tracing::warn!(path = %path.display(), "not exposing a path that contains or lies in the data directory");
-                continue;
-            }
-            let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-            if SYSTEM_DIRS.iter().any(|d| path.starts_with(d) || canonical.starts_with(d)) {
-                continue; // already visible
-            }
-            if chosen.iter().any(|c| path.starts_with(c)) {
-                continue;
-            }
-            chosen.retain(|c| !c.starts_with(path));
-            chosen.push(path.clone());
+/// The launch spec's extra read-only paths that may be bound into an environment: absolute, existing,
+/// not `/`, not already visible (system directories), not nested in another chosen path, and never the
+/// data directory, anything in it or any parent of it (checked on the path and on where it leads).
+fn visible_ro_paths(data_dir: &Path, paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut chosen: Vec<PathBuf> = Vec::new();
+    for path in paths {
+        if !path.is_absolute() || !path.exists() || path == Path::new("/") {
+            continue;
         }
-        chosen
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        if [path, &canonical].iter().any(|p| p.starts_with(data_dir) || data_dir.starts_with(p)) {
+            tracing::warn!(path = %path.display(), "not exposing a path that contains or lies in the data directory");
+            continue;
+        }
+        if SYSTEM_DIRS.iter().any(|d| path.starts_with(d) || canonical.starts_with(d)) {
+            continue; // already visible
+        }
+        if chosen.iter().any(|c| path.starts_with(c)) {
+            continue;
+        }
+        chosen.retain(|c| !c.starts_with(path));
+        chosen.push(path.clone());
     }
+    chosen
 }
 
 fn base_steps() -> Vec<Step> {
@@ -493,7 +495,7 @@ impl Sandbox for NamespaceSandbox {
         // The environment's /tmp comes first: a read-only path that lives under the host's /tmp (an
         // interpreter in a virtualenv there, say) is then bound on top of it instead of being hidden by it.
         let mut steps = vec![tmp_step(spec.scratch_mb)];
-        for path in self.visible_ro_paths(&spec.ro_paths) {
+        for path in visible_ro_paths(&self.data_dir, &spec.ro_paths) {
             steps.push(Step::Bind { src: path.clone(), dst: path });
         }
         steps.push(Step::Dir { dst: "/var".into(), mode: 0o755 });
@@ -775,5 +777,61 @@ impl Instance for NamespaceInstance {
 impl Drop for NamespaceInstance {
     fn drop(&mut self) {
         self.destroy();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_paths_never_expose_the_data_dir_and_are_not_duplicated() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let data = root.join("srv/data");
+        let venv = root.join("venv");
+        let venv_bin = venv.join("bin");
+        let other = root.join("opt/python");
+        for d in [&data, &venv_bin, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let sneaky = root.join("sneaky");
+        std::os::unix::fs::symlink(&data, &sneaky).unwrap();
+        let paths = vec![
+            venv_bin.clone(),
+            venv.clone(),
+            data.join("code"),
+            data.clone(),
+            root.join("srv"),
+            sneaky,
+            PathBuf::from("/"),
+            PathBuf::from("/usr/lib/python3"),
+            PathBuf::from("relative/dir"),
+            root.join("missing"),
+            other.clone(),
+            other.clone(),
+        ];
+        std::fs::create_dir_all(data.join("code")).unwrap();
+        assert_eq!(visible_ro_paths(&data, &paths), vec![venv, other]);
+    }
+
+    #[test]
+    fn the_base_root_keeps_merged_usr_symlinks_and_generates_etc() {
+        let steps = base_steps();
+        for dir in SYSTEM_DIRS.iter().map(Path::new).filter(|d| d.exists()) {
+            let expected = if std::fs::symlink_metadata(dir).unwrap().file_type().is_symlink() {
+                Step::Symlink { target: std::fs::read_link(dir).unwrap(), dst: dir.to_owned() }
+            } else {
+                Step::Bind { src: dir.to_owned(), dst: dir.to_owned() }
+            };
+            assert!(steps.contains(&expected), "{} missing", dir.display());
+        }
+        let passwd = steps.iter().find_map(|s| match s {
+            Step::File { dst, contents, .. } if dst == Path::new("/etc/passwd") => Some(contents.clone()),
+            _ => None,
+        });
+        assert!(passwd.unwrap().contains("sbx_user1051:x:993:990:"));
+        assert!(!steps.iter().any(|s| matches!(s, Step::Bind { src, .. } if src == Path::new("/etc"))));
+        assert!(steps.contains(&Step::Proc { dst: "/proc".into() }));
     }
 }
