@@ -184,15 +184,20 @@ pub async fn list(State(state): State<SharedState>, Query(q): Query<ListQuery>) 
     Ok(Json(out).into_response())
 }
 
+/// The function an Update* call names: only `$LATEST` changes, so a qualified name is refused.
+fn updatable(state: &SharedState, raw: &str) -> Result<FunctionName, ApiError> {
+    match target(state, raw, None)? {
+        (name, None) => Ok(name),
+        (_, Some(_)) => Err(ApiError::invalid("Only the unqualified function ($LATEST) can be updated")),
+    }
+}
+
 pub async fn update_code(
     State(state): State<SharedState>,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (name, qualifier) = target(&state, &raw, None)?;
-    if qualifier.is_some() {
-        return Err(ApiError::invalid("Only the unqualified function ($LATEST) can be updated"));
-    }
+    let name = updatable(&state, &raw)?;
     let input: UpdateCodeIn = parse_json(&body)?;
     if input.s3_bucket.is_some() {
         return Err(ApiError::invalid("Nimbus has no S3 service yet; pass the package as ZipFile"));
@@ -230,10 +235,7 @@ pub async fn update_configuration(
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (name, qualifier) = target(&state, &raw, None)?;
-    if qualifier.is_some() {
-        return Err(ApiError::invalid("Only the unqualified function ($LATEST) can be updated"));
-    }
+    let name = updatable(&state, &raw)?;
     let input: UpdateConfigIn = parse_json(&body)?;
     let current = load(&state, &name, VersionId::Latest)?;
     let mut config = current.config.clone();
