@@ -65,11 +65,15 @@ fn version_from(function: &str, n: i64) -> Result<VersionId> {
         .ok_or_else(|| StoreError::corrupt("aliases", function, format!("version {n}")))
 }
 
-fn alias_from_row(row: &Row<'_>) -> rusqlite::Result<(String, String, i64, String, Option<i64>, Option<f64>, String)> {
+/// An `aliases` row as SQLite returns it: function, name, version, description, extra version, extra
+/// weight, revision id.
+type RawAlias = (String, String, i64, String, Option<i64>, Option<f64>, String);
+
+fn alias_from_row(row: &Row<'_>) -> rusqlite::Result<RawAlias> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?))
 }
 
-fn to_record(raw: (String, String, i64, String, Option<i64>, Option<f64>, String)) -> Result<AliasRecord> {
+fn to_record(raw: RawAlias) -> Result<AliasRecord> {
     let (function, name, version, description, extra_version, extra_weight, revision_id) = raw;
     let routing = match (extra_version, extra_weight) {
         (Some(v), Some(weight)) => match version_from(&function, v)? {
