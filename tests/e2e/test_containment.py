@@ -10,6 +10,8 @@ The whole module skips, visibly, where the machine cannot create namespaces (see
 
 import os
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,10 +96,29 @@ def test_data_dir_other_functions_and_host_files_are_invisible(lam, srv):
         assert refused(results[f"read {path}"]), (path, results[f"read {path}"])
     assert results["read /var/task"]["listing"] == ["containment.py"], "only its own code"
     assert "shadow" not in results["read /etc"]["listing"]
-    assert set(results["read /"]["listing"]) <= {
-        "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root", "sbin", "tmp", "usr", "var",
-        "work", "home", "srv",
-    }, results["read /"]["listing"]
+    # The root holds the system directories plus the top of each directory the host's interpreters live in
+    # (the server runs python3.x functions on this test venv's interpreter, wherever the checkout is).
+    interpreter_tops = {Path(d).parts[1] for d in interpreter_dirs() if len(Path(d).parts) > 1}
+    system = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "opt", "proc", "root", "sbin", "tmp", "usr",
+              "var"}
+    listing = set(results["read /"]["listing"])
+    assert listing <= system | interpreter_tops, (sorted(listing), sorted(interpreter_tops))
+    # Where an interpreter lives under a directory of its own (a checkout's .venv), only that path shows.
+    for top in sorted(listing - system):
+        inside = {Path(d).parts[2] for d in interpreter_dirs() if len(Path(d).parts) > 2 and Path(d).parts[1] == top}
+        results = attempt(lam, name, {"read": [f"/{top}"]})["results"]
+        assert set(results[f"read /{top}"]["listing"]) <= inside, (top, results[f"read /{top}"], inside)
+
+
+def interpreter_dirs() -> list[str]:
+    """The directories the server's `python3` (this venv's, see helpers.NimbusServer) and `node` read."""
+    dirs = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(Path(sys.executable).parent)]
+    dirs += [p for p in sys.path if p.startswith("/")]
+    node = shutil.which("node")
+    if node:
+        real = Path(node).resolve()
+        dirs += [str(real.parent), str(real.parent.parent), str(Path(node).parent)]
+    return dirs
 
 
 def test_writes_outside_tmp_are_refused(lam, srv):
