@@ -7,7 +7,6 @@ Standard library only. The contract it relies on is written down in runtimes/REA
 """
 
 import decimal
-import http.client
 import importlib
 import json
 import logging
@@ -16,7 +15,6 @@ import socket
 import sys
 import time
 import traceback
-import urllib.parse
 
 _THIS_FILE = os.path.abspath(__file__)
 _API_PREFIX = "/2018-06-01/runtime"
@@ -46,50 +44,150 @@ class RuntimeAPIError(Exception):
 
 # --------------------------------------------------------------------------------------------------
 # Runtime API client: one keep-alive connection, no timeout (GET /next blocks until there is work).
+#
+# The Runtime API is plain HTTP/1.1 on loopback, so this is a small socket client rather than
+# http.client: importing http.client (email.*, ssl) costs 50-60 ms of every Python cold start.
+
+# Bounds on what the Runtime API may answer: a status line or header line, and the number of headers.
+_HEADER_LINE_MAX_BYTES = 65536
+_HEADERS_MAX = 100
+
+
+class _Headers:
+    """Response headers, looked up case-insensitively (the last value of a repeated header wins)."""
+
+    def __init__(self):
+        self._values = {}
+
+    def add(self, name, value):
+        self._values[name.lower()] = value
+
+    def get(self, name, default=None):
+        return self._values.get(name.lower(), default)
+
+
+class _StaleConnection(Exception):
+    """The server closed a kept-alive connection before answering."""
 
 
 class RuntimeAPIClient:
-    _STALE_CONNECTION_ERRORS = (
-        http.client.RemoteDisconnected,
-        http.client.BadStatusLine,
-        ConnectionResetError,
-        ConnectionAbortedError,
-        BrokenPipeError,
-    )
-
     def __init__(self, address):
         host, sep, port = address.rpartition(":")
         if not sep or not host or not port.isdigit():
             raise RuntimeAPIError("AWS_LAMBDA_RUNTIME_API must be host:port, got %r" % address)
         self.host = host.strip("[]")
         self.port = int(port)
-        self.conn = None
+        self.authority = address
+        self.sock = None
+        self.reader = None
+
+    def _connect(self):
+        self.sock = socket.create_connection((self.host, self.port))
+        # The request goes out in one write anyway; NODELAY keeps the kernel from holding it back.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.reader = self.sock.makefile("rb")
+
+    def _close(self):
+        for closable in (self.reader, self.sock):
+            if closable is not None:
+                try:
+                    closable.close()
+                except OSError:
+                    pass
+        self.sock = None
+        self.reader = None
 
     def _request(self, method, path, body=None, headers=None):
         # A connection that sat idle while the handler ran may have been closed by the server; such
         # a request is retried once on a fresh connection. A fresh connection that fails is fatal.
         for _attempt in range(2):
-            fresh = self.conn is None
-            if fresh:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=None)
+            fresh = self.sock is None
             try:
-                self.conn.request(method, path, body=body, headers=headers or {})
-                response = self.conn.getresponse()
-                data = response.read()
-                if response.will_close:
-                    self.conn.close()
-                    self.conn = None
-                return response.status, response.headers, data
-            except self._STALE_CONNECTION_ERRORS as e:
-                self.conn.close()
-                self.conn = None
                 if fresh:
-                    raise RuntimeAPIError("%s %s failed: %s" % (method, path, e)) from e
-            except (OSError, http.client.HTTPException) as e:
-                self.conn.close()
-                self.conn = None
+                    self._connect()
+                self._send(method, path, body, headers)
+                status, response_headers, data, will_close = self._read_response()
+                if will_close:
+                    self._close()
+                return status, response_headers, data
+            except (_StaleConnection, ConnectionResetError, ConnectionAbortedError, BrokenPipeError) as e:
+                self._close()
+                if fresh:
+                    raise RuntimeAPIError("%s %s failed: %s" % (method, path, e or "connection closed")) from e
+            except (OSError, ValueError) as e:
+                self._close()
                 raise RuntimeAPIError("%s %s failed: %s" % (method, path, e)) from e
         raise RuntimeAPIError("%s %s failed: connection closed" % (method, path))
+
+    def _send(self, method, path, body, headers):
+        body = body or b""
+        head = ["%s %s HTTP/1.1" % (method, path), "Host: " + self.authority]
+        if method != "GET" or body:
+            head.append("Content-Length: %d" % len(body))
+        for name, value in (headers or {}).items():
+            head.append("%s: %s" % (name, value))
+        # Head and body in one write (DESIGN.md's Nagle/delayed-ACK pitfall).
+        self.sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _line(self):
+        line = self.reader.readline(_HEADER_LINE_MAX_BYTES + 1)
+        if len(line) > _HEADER_LINE_MAX_BYTES:
+            raise ValueError("a response line is longer than %d bytes" % _HEADER_LINE_MAX_BYTES)
+        return line
+
+    def _read_response(self):
+        status_line = self._line()
+        if not status_line:
+            raise _StaleConnection("connection closed")
+        parts = status_line.decode("latin-1").split(None, 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            raise ValueError("bad status line %r" % status_line[:100])
+        version, status = parts[0], int(parts[1])
+        headers = _Headers()
+        for _ in range(_HEADERS_MAX + 1):
+            line = self._line()
+            if line in (b"\r\n", b"\n"):
+                break
+            if not line:
+                raise ValueError("connection closed inside the response head")
+            name, sep, value = line.decode("latin-1").partition(":")
+            if not sep:
+                raise ValueError("bad header line %r" % line[:100])
+            headers.add(name.strip(), value.strip())
+        else:
+            raise ValueError("more than %d response headers" % _HEADERS_MAX)
+
+        connection = (headers.get("Connection") or "").lower()
+        will_close = connection == "close" or (version == "HTTP/1.0" and connection != "keep-alive")
+        if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+            data = self._read_chunked()
+        elif headers.get("Content-Length") is not None:
+            data = self._read_exactly(int(headers.get("Content-Length")))
+        elif status in (204, 304) or 100 <= status < 200:
+            data = b""
+        else:
+            data = self.reader.read()
+            will_close = True
+        return status, headers, data, will_close
+
+    def _read_exactly(self, length):
+        if length < 0:
+            raise ValueError("negative Content-Length")
+        data = self.reader.read(length)
+        if len(data) != length:
+            raise ValueError("connection closed inside the response body")
+        return data
+
+    def _read_chunked(self):
+        chunks = []
+        while True:
+            size = int(self._line().split(b";", 1)[0].strip() or b"x", 16)
+            if size == 0:
+                while self._line() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self._read_exactly(size))
+            self._read_exactly(2)
 
     def next_invocation(self):
         status, headers, body = self._request("GET", _API_PREFIX + "/invocation/next")
@@ -135,8 +233,13 @@ class RuntimeAPIClient:
         )
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
 def _quote(request_id):
-    return urllib.parse.quote(request_id, safe="")
+    # Percent-encodes everything but RFC 3986's unreserved characters (urllib.parse.quote with
+    # safe=""), without importing urllib.parse.
+    return "".join(chr(b) if b in _UNRESERVED else "%%%02X" % b for b in request_id.encode("utf-8"))
 
 
 def _header_safe(value):
