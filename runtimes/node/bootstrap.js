@@ -547,6 +547,44 @@ async function invokeOnce() {
 }
 
 // ------------------------------------------------------------------------------------------------
+// A pre-started interpreter (runtimes/README.md, "Pre-started interpreters") waits for its function's
+// working directory and environment before it reads either.
+
+const PRESTART_MESSAGE_MAX_BYTES = 1 << 20;
+
+// Returns false when the environment was abandoned before a function came.
+function awaitFunction(fd) {
+  const chunks = [];
+  let size = 0;
+  const buffer = Buffer.alloc(65536);
+  for (;;) {
+    const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+    if (n === 0) break;
+    size += n;
+    if (size > PRESTART_MESSAGE_MAX_BYTES) {
+      throw new RuntimeAPIError(`the function's environment is over ${PRESTART_MESSAGE_MAX_BYTES} bytes`);
+    }
+    chunks.push(Buffer.from(buffer.subarray(0, n)));
+  }
+  fs.closeSync(fd);
+  const fields = Buffer.concat(chunks).toString('utf8').split('\0');
+  if (!fields[0]) return false;
+  // What the interpreter started with is the part of the function's environment it reads at start,
+  // plus anything it added itself: the latter stays, as in a fresh start.
+  const startedWith = { ...process.env };
+  delete startedWith._NIMBUS_PRESTART_FD;
+  for (const key of Object.keys(process.env)) delete process.env[key];
+  // A key given twice keeps its first value, as getenv reads a fresh process's environment.
+  for (const entry of fields.slice(1)) {
+    const eq = entry.indexOf('=');
+    if (eq > 0 && !(entry.slice(0, eq) in process.env)) process.env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  for (const [key, value] of Object.entries(startedWith)) {
+    if (!(key in process.env)) process.env[key] = value;
+  }
+  process.chdir(fields[0]);
+  return true;
+}
 
 async function main() {
   [http, fs, path, url, util, nodeModule] = await Promise.all([
@@ -557,6 +595,15 @@ async function main() {
     import('node:util'),
     import('node:module'),
   ]);
+  const prestartFd = process.env._NIMBUS_PRESTART_FD;
+  if (prestartFd !== undefined) {
+    try {
+      if (!awaitFunction(Number(prestartFd))) process.exit(0);
+    } catch (e) {
+      process.stderr.write(`nimbus-bootstrap: waiting for the function: ${e && e.message ? e.message : e}\n`);
+      process.exit(EXIT_RUNTIME_API_FAILURE);
+    }
+  }
   patchConsole();
 
   try {

@@ -394,7 +394,8 @@ class LambdaContext:
 # Logging, as AWS configures it: a handler on the root logger writing to stdout, text or JSON.
 
 
-_LOG_FORMAT_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+# Set by setup_logging: the environment is read only once it is the function's (see main).
+_LOG_FORMAT_JSON = False
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 # Attributes every LogRecord has; anything else on a record came from `extra=` and goes into JSON logs.
 _RECORD_FIELDS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
@@ -451,6 +452,8 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging():
+    global _LOG_FORMAT_JSON
+    _LOG_FORMAT_JSON = (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
     logging.Formatter.converter = time.gmtime
     handler = _StdoutHandler()
     if _LOG_FORMAT_JSON:
@@ -637,6 +640,43 @@ def handle_invocation(client, request_handler, headers, body):
 # --------------------------------------------------------------------------------------------------
 
 
+# A pre-started interpreter's function: at most this much (its directory and environment).
+_PRESTART_MESSAGE_MAX_BYTES = 1 << 20
+
+
+def await_function(fd):
+    """Waits, pre-started, for the function this interpreter is to run (runtimes/README.md,
+    "Pre-started interpreters"): reads its working directory and environment from `fd`, replaces
+    this process's environment with it and changes to that directory. False: abandoned."""
+    chunks, size = [], 0
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > _PRESTART_MESSAGE_MAX_BYTES:
+            raise RuntimeAPIError("the function's environment is over %d bytes" % _PRESTART_MESSAGE_MAX_BYTES)
+        chunks.append(chunk)
+    os.close(fd)
+    fields = b"".join(chunks).split(b"\0")
+    if not fields[0]:
+        return False
+    # What the interpreter started with is the part of the function's environment it reads at start,
+    # plus what it added itself (PEP 538's LC_CTYPE coercion): the latter stays, as in a fresh start.
+    started_with = dict(os.environb)
+    started_with.pop(b"_NIMBUS_PRESTART_FD", None)
+    os.environ.clear()
+    # In order: a key given twice ends with its last value, as in a fresh interpreter's os.environ.
+    for entry in fields[1:]:
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            os.environb[key] = value
+    for key, value in started_with.items():
+        os.environb.setdefault(key, value)
+    os.chdir(fields[0])
+    return True
+
+
 def main():
     # `-u` makes stdout/stderr unbuffered; make sure of it even when started without the flag.
     for stream in (sys.stdout, sys.stderr):
@@ -644,6 +684,15 @@ def main():
             stream.reconfigure(write_through=True)
         except (AttributeError, ValueError):
             pass
+
+    prestart_fd = os.environ.get("_NIMBUS_PRESTART_FD")
+    if prestart_fd is not None:
+        try:
+            if not await_function(int(prestart_fd)):
+                return 0
+        except (OSError, ValueError, RuntimeAPIError) as e:
+            sys.stderr.write("nimbus-bootstrap: waiting for the function: %s\n" % e)
+            return _EXIT_RUNTIME_API_FAILURE
 
     address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
     if not address:

@@ -144,16 +144,21 @@ def descendants(root_pid: int) -> dict[int, int]:
 
 def environment_processes(root_pid: int) -> dict[int, int]:
     """A server's descendants that belong to execution environments: all of them but the namespace tier's
-    helpers (the zygote, and the children it keeps ready for the next environments)."""
+    helpers (the zygote, and the children it keeps ready for the next environments with the runtimes
+    some of them have started ahead)."""
     found = descendants(root_pid)
     helpers = set()
     for pid in found:
         try:
             with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() in ("nimbus-zygote", "nimbus-slot"):
-                    helpers.add(pid)
+                comm = f.read().strip()
         except OSError:
-            pass
+            continue
+        if comm == "nimbus-zygote":
+            helpers.add(pid)
+        elif comm == "nimbus-slot":
+            helpers.add(pid)
+            helpers.update(descendants(pid))
     return {pid: start for pid, start in found.items() if pid not in helpers}
 
 

@@ -92,7 +92,10 @@ def test_idle_environment_is_reaped(server_factory):
     second = invoke(lam, name, {}, server=srv, LogType="Tail")
     assert second.function_error is None, second.raw
     assert second.payload["env_id"] != first.payload["env_id"]
-    assert second.payload["pid"] != pid or second.payload["pid_start"] != start
+    if srv.sandbox != "namespace":
+        # (Namespace tier: every runtime is pid 2 of its own namespace, and pre-started ones can share
+        # a start tick; env_id above tells the environments apart.)
+        assert second.payload["pid"] != pid or second.payload["pid_start"] != start
     assert second.payload["count"] == 1
     reports = report_lines(second.log_result)
     assert reports and reports[0]["init"] is not None, "a new environment is a cold start (Init Duration)"

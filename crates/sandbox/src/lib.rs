@@ -52,7 +52,36 @@ pub struct LaunchSpec {
     pub memory_mb: u32,
     /// Size of the environment's scratch directory, in MB; tiers that can enforce it do.
     pub scratch_mb: u32,
+    /// The interpreter this environment may take already started (see [`Prestart`]); `program` and
+    /// `args` are what it runs when none is ready or the tier starts none.
+    pub prestart: Option<Prestart>,
 }
+
+/// An interpreter a tier may start ahead of demand, before it knows which function it will run: the
+/// same program, arguments, environment and read-only paths for every environment of a kind. Tiers
+/// that do (the namespace tier) start it as the environment's runtime would be started, with
+/// [`PRESTART_FD_VAR`] set to the descriptor on which it then waits. Once the environment's own
+/// mounts are in place, that descriptor yields the function's working directory and complete
+/// environment (`cwd\0KEY=VALUE\0KEY=VALUE…`) and reaches end of file; an end of file with nothing
+/// before it means the environment was abandoned. The interpreter must then put that environment in
+/// place of its own and change to that directory before it loads any of the function's code.
+///
+/// The caller decides when the function's environment may replace the interpreter's (nothing the
+/// interpreter reads at start differs); the tier only matches the kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Prestart {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// What the interpreter starts with: only what every environment of the kind shares.
+    pub env: Vec<(OsString, OsString)>,
+    /// Nimbus's runtime files and the interpreter's own directories (as [`LaunchSpec::runtime_dir`]
+    /// and [`LaunchSpec::ro_paths`]); the same for every environment of the kind.
+    pub runtime_dir: PathBuf,
+    pub ro_paths: Vec<PathBuf>,
+}
+
+/// The environment variable naming the descriptor a pre-started interpreter waits on.
+pub const PRESTART_FD_VAR: &str = "_NIMBUS_PRESTART_FD";
 
 /// Where the host paths of a [`LaunchSpec`] appear inside an environment (`None`: unchanged).
 #[derive(Debug, Clone, Default)]
@@ -96,8 +125,9 @@ pub trait Sandbox: Send + Sync + 'static {
     fn path_view(&self) -> PathView;
     /// The scratch directory (`TMPDIR`) of environment `id`, as the program sees it.
     fn scratch_dir(&self, id: &str) -> PathBuf;
-    /// Makes environment `id`'s network and its listeners.
-    fn prepare(&self, id: &str) -> Result<(Network, Prepared), SandboxError>;
+    /// Makes environment `id`'s network and its listeners; with `prestart`, the tier may hand over an
+    /// environment whose interpreter is already running (its [`LaunchSpec`] must then name the same).
+    fn prepare(&self, id: &str, prestart: Option<&Prestart>) -> Result<(Network, Prepared), SandboxError>;
     /// Starts the program. Its stdout and stderr are returned as non-blocking pipes.
     fn launch(&self, spec: &LaunchSpec, prepared: Prepared) -> Result<Box<dyn Instance>, SandboxError>;
     /// Removes what the tier keeps for itself, once every instance is gone (server shutdown).

@@ -45,7 +45,8 @@ impl Sandbox for ProcessSandbox {
     }
 
     /// The Runtime API listens on a free loopback port of the host; the API is the server's own.
-    fn prepare(&self, _id: &str) -> Result<(Network, Prepared), SandboxError> {
+    /// Nothing is started ahead of demand in this tier: `prestart` is not used.
+    fn prepare(&self, _id: &str, _prestart: Option<&crate::Prestart>) -> Result<(Network, Prepared), SandboxError> {
         let runtime_api = std::net::TcpListener::bind(("127.0.0.1", 0))
             .map_err(|source| SandboxError::Network { what: "bind the Runtime API listener", source })?;
         Ok((Network { runtime_api, api: None }, Prepared::default()))
@@ -239,6 +240,7 @@ mod tests {
             ro_paths: Vec::new(),
             memory_mb: 128,
             scratch_mb: 512,
+            prestart: None,
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use nimbus_model::{Runtime, RuntimeFamily};
-use nimbus_sandbox::PathView;
+use nimbus_sandbox::{PathView, Prestart};
 use nimbus_store::FunctionRecord;
 
 use crate::environment::LaunchPlan;
@@ -156,7 +156,7 @@ impl Runtimes {
                     ));
                 }
                 let bootstrap = runtime_dir.join("python/bootstrap.py");
-                (python.path.clone(), vec!["-u".into(), bootstrap.into()], env)
+                (python.path.clone(), vec!["-u".into(), bootstrap.into_os_string()], env)
             }
             RuntimeFamily::Node => {
                 let node = self.node.as_ref().ok_or_else(|| unavailable(runtime, "node"))?;
@@ -186,12 +186,13 @@ impl Runtimes {
         put("AWS_DEFAULT_REGION", self.region.clone());
         put("AWS_ENDPOINT_URL", self.endpoint_url.clone());
         put("AWS_ACCOUNT_ID", self.account.clone());
-        put("TZ", ":UTC".to_owned());
-        put("LANG", "en_US.UTF-8".to_owned());
-        put("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin".to_owned());
+        for (k, v) in DEFAULT_ENV {
+            put(k, (*v).to_owned());
+        }
         for (k, v) in config.environment.iter() {
             put(k, v.to_owned());
         }
+        let prestart = self.prestart(runtime.family(), &program, &args, &env);
         Ok(LaunchPlan {
             function_name: name.to_owned(),
             version,
@@ -207,8 +208,79 @@ impl Runtimes {
             // The invoke path sets the cap per attempt; this is the first attempt's.
             init_timeout: std::time::Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS),
             ahead_of_time: false,
+            prestart,
         })
     }
+
+    /// The runtime started ahead of demand that a plan with this program, arguments and environment
+    /// may take: for the interpreted families, when the task root is the same for every function
+    /// (the sandbox maps it) and the function's environment agrees with the interpreter's on every
+    /// variable the interpreter reads while it starts. The rest of the environment reaches it later.
+    fn prestart(
+        &self,
+        family: RuntimeFamily,
+        program: &Path,
+        args: &[std::ffi::OsString],
+        env: &[(String, String)],
+    ) -> Option<Prestart> {
+        if family == RuntimeFamily::Provided || self.view.task_root.is_none() {
+            return None;
+        }
+        let shared: Vec<(String, String)> = env.iter().filter(|(k, _)| read_at_start(family, k)).cloned().collect();
+        // The last value of a key wins in a fresh interpreter's view as in the pre-started one's; a
+        // key given twice at start is told apart only by getenv, so such plans start fresh.
+        let mut keys: Vec<&str> = shared.iter().map(|(k, _)| k.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.len() != shared.len() || shared != self.prestart_env(family) {
+            return None;
+        }
+        Some(Prestart {
+            program: program.to_owned(),
+            args: args.to_vec(),
+            env: shared.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            runtime_dir: self.dir.clone(),
+            ro_paths: self.ro_paths.clone(),
+        })
+    }
+
+    /// What every plan of `family` sets among the variables its interpreter reads at start, in the
+    /// order `plan` writes them.
+    fn prestart_env(&self, family: RuntimeFamily) -> Vec<(String, String)> {
+        let task_root = self.view.code(Path::new(""));
+        let mut env = match family {
+            RuntimeFamily::Python => vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())],
+            RuntimeFamily::Node => {
+                vec![("NODE_PATH".to_owned(), task_root.join("node_modules").display().to_string())]
+            }
+            RuntimeFamily::Provided => Vec::new(),
+        };
+        for (k, v) in DEFAULT_ENV {
+            if read_at_start(family, k) {
+                env.push(((*k).to_owned(), (*v).to_owned()));
+            }
+        }
+        env
+    }
+}
+
+/// Variables every plan sets after Lambda's own, before the function's (which may override them).
+const DEFAULT_ENV: &[(&str, &str)] =
+    &[("TZ", ":UTC"), ("LANG", "en_US.UTF-8"), ("PATH", "/usr/local/bin:/usr/bin:/bin:/opt/bin")];
+
+/// Whether `family`'s interpreter (or the C library under it) reads `key` while it starts, before
+/// the bootstrap could hand it the function's environment: locale, time zone, home (Python's user
+/// site), the loader and allocator, and the interpreter's own options. The bootstrap itself reads
+/// its variables only after that.
+fn read_at_start(family: RuntimeFamily, key: &str) -> bool {
+    const COMMON: &[&str] = &["LANG", "LANGUAGE", "TZ", "HOME", "GLIBC_TUNABLES"];
+    const COMMON_PREFIXES: &[&str] = &["LC_", "LD_", "MALLOC_"];
+    let prefixes: &[&str] = match family {
+        RuntimeFamily::Python => &["PYTHON"],
+        RuntimeFamily::Node => &["NODE_", "UV_", "OPENSSL_", "SSL_CERT_"],
+        RuntimeFamily::Provided => return false,
+    };
+    COMMON.contains(&key) || COMMON_PREFIXES.iter().chain(prefixes).any(|p| key.starts_with(p))
 }
 
 fn unavailable(runtime: Runtime, program: &str) -> PlanError {
@@ -270,5 +342,89 @@ async fn ensure_boto3(python: PathBuf, target: PathBuf) {
     match status {
         Ok(s) if s.success() => tracing::info!("boto3 installed for python functions"),
         other => tracing::warn!(?other, "could not install boto3; python functions cannot import it"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtimes(view: PathView) -> Runtimes {
+        let python = Interpreter { path: "/usr/bin/python3".into(), version: "3.12.1".into(), dirs: Vec::new() };
+        Runtimes {
+            dir: "/data/runtimes".into(),
+            python: Some(python),
+            node: None,
+            python_sdk: "/data/runtimes/python-sdk".into(),
+            region: "us-east-1".into(),
+            account: "000000000000".into(),
+            endpoint_url: "http://127.0.0.1:9001".into(),
+            view,
+            ro_paths: vec!["/opt/python".into()],
+        }
+    }
+
+    fn namespace_view() -> PathView {
+        PathView { task_root: Some("/var/task".into()), runtime_dir: Some("/var/runtime".into()) }
+    }
+
+    /// A plan's environment as `plan` writes it: the family's, Lambda's, the defaults, the function's.
+    fn env(family: RuntimeFamily, function: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = match family {
+            RuntimeFamily::Python => vec![("PYTHONUNBUFFERED".into(), "1".into())],
+            _ => vec![("NODE_PATH".into(), "/var/task/node_modules".into())],
+        };
+        env.push(("_HANDLER".into(), "app.handler".into()));
+        env.push(("AWS_REGION".into(), "us-east-1".into()));
+        env.extend(DEFAULT_ENV.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env.extend(function.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        env
+    }
+
+    fn prestart(r: &Runtimes, family: RuntimeFamily, function: &[(&str, &str)]) -> Option<Prestart> {
+        r.prestart(family, Path::new("/usr/bin/python3"), &["-u".into()], &env(family, function))
+    }
+
+    #[test]
+    fn a_plain_function_may_take_a_prestarted_interpreter_started_with_what_it_reads_at_start() {
+        let r = runtimes(namespace_view());
+        let p = prestart(&r, RuntimeFamily::Python, &[("TABLE", "t1"), ("PATH", "/opt/bin:/usr/bin")]).unwrap();
+        let env: Vec<(String, String)> =
+            p.env.iter().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect();
+        assert_eq!(
+            env,
+            [("PYTHONUNBUFFERED", "1"), ("TZ", ":UTC"), ("LANG", "en_US.UTF-8")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert_eq!(p.ro_paths, vec![PathBuf::from("/opt/python")]);
+        assert_eq!(p.runtime_dir, PathBuf::from("/data/runtimes"));
+        // Another function of the family gets the same kind (one pool of slots).
+        assert_eq!(Some(p), prestart(&r, RuntimeFamily::Python, &[("OTHER", "x")]));
+        let node = prestart(&r, RuntimeFamily::Node, &[("TABLE", "t1")]).unwrap();
+        assert!(node.env.iter().any(|(k, v)| k == "NODE_PATH" && v == "/var/task/node_modules"));
+    }
+
+    #[test]
+    fn a_function_setting_what_the_interpreter_reads_at_start_starts_fresh() {
+        let r = runtimes(namespace_view());
+        for var in
+            ["PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "LANG", "LC_ALL", "TZ", "HOME", "LD_PRELOAD", "MALLOC_ARENA_MAX"]
+        {
+            assert_eq!(prestart(&r, RuntimeFamily::Python, &[(var, "x")]), None, "{var}");
+        }
+        // The same value given again is a second entry a fresh getenv would tell apart.
+        assert_eq!(prestart(&r, RuntimeFamily::Python, &[("TZ", ":UTC")]), None);
+        for var in ["NODE_OPTIONS", "NODE_PATH", "UV_THREADPOOL_SIZE", "OPENSSL_CONF", "SSL_CERT_FILE", "LC_CTYPE"] {
+            assert_eq!(prestart(&r, RuntimeFamily::Node, &[(var, "x")]), None, "{var}");
+        }
+        // Node does not read PYTHON*, nor Python NODE_*.
+        assert!(prestart(&r, RuntimeFamily::Node, &[("PYTHONPATH", "x")]).is_some());
+        assert!(prestart(&r, RuntimeFamily::Python, &[("NODE_OPTIONS", "x")]).is_some());
+    }
+
+    #[test]
+    fn nothing_is_prestarted_for_provided_or_where_the_task_root_is_per_function() {
+        assert_eq!(prestart(&runtimes(namespace_view()), RuntimeFamily::Provided, &[]), None);
+        assert_eq!(prestart(&runtimes(PathView::default()), RuntimeFamily::Python, &[]), None);
     }
 }

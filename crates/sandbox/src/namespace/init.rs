@@ -10,10 +10,17 @@
 //! friends to every process of the environment (a pid 1 ignores signals it has no handler for). When
 //! the runtime ends, init writes how it ended to fd 4 (`exit N` / `signal N`) and exits; the kernel then
 //! kills whatever else is left in the namespace.
+//!
+//! A waiting child of a slot with a [`PrestartConfig`] also starts the runtime early: once the base is
+//! built it adds the mounts the interpreter needs, forks it (same credentials, rlimits and seccomp as
+//! below) chrooted into the new root, and keeps the write end of the pipe it waits on. At activation
+//! init adds only the environment's own mounts, pivots (a chrooted process is already inside the new
+//! root, so pivot_root leaves it where it is), and writes the function's directory and environment to
+//! that pipe instead of forking: a cold start then pays for the function's own init only.
 
 use std::ffi::{CString, OsString};
 use std::io::{Read, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -26,6 +33,10 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) const CONFIG_FD: i32 = 3;
 pub(crate) const STATUS_FD: i32 = 4;
+/// Init's end of the pipe a pre-started runtime waits on.
+pub(crate) const PRESTART_GO_FD: i32 = 5;
+/// The descriptor a pre-started runtime reads its function from (`crate::PRESTART_FD_VAR` names it).
+pub(crate) const PRESTART_WAIT_FD: i32 = 3;
 /// Init's exit code when it could not build the environment.
 pub(crate) const SETUP_FAILED: i32 = 125;
 
@@ -35,21 +46,46 @@ pub(crate) struct BaseConfig {
     /// An empty host directory to mount the new root on (inside the private mount namespace).
     pub root: PathBuf,
     pub steps: Vec<Step>,
+    /// A runtime to start once the base is built, before any function is known.
+    pub prestart: Option<PrestartConfig>,
 }
 
+/// A runtime started ahead of demand (see `crate::Prestart`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PrestartConfig {
+    /// Its mounts beyond the base: /tmp (resized at launch), the interpreter's directories, /var/runtime.
+    pub steps: Vec<Step>,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    pub creds: Creds,
+}
+
+/// Who a runtime runs as and under which limits.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Creds {
+    pub uid: u32,
+    pub gid: u32,
+    pub nofile: u64,
+    pub seccomp: bool,
+}
+
+/// A runtime a waiting child started; it waits for its function on a pipe init holds at
+/// [`PRESTART_GO_FD`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prestarted {
+    pub pid: Pid,
+}
 /// What makes one environment: the rest of its root and its runtime.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct InitConfig {
     pub steps: Vec<Step>,
     pub hostname: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub nofile: u64,
+    pub creds: Creds,
     pub program: PathBuf,
     pub args: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
     pub cwd: PathBuf,
-    pub seccomp: bool,
     /// Build the root, report `probe ok` and exit: proves the machine allows the tier.
     pub probe: bool,
 }
@@ -79,6 +115,11 @@ pub(crate) enum Step {
         dst: PathBuf,
         size_mb: u32,
         mode: u32,
+    },
+    /// A new size for a tmpfs mounted earlier (a pre-started slot's /tmp).
+    Resize {
+        dst: PathBuf,
+        size_mb: u32,
     },
     Proc {
         dst: PathBuf,
@@ -114,19 +155,79 @@ pub(crate) fn build_base(base: &BaseConfig) -> Result<(), String> {
     Ok(())
 }
 
+/// In a waiting child whose base is built: adds the runtime's mounts and starts it, chrooted into
+/// `root`, reading its function from a pipe whose write end is left at [`PRESTART_GO_FD`].
+#[allow(unsafe_code)]
+pub(crate) fn prestart(root: &Path, config: &PrestartConfig) -> Result<Prestarted, String> {
+    for step in &config.steps {
+        apply_step(root, step)?;
+    }
+    let exec = Exec::new(&config.program, &config.args, &config.env, Path::new("/"), config.creds)?;
+    // The child enters the root through a descriptor, not its path: init may pivot_root before the
+    // child gets to it, and the host's path is gone then (the descriptor still names the new root).
+    let root_dir = ctx(
+        nix::fcntl::open(
+            root,
+            nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ),
+        || format!("open {}", root.display()),
+    )?;
+    let (wait_r, go_w) = ctx(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC), || "pipe".into())?;
+    // SAFETY: dup2 onto a fixed descriptor number this process reserves for the pipe; the OwnedFd
+    // closed afterwards is the original, not the copy.
+    if unsafe { libc::dup2(go_w.as_raw_fd(), PRESTART_GO_FD) } < 0 {
+        return Err(format!("dup2 the prestart pipe: {}", std::io::Error::last_os_error()));
+    }
+    let _ = nix::fcntl::fcntl(
+        // SAFETY: PRESTART_GO_FD was just made a copy of `go_w`.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(PRESTART_GO_FD) },
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    drop(go_w);
+    // SAFETY: the waiting child is single-threaded (a fork of the single-threaded zygote), so the
+    // forked child may run anything.
+    match ctx(unsafe { fork() }, || "fork the prestarted runtime".into())? {
+        ForkResult::Child => {
+            // SAFETY: dup2 onto fd 3, enter the root, then close everything above fd 3; the child owns
+            // its table, and the chroot happens while it is still uid 0 (CAP_SYS_CHROOT).
+            unsafe {
+                if libc::dup2(wait_r.as_raw_fd(), PRESTART_WAIT_FD) < 0
+                    || libc::fchdir(root_dir.as_raw_fd()) != 0
+                    || libc::chroot(c".".as_ptr()) != 0
+                {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "nimbus sandbox: cannot enter the environment's root: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    libc::_exit(127);
+                }
+                libc::syscall(libc::SYS_close_range, (PRESTART_WAIT_FD + 1) as u32, u32::MAX, 0u32);
+            }
+            let error = exec_runtime(&exec);
+            let _ = writeln!(std::io::stderr(), "nimbus sandbox: cannot start {}: {error}", config.program.display());
+            // SAFETY: leave the failed child at once.
+            unsafe { libc::_exit(127) }
+        }
+        ForkResult::Parent { child } => Ok(Prestarted { pid: child }),
+    }
+}
+
 /// Runs the environment's init (in a child of the zygote whose base root is at `root`, descriptors in
 /// place). Never returns.
 #[allow(unsafe_code)]
-pub(crate) fn init_main(root: &Path, base: Result<(), String>) -> ! {
-    // Nothing of Nimbus's beyond fds 0-4 may reach the function, even a descriptor someone forgot to
-    // mark close-on-exec.
-    // SAFETY: close_range(2) with integer arguments; fds 5 and up belong to no Rust object here yet.
-    unsafe { libc::syscall(libc::SYS_close_range, 5u32, u32::MAX, 0u32) };
+pub(crate) fn init_main(root: &Path, base: Result<Option<Prestarted>, String>) -> ! {
+    // Nothing of Nimbus's beyond fds 0-4 (and a pre-started runtime's pipe, 5) may reach the
+    // function, even a descriptor someone forgot to mark close-on-exec.
+    // SAFETY: close_range(2) with integer arguments; fds 6 and up belong to no Rust object here yet.
+    unsafe { libc::syscall(libc::SYS_close_range, (PRESTART_GO_FD + 1) as u32, u32::MAX, 0u32) };
     let started = std::time::Instant::now();
     let mut status = StatusWriter::open();
-    if let Err(e) = base {
-        status.fail(&e);
-    }
+    let prestarted = match base {
+        Ok(p) => p,
+        Err(e) => status.fail(&e),
+    };
     let config = match read_config() {
         Ok(c) => c,
         Err(e) => status.fail(&format!("read config: {e}")),
@@ -139,7 +240,7 @@ pub(crate) fn init_main(root: &Path, base: Result<(), String>) -> ! {
         status.line("probe ok");
         std::process::exit(0);
     }
-    match supervise(&config, &mut status) {
+    match supervise(&config, prestarted, &mut status) {
         Ok(never) => match never {},
         Err(e) => status.fail(&e),
     }
@@ -264,6 +365,20 @@ fn apply_step(root: &Path, step: &Step) -> Result<(), String> {
                 || format!("mount tmpfs on {}", dst.display()),
             )
         }
+        Step::Resize { dst, size_mb } => {
+            let path = inside(root, dst);
+            let options = format!("size={size_mb}m");
+            ctx(
+                mount(
+                    none,
+                    &path,
+                    none,
+                    MsFlags::MS_REMOUNT | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(options.as_str()),
+                ),
+                || format!("resize the tmpfs on {}", dst.display()),
+            )
+        }
         Step::Proc { dst } => {
             let path = inside(root, dst);
             mkdirs(&path, 0o555)?;
@@ -355,19 +470,9 @@ extern "C" fn noop(_: libc::c_int) {}
 enum Never {}
 
 #[allow(unsafe_code)]
-fn supervise(config: &InitConfig, status: &mut StatusWriter) -> Result<Never, String> {
+fn supervise(config: &InitConfig, prestarted: Option<Prestarted>, status: &mut StatusWriter) -> Result<Never, String> {
     // Everything the child needs is prepared before fork, though init is single-threaded anyway.
-    let program = cstring(config.program.as_os_str().as_bytes())?;
-    let mut argv = vec![program.clone()];
-    for a in &config.args {
-        argv.push(cstring(a.as_bytes())?);
-    }
-    let envp = config
-        .env
-        .iter()
-        .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let filter = if config.seccomp { Some(super::seccomp::build().map_err(|e| e.to_string())?) } else { None };
+    let exec = Exec::new(&config.program, &config.args, &config.env, &config.cwd, config.creds)?;
 
     // A pid 1 receives only signals it handles: install no-op handlers, block them, and take them
     // synchronously with sigwait.
@@ -381,21 +486,44 @@ fn supervise(config: &InitConfig, status: &mut StatusWriter) -> Result<Never, St
     }
     ctx(sigprocmask(SigmaskHow::SIG_BLOCK, Some(&waited), None), || "block signals".into())?;
 
-    // SAFETY: init is single-threaded (it never started a thread), so the child may do anything.
-    let runtime = match ctx(unsafe { fork() }, || "fork the runtime".into())? {
-        ForkResult::Child => {
-            let error = exec_runtime(config, &program, &argv, &envp, filter.as_ref());
-            let _ = writeln!(std::io::stderr(), "nimbus sandbox: cannot start {}: {error}", config.program.display());
-            // SAFETY: leave the failed child at once.
-            unsafe { libc::_exit(127) }
-        }
-        ForkResult::Parent { child } => child,
-    };
+    let runtime =
+        match prestarted.filter(|p| matches!(waitpid(p.pid, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive))) {
+            Some(p) => {
+                // SAFETY: the waiting child left the pipe's write end at PRESTART_GO_FD for init alone.
+                let mut go = unsafe { std::fs::File::from_raw_fd(PRESTART_GO_FD) };
+                // A write that fails means the runtime just died; its exit is reported below.
+                let _ = go.write_all(&function_message(config));
+                drop(go);
+                status.line("runtime prestarted");
+                p.pid
+            }
+            None => {
+                if prestarted.is_some() {
+                    // The pre-started runtime is gone (its pipe closes with init's copy): start one now.
+                    // SAFETY: closing a descriptor nothing else in this process uses.
+                    unsafe { libc::close(PRESTART_GO_FD) };
+                }
+                // SAFETY: init is single-threaded (it never started a thread), so the child may do anything.
+                match ctx(unsafe { fork() }, || "fork the runtime".into())? {
+                    ForkResult::Child => {
+                        let error = exec_runtime(&exec);
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "nimbus sandbox: cannot start {}: {error}",
+                            config.program.display()
+                        );
+                        // SAFETY: leave the failed child at once.
+                        unsafe { libc::_exit(127) }
+                    }
+                    ForkResult::Parent { child } => child,
+                }
+            }
+        };
 
     // Init itself: the OOM killer should pick the runtime, never init; then init drops to the
     // function's uid, keeping no capabilities.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
-    drop_privileges(config)?;
+    drop_privileges(config.creds)?;
     // A change of uid clears the death signal: arm it again, so the environment ends with the zygote
     // (which ends with Nimbus).
     // SAFETY: prctl with integer arguments.
@@ -431,23 +559,62 @@ fn cstring(bytes: &[u8]) -> Result<CString, String> {
     CString::new(bytes).map_err(|_| format!("{:?} contains a NUL byte", String::from_utf8_lossy(bytes)))
 }
 
-fn drop_privileges(config: &InitConfig) -> Result<(), String> {
-    let (uid, gid) = (Uid::from_raw(config.uid), Gid::from_raw(config.gid));
+/// What a pre-started runtime reads: its working directory, then its environment, NUL-terminated.
+fn function_message(config: &InitConfig) -> Vec<u8> {
+    let mut message = config.cwd.as_os_str().as_bytes().to_vec();
+    message.push(0);
+    for (k, v) in &config.env {
+        message.extend_from_slice(k.as_bytes());
+        message.push(b'=');
+        message.extend_from_slice(v.as_bytes());
+        message.push(0);
+    }
+    message
+}
+
+fn drop_privileges(creds: Creds) -> Result<(), String> {
+    let (uid, gid) = (Uid::from_raw(creds.uid), Gid::from_raw(creds.gid));
     ctx(nix::unistd::setgroups(&[]), || "setgroups".into())?;
     ctx(nix::unistd::setresgid(gid, gid, gid), || "setresgid".into())?;
     // From uid 0 to another uid without SECBIT_KEEP_CAPS: every capability set is cleared.
     ctx(nix::unistd::setresuid(uid, uid, uid), || "setresuid".into())
 }
 
+/// A runtime process to start, with everything allocated before the fork.
+struct Exec {
+    program: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    cwd: PathBuf,
+    creds: Creds,
+    filter: Option<seccompiler::BpfProgram>,
+}
+
+impl Exec {
+    fn new(
+        program: &Path,
+        args: &[OsString],
+        env: &[(OsString, OsString)],
+        cwd: &Path,
+        creds: Creds,
+    ) -> Result<Self, String> {
+        let program = cstring(program.as_os_str().as_bytes())?;
+        let mut argv = vec![program.clone()];
+        for a in args {
+            argv.push(cstring(a.as_bytes())?);
+        }
+        let envp = env
+            .iter()
+            .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let filter = if creds.seccomp { Some(super::seccomp::build().map_err(|e| e.to_string())?) } else { None };
+        Ok(Self { program, argv, envp, cwd: cwd.to_owned(), creds, filter })
+    }
+}
+
 /// In the forked child: becomes the function's process. Returns only on failure.
 #[allow(unsafe_code)]
-fn exec_runtime(
-    config: &InitConfig,
-    program: &CString,
-    argv: &[CString],
-    envp: &[CString],
-    filter: Option<&seccompiler::BpfProgram>,
-) -> String {
+fn exec_runtime(exec: &Exec) -> String {
     // Default dispositions (the Rust runtime ignores SIGPIPE; init installed handlers) and no mask.
     for sig in Signal::iterator() {
         if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
@@ -461,7 +628,7 @@ fn exec_runtime(
         return format!("unblock signals: {e}");
     }
     use nix::sys::resource::{Resource, setrlimit};
-    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, config.nofile, config.nofile) {
+    if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, exec.creds.nofile, exec.creds.nofile) {
         return format!("setrlimit NOFILE: {e}");
     }
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
@@ -470,22 +637,22 @@ fn exec_runtime(
         // SAFETY: prctl with integer arguments; unknown capability numbers fail with EINVAL, ignored.
         unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) };
     }
-    if let Err(e) = drop_privileges(config) {
+    if let Err(e) = drop_privileges(exec.creds) {
         return e;
     }
-    if let Err(e) = nix::unistd::chdir(&config.cwd) {
-        return format!("chdir {}: {e}", config.cwd.display());
+    if let Err(e) = nix::unistd::chdir(&exec.cwd) {
+        return format!("chdir {}: {e}", exec.cwd.display());
     }
     // SAFETY: prctl with integer arguments.
     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return format!("no_new_privs: {}", std::io::Error::last_os_error());
     }
-    if let Some(filter) = filter
+    if let Some(filter) = &exec.filter
         && let Err(e) = super::seccomp::install(filter)
     {
         return e.to_string();
     }
-    match nix::unistd::execve(program, argv, envp) {
+    match nix::unistd::execve(&exec.program, &exec.argv, &exec.envp) {
         Ok(never) => match never {},
         Err(e) => e.to_string(),
     }

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::unix::pipe;
 
-use init::{BaseConfig, InitConfig, Step};
+use init::{BaseConfig, Creds, InitConfig, PrestartConfig, Step};
 
 /// The first argument that makes the Nimbus binary run the sandbox's helper (the zygote that starts
 /// every environment's init); `main` must hand it to [`helper_main`] before doing anything else.
@@ -52,7 +52,7 @@ pub fn helper_main() -> ! {
     spawn::zygote_main()
 }
 
-use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Sandbox, SandboxError};
+use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Prestart, Sandbox, SandboxError};
 
 /// Lambda's function user: `sbx_user1051`, uid 993, gid 990.
 pub const SANDBOX_UID: u32 = 993;
@@ -63,8 +63,13 @@ pub const NOFILE: u64 = 1024;
 pub const PIDS_MAX: u32 = 1024;
 pub const TASK_ROOT: &str = "/var/task";
 pub const RUNTIME_DIR: &str = "/var/runtime";
-/// Environments kept ready ahead of demand (see [`Slot`]).
+/// Environments kept ready ahead of demand (see [`Slot`]), per kind: plain, and each kind of
+/// pre-started runtime.
 const SLOTS_READY: usize = 2;
+/// Kinds of pre-started runtimes kept (each has its own slots); more kinds get plain slots.
+const PRESTART_KINDS_MAX: usize = 4;
+/// The size of a pre-started slot's /tmp until launch gives it the environment's.
+const PRESTART_TMP_MB: u32 = 512;
 
 /// Host directories every environment sees read-only (those that exist; symlinks stay symlinks).
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -95,7 +100,10 @@ pub struct Options {
 
 pub struct NamespaceSandbox {
     data_dir: PathBuf,
+    /// Slots whose init starts the runtime at launch.
     slots: Arc<SlotPool>,
+    /// Slots with a runtime already started, one pool per kind, made on the first launch of the kind.
+    prestarted: std::sync::Mutex<Vec<(Prestart, Arc<SlotPool>)>>,
     host_cpus: u32,
 }
 
@@ -107,6 +115,10 @@ pub(crate) struct Slot {
     net: net::EnvNet,
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
     waiting: spawn::Waiting,
+    /// The read ends of the environment's stdout and stderr (the child holds the write ends).
+    output: (OwnedFd, OwnedFd),
+    /// The kind of runtime the child started ahead, if any.
+    prestart: Option<Prestart>,
     took: Duration,
 }
 
@@ -114,12 +126,12 @@ struct SlotMaker {
     cgroups: Option<cgroup::Cgroups>,
     spawner: spawn::Spawner,
     next: AtomicU64,
-    /// The root every environment shares; a waiting child builds it before it is needed.
-    base: BaseConfig,
 }
 
 impl SlotMaker {
-    fn make(&self) -> Result<Slot, SandboxError> {
+    /// A slot whose waiting child builds `base` (the root every environment shares, and the runtime
+    /// of `prestart`'s kind if it has one) before it is needed.
+    fn make(&self, base: &BaseConfig, prestart: Option<&Prestart>) -> Result<Slot, SandboxError> {
         let started = Instant::now();
         let net = net::create().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
         let name = format!("slot-{}", self.next.fetch_add(1, Ordering::Relaxed));
@@ -140,12 +152,17 @@ impl SlotMaker {
                 .spawner
                 .spawn(spawn::SlotFds { netns: Some(netns), cgroup_procs })
                 .map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
-            spawn::send_base(&waiting, config_memfd(&self.base)?)
+            let (out_r, out_w) = pipe()?;
+            let (err_r, err_w) = pipe()?;
+            let fds = spawn::BaseFds { base: config_memfd(base)?, stdout: out_w, stderr: err_w };
+            spawn::send_base(&waiting, fds)
                 .map_err(|source| SandboxError::Namespace { what: "hand a waiting init its base", source })?;
-            Ok(waiting)
+            Ok((waiting, (out_r, err_r)))
         })();
         match made {
-            Ok(waiting) => Ok(Slot { net, cgroup, waiting, took: started.elapsed() }),
+            Ok((waiting, output)) => {
+                Ok(Slot { net, cgroup, waiting, output, prestart: prestart.cloned(), took: started.elapsed() })
+            }
             Err(e) => {
                 if let Some(c) = &cgroup {
                     c.remove();
@@ -156,18 +173,22 @@ impl SlotMaker {
     }
 }
 
-/// Keeps a few slots ready; a background thread refills it.
+/// Keeps a few slots of one kind ready; a background thread refills it.
 struct SlotPool {
-    maker: SlotMaker,
+    maker: Arc<SlotMaker>,
+    base: BaseConfig,
+    prestart: Option<Prestart>,
     ready: std::sync::Mutex<Vec<Slot>>,
     wanted: std::sync::Condvar,
     target: usize,
 }
 
 impl SlotPool {
-    fn start(maker: SlotMaker, target: usize) -> Arc<Self> {
+    fn start(maker: Arc<SlotMaker>, base: BaseConfig, prestart: Option<Prestart>, target: usize) -> Arc<Self> {
         let pool = Arc::new(Self {
             maker,
+            base,
+            prestart,
             ready: std::sync::Mutex::new(Vec::new()),
             wanted: std::sync::Condvar::new(),
             target,
@@ -186,8 +207,12 @@ impl SlotPool {
         self.wanted.notify_one();
         match taken {
             Some(slot) if slot_alive(&slot) => Ok(slot),
-            _ => self.maker.make(),
+            _ => self.make(),
         }
+    }
+
+    fn make(&self) -> Result<Slot, SandboxError> {
+        self.maker.make(&self.base, self.prestart.as_ref())
     }
 
     /// Drops the ready slots (their children end when their control sockets close).
@@ -221,7 +246,7 @@ fn refill(pool: &std::sync::Weak<SlotPool>) {
                 }
             }
         }
-        match pool.maker.make() {
+        match pool.make() {
             Ok(slot) => {
                 failures = 0;
                 if let Ok(mut ready) = pool.ready.lock() {
@@ -280,33 +305,56 @@ impl NamespaceSandbox {
         let spawner = spawn::Spawner::start(&options.init_exe)
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        let base = BaseConfig { root: root_mount, steps: base_steps() };
-        let maker = SlotMaker { cgroups, spawner, next: AtomicU64::new(1), base };
-        Ok(Self { data_dir: options.data_dir.clone(), slots: SlotPool::start(maker, SLOTS_READY), host_cpus })
+        let base = BaseConfig { root: root_mount, steps: base_steps(), prestart: None };
+        let maker = Arc::new(SlotMaker { cgroups, spawner, next: AtomicU64::new(1) });
+        Ok(Self {
+            data_dir: options.data_dir.clone(),
+            slots: SlotPool::start(maker, base, None, SLOTS_READY),
+            prestarted: std::sync::Mutex::new(Vec::new()),
+            host_cpus,
+        })
+    }
+
+    /// The pool of slots with `prestart`'s runtime started ahead, made on first use; the plain pool
+    /// when there are already [`PRESTART_KINDS_MAX`] kinds.
+    fn pool_for(&self, prestart: &Prestart) -> Arc<SlotPool> {
+        let Ok(mut pools) = self.prestarted.lock() else { return self.slots.clone() };
+        if let Some((_, pool)) = pools.iter().find(|(kind, _)| kind == prestart) {
+            return pool.clone();
+        }
+        if pools.len() >= PRESTART_KINDS_MAX {
+            return self.slots.clone();
+        }
+        let mut steps = vec![tmp_step(PRESTART_TMP_MB)];
+        steps.extend(ro_steps(&self.data_dir, &prestart.ro_paths, &prestart.runtime_dir));
+        let mut env = prestart.env.clone();
+        env.push((crate::PRESTART_FD_VAR.into(), init::PRESTART_WAIT_FD.to_string().into()));
+        let config =
+            PrestartConfig { steps, program: prestart.program.clone(), args: prestart.args.clone(), env, creds: CREDS };
+        let base = BaseConfig { prestart: Some(config), ..self.slots.base.clone() };
+        let pool = SlotPool::start(self.slots.maker.clone(), base, Some(prestart.clone()), SLOTS_READY);
+        pools.push((prestart.clone(), pool.clone()));
+        pool
     }
 
     /// Builds one environment root for real (namespaces, mounts, pivot_root) and waits for it: proves
     /// that this machine allows the tier.
     pub fn probe(&self) -> Result<(), SandboxError> {
         let started = Instant::now();
-        let slot = self.slots.maker.make()?;
+        let slot = self.slots.make()?;
         let config = InitConfig {
             steps: vec![tmp_step(64)],
             hostname: "localhost".into(),
-            uid: SANDBOX_UID,
-            gid: SANDBOX_GID,
-            nofile: NOFILE,
+            creds: CREDS,
             program: "/bin/true".into(),
             args: Vec::new(),
             env: Vec::new(),
             cwd: "/".into(),
-            seccomp: true,
             probe: true,
         };
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
+        let (out_r, err_r) = slot.output;
         let (status_r, status_w) = pipe()?;
-        let fds = spawn::InitFds { stdout: out_w, stderr: err_w, config: config_memfd(&config)?, status: status_w };
+        let fds = spawn::InitFds { config: config_memfd(&config)?, status: status_w };
         let cgroup = slot.cgroup.clone();
         let (_, pidfd) = spawn::activate(slot.waiting, fds)
             .map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
@@ -418,6 +466,19 @@ fn push_host_path(steps: &mut Vec<Step>, path: &Path) {
     }
 }
 
+/// The function's user, limits and seccomp, for every runtime.
+const CREDS: Creds = Creds { uid: SANDBOX_UID, gid: SANDBOX_GID, nofile: NOFILE, seccomp: true };
+
+/// The runtime's read-only mounts: the interpreters' directories and Nimbus's runtime files.
+fn ro_steps(data_dir: &Path, ro_paths: &[PathBuf], runtime_dir: &Path) -> Vec<Step> {
+    let mut steps: Vec<Step> = visible_ro_paths(data_dir, ro_paths)
+        .into_iter()
+        .map(|path| Step::Bind { src: path.clone(), dst: path })
+        .collect();
+    steps.push(Step::Bind { src: runtime_dir.to_owned(), dst: RUNTIME_DIR.into() });
+    steps
+}
+
 /// /tmp, sized for the environment.
 fn tmp_step(tmp_mb: u32) -> Step {
     Step::Tmpfs { dst: "/tmp".into(), size_mb: tmp_mb, mode: 0o1777 }
@@ -460,9 +521,12 @@ impl Sandbox for NamespaceSandbox {
         "/tmp".into()
     }
 
-    fn prepare(&self, _id: &str) -> Result<(Network, Prepared), SandboxError> {
+    fn prepare(&self, _id: &str, prestart: Option<&Prestart>) -> Result<(Network, Prepared), SandboxError> {
         let started = Instant::now();
-        let mut slot = self.slots.take()?;
+        let mut slot = match prestart {
+            Some(p) => self.pool_for(p).take()?,
+            None => self.slots.take()?,
+        };
         let clone = |l: &std::net::TcpListener| {
             l.try_clone().map_err(|source| SandboxError::Network { what: "listener", source })
         };
@@ -477,7 +541,19 @@ impl Sandbox for NamespaceSandbox {
             Some(slot) => slot,
             None => self.slots.take()?,
         };
-        let Slot { net: _net, cgroup, waiting, took: prepare_took } = slot;
+        let Slot { net: _net, cgroup, waiting, output: (out_r, err_r), prestart, took: prepare_took } = slot;
+        let prestarted = prestart.is_some();
+        if prestarted && prestart != spec.prestart {
+            drop(waiting);
+            if let Some(c) = &cgroup {
+                c.kill_all();
+                c.remove();
+            }
+            return Err(SandboxError::Namespace {
+                what: "launch",
+                source: std::io::Error::other("the slot's pre-started runtime is not the launch spec's"),
+            });
+        }
         let cleanup = |cgroup: &Option<Arc<cgroup::EnvCgroup>>| {
             if let Some(c) = cgroup {
                 c.kill_all();
@@ -494,36 +570,33 @@ impl Sandbox for NamespaceSandbox {
         let cgroup_took = started.elapsed();
         // The environment's /tmp comes first: a read-only path that lives under the host's /tmp (an
         // interpreter in a virtualenv there, say) is then bound on top of it instead of being hidden by it.
-        let mut steps = vec![tmp_step(spec.scratch_mb)];
-        for path in visible_ro_paths(&self.data_dir, &spec.ro_paths) {
-            steps.push(Step::Bind { src: path.clone(), dst: path });
-        }
-        steps.push(Step::Dir { dst: "/var".into(), mode: 0o755 });
+        // A pre-started slot has /tmp and the runtime's paths already; its /tmp only gets its size.
+        let mut steps = if prestarted {
+            vec![Step::Resize { dst: "/tmp".into(), size_mb: spec.scratch_mb }]
+        } else {
+            let mut steps = vec![tmp_step(spec.scratch_mb)];
+            steps.extend(ro_steps(&self.data_dir, &spec.ro_paths, &spec.runtime_dir));
+            steps
+        };
         steps.push(Step::Bind { src: spec.code_dir.clone(), dst: TASK_ROOT.into() });
-        steps.push(Step::Bind { src: spec.runtime_dir.clone(), dst: RUNTIME_DIR.into() });
         let config = InitConfig {
             steps,
             hostname: "localhost".into(),
-            uid: SANDBOX_UID,
-            gid: SANDBOX_GID,
-            nofile: NOFILE,
+            creds: CREDS,
             program: spec.program.clone(),
             args: spec.args.clone(),
             env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<(OsString, OsString)>>(),
             cwd: spec.cwd.clone(),
-            seccomp: true,
             probe: false,
         };
         let result = (|| {
-            let (out_r, out_w) = pipe()?;
-            let (err_r, err_w) = pipe()?;
             let (status_r, status_w) = pipe()?;
-            let fds = spawn::InitFds { stdout: out_w, stderr: err_w, config: config_memfd(&config)?, status: status_w };
+            let fds = spawn::InitFds { config: config_memfd(&config)?, status: status_w };
             let spawned = spawn::activate(waiting, fds)
                 .map_err(|source| SandboxError::Spawn { program: spec.program.clone(), source })?;
-            Ok((out_r, err_r, status_r, spawned))
+            Ok((status_r, spawned))
         })();
-        let (out_r, err_r, status_r, spawned) = match result {
+        let (status_r, spawned) = match result {
             Ok(parts) => parts,
             Err(e) => {
                 cleanup(&cgroup);
@@ -554,6 +627,7 @@ impl Sandbox for NamespaceSandbox {
             slot_ms = ms(prepare_took),
             memory_limit_ms = ms(cgroup_took),
             activate_ms = ms(spawn_took),
+            prestarted,
             "namespace environment launched"
         );
         let mut instance = NamespaceInstance {
@@ -578,6 +652,11 @@ impl Sandbox for NamespaceSandbox {
 
     fn cleanup(&self) {
         self.slots.drain();
+        if let Ok(pools) = self.prestarted.lock() {
+            for (_, pool) in pools.iter() {
+                pool.drain();
+            }
+        }
         if let Some(c) = &self.slots.maker.cgroups {
             c.remove_base();
         }

@@ -27,7 +27,7 @@ use nix::sys::socket::{
     AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, recvmsg, sendmsg, socketpair,
 };
 
-use super::init::{CONFIG_FD, STATUS_FD};
+use super::init::{CONFIG_FD, Prestarted, STATUS_FD};
 
 /// The argument that makes the Nimbus binary run the zygote ([`super::helper_main`]).
 pub const ZYGOTE_ARG: &str = "__sandbox-zygote";
@@ -41,10 +41,18 @@ pub(crate) struct SlotFds {
     pub cgroup_procs: Vec<OwnedFd>,
 }
 
-/// The descriptors a waiting child gets when it becomes an environment's init.
-pub(crate) struct InitFds {
+/// What a new waiting child is given to prepare itself with.
+pub(crate) struct BaseFds {
+    /// The [`super::init::BaseConfig`] memfd.
+    pub base: OwnedFd,
+    /// The environment's stdout and stderr, in place before its runtime starts (a pre-started one
+    /// writes to them from its first line).
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+}
+
+/// The descriptors a waiting child gets when it becomes an environment's init.
+pub(crate) struct InitFds {
     pub config: OwnedFd,
     pub status: OwnedFd,
 }
@@ -57,9 +65,9 @@ pub(crate) struct Waiting {
     control: OwnedFd,
 }
 
-/// Gives a new waiting child the shared part of the root to build while it waits.
-pub(crate) fn send_base(waiting: &Waiting, base: OwnedFd) -> io::Result<()> {
-    let raw = [base.as_raw_fd()];
+/// Gives a new waiting child the shared part of the root to build while it waits, and its output.
+pub(crate) fn send_base(waiting: &Waiting, fds: BaseFds) -> io::Result<()> {
+    let raw = [fds.base.as_raw_fd(), fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd()];
     let cmsgs = [ControlMessage::ScmRights(&raw)];
     sendmsg::<()>(waiting.control.as_raw_fd(), &[IoSlice::new(b"bs")], &cmsgs, MsgFlags::empty(), None)
         .map_err(io::Error::from)?;
@@ -68,7 +76,7 @@ pub(crate) fn send_base(waiting: &Waiting, base: OwnedFd) -> io::Result<()> {
 
 /// Hands a waiting child its descriptors: from here on it is the environment's init.
 pub(crate) fn activate(waiting: Waiting, fds: InitFds) -> io::Result<(i32, OwnedFd)> {
-    let raw = [fds.stdout.as_raw_fd(), fds.stderr.as_raw_fd(), fds.config.as_raw_fd(), fds.status.as_raw_fd()];
+    let raw = [fds.config.as_raw_fd(), fds.status.as_raw_fd()];
     let cmsgs = [ControlMessage::ScmRights(&raw)];
     sendmsg::<()>(waiting.control.as_raw_fd(), &[IoSlice::new(b"go")], &cmsgs, MsgFlags::empty(), None)
         .map_err(io::Error::from)?;
@@ -352,43 +360,69 @@ fn receive(control: RawFd, want: usize) -> Vec<OwnedFd> {
     }
 }
 
-/// In a waiting child: builds the shared part of the root, waits for its environment's descriptors,
-/// puts them in place and runs init.
+/// Copies `fd` to the lowest free descriptor from 10 up (close-on-exec), above the fixed numbers
+/// (0-5) an init places its descriptors at. Leaves the child when it cannot.
+#[allow(unsafe_code)]
+fn lift(fd: RawFd) -> OwnedFd {
+    // SAFETY: `fd` is open in this process for the duration of the call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    match nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)) {
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nobody else owns.
+        Ok(raw) => unsafe { OwnedFd::from_raw_fd(raw) },
+        // SAFETY: leaving a child that cannot become an init.
+        Err(_) => unsafe { libc::_exit(123) },
+    }
+}
+
+/// Puts each descriptor at its fixed number (clearing close-on-exec there), consuming them.
+#[allow(unsafe_code)]
+fn place(fds: Vec<(OwnedFd, RawFd)>) {
+    // Lift every source above the targets first, so no dup2 overwrites one still to be used.
+    let lifted: Vec<(OwnedFd, RawFd)> = fds.into_iter().map(|(fd, to)| (lift(fd.as_raw_fd()), to)).collect();
+    for (from, to) in &lifted {
+        // SAFETY: dup2 onto a fixed slot whose previous descriptor, if any, no live OwnedFd names.
+        if unsafe { libc::dup2(from.as_raw_fd(), *to) } < 0 {
+            // SAFETY: leaving a child that cannot become an init.
+            unsafe { libc::_exit(123) };
+        }
+    }
+}
+
+/// In a waiting child: builds the shared part of the root (and starts the runtime early when the
+/// slot has one), waits for its environment's descriptors, puts them in place and runs init.
 #[allow(unsafe_code)]
 fn become_init(control: RawFd, devnull: &OwnedFd) -> ! {
-    let base_fd = receive(control, 1).remove(0);
+    // The two descriptors kept move out of the way of the fixed numbers first; the copies the zygote
+    // left at low numbers are never dropped here, so overwriting them closes nothing anyone owns.
+    let control = lift(control);
+    let devnull = lift(devnull.as_raw_fd());
+    let mut got = receive(control.as_raw_fd(), 3).into_iter();
+    let (Some(base_fd), Some(stdout), Some(stderr)) = (got.next(), got.next(), got.next()) else {
+        // SAFETY: leaving a child that never became an init.
+        unsafe { libc::_exit(123) }
+    };
+    place(vec![(devnull, 0), (stdout, 1), (stderr, 2)]);
     let mut bytes = Vec::new();
     let base = std::io::Read::read_to_end(&mut std::fs::File::from(base_fd), &mut bytes)
         .map_err(|e| e.to_string())
         .and_then(|_| serde_json::from_slice::<super::init::BaseConfig>(&bytes).map_err(|e| e.to_string()));
     let (root, built) = match base {
         Ok(base) => {
-            let built = super::init::build_base(&base);
+            let built: Result<Option<Prestarted>, String> =
+                super::init::build_base(&base).and_then(|()| match &base.prestart {
+                    Some(p) => super::init::prestart(&base.root, p).map(Some),
+                    None => Ok(None),
+                });
             (base.root, built)
         }
         Err(e) => (std::path::PathBuf::new(), Err(format!("read the base config: {e}"))),
     };
-    let got = receive(control, 4);
-    let sources = [devnull.as_raw_fd(), got[0].as_raw_fd(), got[1].as_raw_fd(), got[2].as_raw_fd(), got[3].as_raw_fd()];
-    // Lift every source above the five targets first, so no dup2 overwrites one still to be used.
-    let mut lifted = Vec::with_capacity(5);
-    for from in sources {
-        // SAFETY: `from` is open here.
-        let fd = unsafe { BorrowedFd::borrow_raw(from) };
-        match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10)) {
-            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor nobody else owns.
-            Ok(raw) => lifted.push(unsafe { OwnedFd::from_raw_fd(raw) }),
-            // SAFETY: leaving a child that cannot become an init.
-            Err(_) => unsafe { libc::_exit(123) },
-        }
-    }
-    for (from, to) in lifted.iter().zip([0, 1, 2, CONFIG_FD, STATUS_FD]) {
-        // SAFETY: dup2 onto the standard slots; init takes ownership of 3 and 4.
-        if unsafe { libc::dup2(from.as_raw_fd(), to) } < 0 {
-            // SAFETY: as above.
-            unsafe { libc::_exit(123) };
-        }
-    }
+    let mut got = receive(control.as_raw_fd(), 2).into_iter();
+    let (Some(config), Some(status)) = (got.next(), got.next()) else {
+        // SAFETY: as above.
+        unsafe { libc::_exit(123) }
+    };
+    place(vec![(config, CONFIG_FD), (status, STATUS_FD)]);
     // SAFETY: PR_SET_NAME copies a C string.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"nimbus-init".as_ptr(), 0, 0, 0) };
     super::init::init_main(&root, built)

@@ -41,6 +41,8 @@ pub struct LaunchPlan {
     pub init_timeout: std::time::Duration,
     /// Launched ahead of invocations (provisioned concurrency): its init is nobody's cold start.
     pub ahead_of_time: bool,
+    /// The runtime the sandbox may have started already for this plan (`Runtimes::plan` decides).
+    pub prestart: Option<nimbus_sandbox::Prestart>,
 }
 
 impl LaunchPlan {
@@ -83,7 +85,7 @@ const COMMANDS_MAX: usize = 4;
 pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result<EnvHandle, LaunchError> {
     let started = Instant::now();
     let env_name = format!("env-{id}");
-    let (network, prepared) = ctx.sandbox.prepare(&env_name)?;
+    let (network, prepared) = ctx.sandbox.prepare(&env_name, plan.prestart.as_ref())?;
     let listener = tokio_listener(network.runtime_api)?;
     let runtime_api = listener.local_addr().map_err(|source| LaunchError::BindRuntimeApi { source })?;
     let api_listener = network.api.map(tokio_listener).transpose()?;
@@ -120,6 +122,7 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
         ro_paths: plan.ro_paths.clone(),
         memory_mb: plan.memory_mb,
         scratch_mb: plan.ephemeral_storage_mb,
+        prestart: plan.prestart.clone(),
     };
     let instance = match ctx.sandbox.launch(&spec, prepared) {
         Ok(instance) => instance,
