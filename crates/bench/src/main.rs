@@ -63,6 +63,11 @@ pub struct Args {
     /// Cold starts per function.
     #[arg(long, default_value_t = 30)]
     cold_starts: usize,
+    /// Pause before each cold start, so that what the server prepares ahead of demand (namespace
+    /// slots, pre-started runtimes) is ready and idle: a cold start as a function sees one after a
+    /// quiet moment. 0 measures them back to back, a burst that outruns that preparation.
+    #[arg(long, default_value_t = 500)]
+    cold_gap_ms: u64,
     /// Concurrencies of the throughput runs.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
     concurrency: Vec<usize>,
@@ -313,7 +318,13 @@ fn measure_signed(
     for (spec, fr) in specs.iter().zip(reports.iter_mut()) {
         progress(format!("cold starts: {} ({} of them)", spec.kind.label(), args.cold_starts));
         let mut invoker = Invoker::new(server.addr, signer.clone(), &spec.name)?;
-        fr.cold = Some(measure::cold(&mut invoker, &control, &spec.name, args.cold_starts)?);
+        fr.cold = Some(measure::cold(
+            &mut invoker,
+            &control,
+            &spec.name,
+            args.cold_starts,
+            std::time::Duration::from_millis(args.cold_gap_ms),
+        )?);
     }
 
     memory.server_rss_before_scale_out_kib = server.rss_kib();
@@ -426,6 +437,7 @@ fn settings(args: &Args) -> Settings {
         invokes: args.invokes,
         warmup: args.warmup,
         cold_starts: args.cold_starts,
+        cold_gap_ms: args.cold_gap_ms,
         concurrency: args.concurrency.clone(),
         ramp_secs: args.ramp_secs,
         window_secs: args.window_secs,

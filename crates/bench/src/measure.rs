@@ -209,12 +209,19 @@ pub struct ColdRun {
 }
 
 /// `m` cold starts, each forced by a configuration change.
-pub fn cold(invoker: &mut Invoker, control: &Control, function: &str, m: usize) -> anyhow::Result<ColdRun> {
+pub fn cold(
+    invoker: &mut Invoker,
+    control: &Control,
+    function: &str,
+    m: usize,
+    gap: std::time::Duration,
+) -> anyhow::Result<ColdRun> {
     let mut client = Vec::with_capacity(m);
     let mut init = Vec::with_capacity(m);
     let mut outside = Vec::with_capacity(m);
     let mut not_cold = 0;
     for i in 0..m {
+        std::thread::sleep(gap);
         control
             .set_environment(function, json!({ "BENCH_COLD_START": i.to_string() }))
             .context("force a cold start")?;

@@ -33,6 +33,8 @@ pub struct Settings {
     pub invokes: usize,
     pub warmup: usize,
     pub cold_starts: usize,
+    /// The pause before each cold start, in milliseconds.
+    pub cold_gap_ms: u64,
     pub concurrency: Vec<usize>,
     pub ramp_secs: f64,
     pub window_secs: f64,
@@ -305,8 +307,8 @@ pub fn print(report: &Report) {
         m.kernel
     );
     println!(
-        "  {} warm invokes after {} warmup; {} cold starts; throughput {:.1} s windows after a {:.1} s ramp; MemorySize {} MB",
-        s.invokes, s.warmup, s.cold_starts, s.window_secs, s.ramp_secs, s.memory_mb
+        "  {} warm invokes after {} warmup; {} cold starts {} ms apart; throughput {:.1} s windows after a {:.1} s ramp; MemorySize {} MB",
+        s.invokes, s.warmup, s.cold_starts, s.cold_gap_ms, s.window_secs, s.ramp_secs, s.memory_mb
     );
     println!("  sandbox tier: {}", s.sandbox_tier);
     if !s.server_args.is_empty() {

@@ -697,6 +697,12 @@ async fn reap(r: Reap) {
                     since_launch_ms = ms(r.launched.elapsed()),
                     "environment root built, runtime starting"
                 );
+            } else if line == "runtime prestarted" {
+                tracing::debug!(
+                    env = %r.id,
+                    since_launch_ms = ms(r.launched.elapsed()),
+                    "the pre-started runtime has its function"
+                );
             } else if let Some(e) = line.strip_prefix("setup-error ") {
                 tracing::warn!(env = %r.id, error = e, "environment init failed");
             } else {

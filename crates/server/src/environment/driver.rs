@@ -236,6 +236,8 @@ impl Driver {
             RuntimeMsg::Next { reply } => {
                 if let Init::Running { .. } = self.init {
                     let elapsed = self.p.launched_at.elapsed();
+                    // The last phase of a cold start (the sandbox logs the earlier ones at debug level).
+                    tracing::debug!(env = self.p.id, init_ms = elapsed.as_secs_f64() * 1000.0, "runtime initialised");
                     self.init = Init::Done { unreported: (!self.p.ahead_of_time).then_some(elapsed) };
                     self.p.ready.send_replace(true);
                     self.p.instance.init_done();
