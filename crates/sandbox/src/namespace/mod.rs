@@ -20,6 +20,10 @@
 //! vCPU, capped by the host) once init is done (init runs unthrottled), freezer between invocations,
 //! `RLIMIT_NOFILE` 1024. `/tmp` is a tmpfs: what a function keeps there counts toward its memory.
 //!
+//! Environments are made ahead of demand as *slots* (see [`Slot`]); a slot of a [`Prestart`] kind also
+//! has the runtime (a Python or Node interpreter with its bootstrap) already running in it, waiting for
+//! its function (see `init.rs`).
+//!
 //! The tier needs root (it uses no user namespace); where Nimbus is not root, or namespaces or mounts
 //! are refused, [`NamespaceSandbox::probe`] fails and the server falls back to the process tier.
 //! Functions reach loopback only: the outside network is not connected in this tier yet.
