@@ -20,7 +20,7 @@
 //! vCPU, capped by the host) once init is done (init runs unthrottled), freezer between invocations,
 //! `RLIMIT_NOFILE` 1024. `/tmp` is a tmpfs: what a function keeps there counts toward its memory.
 //!
-//! Environments are made ahead of demand as *slots* (see [`Slot`]); a slot of a [`Prestart`] kind also
+//! Environments are made ahead of demand as *slots* (see `Slot`); a slot of a [`Prestart`] kind also
 //! has the runtime (a Python or Node interpreter with its bootstrap) already running in it, waiting for
 //! its function (see `init.rs`).
 //!
