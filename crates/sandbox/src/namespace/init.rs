@@ -657,3 +657,23 @@ fn exec_runtime(exec: &Exec) -> String {
         Err(e) => e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prestarted_runtime_is_told_its_directory_then_its_environment_in_order() {
+        let config = InitConfig {
+            steps: Vec::new(),
+            hostname: "localhost".into(),
+            creds: Creds { uid: 993, gid: 990, nofile: 1024, seccomp: true },
+            program: "/usr/bin/python3".into(),
+            args: Vec::new(),
+            env: vec![("A".into(), "1".into()), ("B".into(), "x=y".into()), ("A".into(), "2".into())],
+            cwd: "/var/task".into(),
+            probe: false,
+        };
+        assert_eq!(function_message(&config), b"/var/task\0A=1\0B=x=y\0A=2\0".to_vec());
+    }
+}
