@@ -327,12 +327,23 @@ fn pss_kib(pid: u32) -> u64 {
 }
 
 /// What runs in a process: the runtime (`provided`, `python`, `node`), or Nimbus's own helpers
-/// (`nimbus-zygote`, `nimbus-init`: the namespace tier names them with PR_SET_NAME).
+/// (`nimbus-zygote`, `nimbus-slot`, `nimbus-init`: the namespace tier names them with PR_SET_NAME).
+/// A runtime started ahead of demand, still waiting in its slot, is a helper too (`nimbus-slot python`).
 fn classify(pid: u32) -> String {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     if comm.trim().starts_with(PLATFORM_PREFIX) {
         return comm.trim().to_owned();
     }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let parent = stat_fields(&stat).get(1).and_then(|p| p.parse::<u32>().ok());
+    let parent_comm = parent.and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok());
+    if parent_comm.is_some_and(|c| c.trim() == "nimbus-slot") {
+        return format!("nimbus-slot {}", runtime_kind(pid));
+    }
+    runtime_kind(pid)
+}
+
+fn runtime_kind(pid: u32) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
     let name = Path::new(std::str::from_utf8(program).unwrap_or_default())
