@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod function;
 pub mod limits;
+mod logs;
 mod name;
 mod runtime;
 
@@ -14,5 +15,6 @@ pub use config::{
 };
 pub use error::{ValidationError, ValidationKind};
 pub use function::FunctionConfig;
+pub use logs::LogRetentionDays;
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
 pub use runtime::{Runtime, RuntimeFamily};

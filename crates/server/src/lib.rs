@@ -18,6 +18,7 @@ mod events;
 mod invoke;
 mod logs;
 pub mod pool;
+mod retention;
 mod runtime_api;
 mod runtimes;
 mod sqs;
@@ -214,6 +215,7 @@ pub async fn run(
         async_settings,
         events_stopping.clone(),
     );
+    let retention_task = retention::start(store.clone(), events_stopping.clone());
     let (mappings, mappings_task) =
         events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
     let state = Arc::new(api::ApiState {
@@ -262,6 +264,7 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, async move {
         let _ = mappings_task.await;
         let _ = async_task.await;
+        let _ = retention_task.await;
     })
     .await
     .is_err()

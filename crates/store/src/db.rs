@@ -114,14 +114,17 @@ fn meta_migrations() -> Migrations<'static> {
 }
 
 fn logs_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(LOGS_V1).comment("log groups, streams and events")])
+    Migrations::new(vec![
+        M::up(LOGS_V1).comment("log groups, streams and events"),
+        M::up(crate::logs::LOGS_RETENTION_V2).comment("log group retention policies"),
+    ])
 }
 
 /// Nimbus's durable state: SQLite metadata, logs, and the content-addressed code blobs.
 ///
 /// Every method is synchronous and short (indexed queries on prepared statements); async callers may
 /// call them directly, or on a blocking thread for the few that write many rows (`append_logs` of a big
-/// batch, `prune_logs`, `delete_log_group`).
+/// batch, `expire_logs`, `delete_log_group`).
 #[derive(Debug)]
 pub struct Store {
     pub(crate) meta: Db,

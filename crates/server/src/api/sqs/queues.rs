@@ -313,7 +313,9 @@ pub(super) async fn get_queue_attributes(state: &SharedState, body: &[u8]) -> Re
     if READABLE.iter().take(3).any(|n| wanted(n)) {
         let store = state.store.clone();
         let id = queue.id;
-        let counts = tokio::task::spawn_blocking(move || store.queue_counts(id, clock::now_ms())).await??;
+        let retention_ms = QueueSettings::of(&queue).retention_s * 1000;
+        let counts =
+            tokio::task::spawn_blocking(move || store.queue_counts(id, clock::now_ms(), retention_ms)).await??;
         full.insert("ApproximateNumberOfMessages".into(), counts.visible.to_string());
         full.insert("ApproximateNumberOfMessagesNotVisible".into(), counts.in_flight.to_string());
         full.insert("ApproximateNumberOfMessagesDelayed".into(), counts.delayed.to_string());
