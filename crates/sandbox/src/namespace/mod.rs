@@ -22,11 +22,16 @@
 //!
 //! The tier needs root (it uses no user namespace); where Nimbus is not root, or namespaces or mounts
 //! are refused, [`NamespaceSandbox::probe`] fails and the server falls back to the process tier.
-//! Functions reach loopback only: the outside network is not connected in this tier yet.
+//!
+//! Network: each environment's namespace has its own loopback with the Runtime API and Nimbus's API,
+//! and, where `pasta` is installed, an interface to the outside network through a pasta of its own
+//! ([`pasta`]), as Lambda functions reach the internet. [`crate::Egress::LoopbackOnly`] disconnects it
+//! before the environment starts. Without pasta, environments reach loopback only (said once at start).
 
 pub mod cgroup;
 mod init;
 pub mod net;
+pub mod pasta;
 pub mod seccomp;
 mod spawn;
 
@@ -52,7 +57,7 @@ pub fn helper_main() -> ! {
     spawn::zygote_main()
 }
 
-use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Sandbox, SandboxError};
+use crate::{Egress, ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Sandbox, SandboxError};
 
 /// Lambda's function user: `sbx_user1051`, uid 993, gid 990.
 pub const SANDBOX_UID: u32 = 993;
@@ -113,6 +118,8 @@ pub(crate) struct Slot {
 struct SlotMaker {
     cgroups: Option<cgroup::Cgroups>,
     spawner: spawn::Spawner,
+    /// Connects slots to the outside network; `None` where pasta is missing or does not work.
+    pasta: Option<pasta::Pasta>,
     next: AtomicU64,
     /// The root every environment shares; a waiting child builds it before it is needed.
     base: BaseConfig,
@@ -121,7 +128,7 @@ struct SlotMaker {
 impl SlotMaker {
     fn make(&self) -> Result<Slot, SandboxError> {
         let started = Instant::now();
-        let net = net::create().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
+        let net = net::create(self.pasta.as_ref())?;
         let name = format!("slot-{}", self.next.fetch_add(1, Ordering::Relaxed));
         let cgroup = match &self.cgroups {
             Some(c) => Some(Arc::new(
@@ -281,7 +288,7 @@ impl NamespaceSandbox {
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         let base = BaseConfig { root: root_mount, steps: base_steps() };
-        let maker = SlotMaker { cgroups, spawner, next: AtomicU64::new(1), base };
+        let maker = SlotMaker { cgroups, spawner, pasta: outside_network(), next: AtomicU64::new(1), base };
         Ok(Self { data_dir: options.data_dir.clone(), slots: SlotPool::start(maker, SLOTS_READY), host_cpus })
     }
 
@@ -329,13 +336,33 @@ impl NamespaceSandbox {
             c.remove();
         }
         tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1000.0, "namespace tier probe");
-        // Said once: the environments' network namespaces have loopback only. Connecting them outside
-        // (pasta with `--config-net --no-map-gw -t none -u none -T none -U none`, or veth + NAT) is not built.
-        tracing::warn!(
-            "namespace tier: functions reach only their own loopback (their Runtime API and Nimbus's API); the \
-             outside network is not connected in this tier yet"
-        );
         Ok(())
+    }
+}
+
+/// pasta, once it has connected one namespace for real; otherwise says loudly that environments reach
+/// loopback only, and why.
+fn outside_network() -> Option<pasta::Pasta> {
+    let tried = pasta::Pasta::start().and_then(|p| match net::create(Some(&p)) {
+        Ok(trial) => Ok((p, trial.connect_took)),
+        Err(SandboxError::Outside(e)) => Err(e),
+        Err(other) => {
+            tracing::warn!(error = %other, "trying pasta on a network namespace");
+            Err(pasta::PastaError::LauncherGone)
+        }
+    });
+    match tried {
+        Ok((p, took)) => {
+            tracing::info!(pasta = %p.program().display(), connect_ms = ms(took), "functions reach the outside network through pasta");
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "namespace tier: functions reach only their own loopback (their Runtime API and Nimbus's API), not the outside network"
+            );
+            None
+        }
     }
 }
 
@@ -477,7 +504,12 @@ impl Sandbox for NamespaceSandbox {
             Some(slot) => slot,
             None => self.slots.take()?,
         };
-        let Slot { net: _net, cgroup, waiting, took: prepare_took } = slot;
+        let Slot { net, cgroup, waiting, took: prepare_took } = slot;
+        // Disconnected before the environment starts: once pasta is reaped its interface is gone.
+        let uplink = match spec.egress {
+            Egress::Outside => net.uplink,
+            Egress::LoopbackOnly => None,
+        };
         let cleanup = |cgroup: &Option<Arc<cgroup::EnvCgroup>>| {
             if let Some(c) = cgroup {
                 c.kill_all();
@@ -545,6 +577,7 @@ impl Sandbox for NamespaceSandbox {
             pidfd: pidfd.clone(),
             status: status_r,
             cgroup: cgroup.clone(),
+            uplink,
             shared: shared.clone(),
             exit: exit_tx,
             launched: started,
@@ -600,6 +633,8 @@ struct Reap {
     pidfd: Arc<OwnedFd>,
     status: OwnedFd,
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    /// Lives as long as the environment's init.
+    uplink: Option<pasta::Uplink>,
     shared: Arc<Shared>,
     exit: tokio::sync::oneshot::Sender<ExitDescription>,
     launched: Instant,
@@ -637,10 +672,14 @@ async fn reap(r: Reap) {
     }
     r.shared.exited.store(true, Ordering::Release);
     let _ = r.exit.send(description);
-    if let Some(c) = r.cgroup {
+    let (cgroup, uplink) = (r.cgroup, r.uplink);
+    if cgroup.is_some() || uplink.is_some() {
         let _ = tokio::task::spawn_blocking(move || {
-            c.kill_all();
-            c.remove();
+            if let Some(c) = cgroup {
+                c.kill_all();
+                c.remove();
+            }
+            drop(uplink);
         })
         .await;
     }

@@ -4,14 +4,22 @@
 //! in), so a function reaches its own Runtime API and the API at `AWS_ENDPOINT_URL`, and nothing of
 //! another environment: 127.0.0.1:9001 in its namespace is its own.
 //!
+//! Where pasta is installed, the namespace is also connected to the outside network (see
+//! [`super::pasta`]): an interface with a link-local address and a default route through pasta.
+//! 127.0.0.1 stays the namespace's own, so the two listeners are unchanged and nothing on the host's
+//! loopback is reachable.
+//!
 //! A namespace is made on a short-lived thread (`unshare(CLONE_NEWNET)` affects only the calling
-//! thread); the thread keeps nothing. Namespaces are made ahead of demand, with the rest of an
-//! environment's slot (see `Slot` in the parent module).
+//! thread); the thread keeps nothing, and waits there for pasta's route. Namespaces are made ahead of
+//! demand, with the rest of an environment's slot (see `Slot` in the parent module).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use super::pasta::{Pasta, Uplink};
+use crate::SandboxError;
 
 pub const RUNTIME_API_ADDR: SocketAddr =
     SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 9001));
@@ -24,29 +32,39 @@ pub struct EnvNet {
     pub netns: OwnedFd,
     pub runtime_api: TcpListener,
     pub api: TcpListener,
-    /// How long making it took.
+    /// The pasta connecting the namespace to the outside, if it is connected.
+    pub uplink: Option<Uplink>,
+    /// How long making it took, and how much of that was pasta's.
     pub took: Duration,
+    pub connect_took: Duration,
 }
 
-/// Makes a network namespace with loopback up and the two listeners.
-pub fn create() -> io::Result<EnvNet> {
-    std::thread::Builder::new()
-        .name("nimbus-netns".into())
-        .spawn(create_on_this_thread)
-        .map_err(|e| io::Error::new(e.kind(), format!("start netns thread: {e}")))?
-        .join()
-        .map_err(|_| io::Error::other("netns thread panicked"))?
+/// Makes a network namespace with loopback up and the two listeners, connected to the outside
+/// through `pasta` when given.
+pub fn create(pasta: Option<&Pasta>) -> Result<EnvNet, SandboxError> {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("nimbus-netns".into())
+            .spawn_scoped(scope, || create_on_this_thread(pasta))
+            .map_err(|source| SandboxError::Network { what: "start the netns thread", source })?
+            .join()
+            .map_err(|_| SandboxError::Network { what: "netns thread", source: io::Error::other("panicked") })?
+    })
 }
 
-fn create_on_this_thread() -> io::Result<EnvNet> {
+fn create_on_this_thread(pasta: Option<&Pasta>) -> Result<EnvNet, SandboxError> {
     let started = Instant::now();
+    let io = |what: &'static str| move |source: io::Error| SandboxError::Network { what, source };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("unshare(CLONE_NEWNET): {e}")))?;
-    loopback_up()?;
-    let netns = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net")?);
-    let runtime_api = TcpListener::bind(RUNTIME_API_ADDR)?;
-    let api = TcpListener::bind(API_ADDR)?;
-    Ok(EnvNet { netns, runtime_api, api, took: started.elapsed() })
+        .map_err(|e| SandboxError::Network { what: "unshare(CLONE_NEWNET)", source: e.into() })?;
+    loopback_up().map_err(io("bring loopback up"))?;
+    let netns = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net").map_err(io("open the netns"))?);
+    let runtime_api = TcpListener::bind(RUNTIME_API_ADDR).map_err(io("bind the Runtime API listener"))?;
+    let api = TcpListener::bind(API_ADDR).map_err(io("bind the API listener"))?;
+    let connecting = Instant::now();
+    let uplink = pasta.map(|p| p.connect(&netns)).transpose()?;
+    let connect_took = connecting.elapsed();
+    Ok(EnvNet { netns, runtime_api, api, uplink, took: started.elapsed(), connect_took })
 }
 
 /// `ip link set lo up`, with the two ioctls it amounts to.
