@@ -152,7 +152,15 @@ impl SlotMaker {
             Ok(waiting)
         })();
         match made {
-            Ok(waiting) => Ok(Slot { net, cgroup, waiting, took: started.elapsed() }),
+            Ok(waiting) => {
+                tracing::debug!(
+                    slot_ms = ms(started.elapsed()),
+                    netns_ms = ms(net.took - net.connect_took),
+                    pasta_ms = ms(net.connect_took),
+                    "environment slot made"
+                );
+                Ok(Slot { net, cgroup, waiting, took: started.elapsed() })
+            }
             Err(e) => {
                 if let Some(c) = &cgroup {
                     c.remove();
@@ -505,17 +513,23 @@ impl Sandbox for NamespaceSandbox {
             None => self.slots.take()?,
         };
         let Slot { net, cgroup, waiting, took: prepare_took } = slot;
-        // Disconnected before the environment starts: once pasta is reaped its interface is gone.
-        let uplink = match spec.egress {
-            Egress::Outside => net.uplink,
-            Egress::LoopbackOnly => None,
-        };
         let cleanup = |cgroup: &Option<Arc<cgroup::EnvCgroup>>| {
             if let Some(c) = cgroup {
                 c.kill_all();
                 c.remove();
             }
         };
+        // Disconnected before the environment starts; the killed pasta is reaped with the environment.
+        let disconnecting = Instant::now();
+        let mut uplink = net.uplink;
+        if let (Egress::LoopbackOnly, Some(u)) = (spec.egress, uplink.as_mut())
+            && let Err(e) = net::disconnect(&net.netns, u)
+        {
+            drop(waiting);
+            cleanup(&cgroup);
+            return Err(e);
+        }
+        let disconnect_took = disconnecting.elapsed();
         if let Some(c) = &cgroup
             && let Err(source) = c.set_memory(u64::from(spec.memory_mb) * 1024 * 1024)
         {
@@ -523,7 +537,7 @@ impl Sandbox for NamespaceSandbox {
             cleanup(&cgroup);
             return Err(SandboxError::Cgroup { source });
         }
-        let cgroup_took = started.elapsed();
+        let cgroup_took = started.elapsed() - disconnect_took;
         // The environment's /tmp comes first: a read-only path that lives under the host's /tmp (an
         // interpreter in a virtualenv there, say) is then bound on top of it instead of being hidden by it.
         let mut steps = vec![tmp_step(spec.scratch_mb)];
@@ -562,7 +576,7 @@ impl Sandbox for NamespaceSandbox {
                 return Err(e);
             }
         };
-        let spawn_took = started.elapsed() - cgroup_took;
+        let spawn_took = started.elapsed() - cgroup_took - disconnect_took;
         let output = (|| {
             Ok::<_, std::io::Error>((pipe::Receiver::from_owned_fd(out_r)?, pipe::Receiver::from_owned_fd(err_r)?))
         })()
@@ -585,6 +599,7 @@ impl Sandbox for NamespaceSandbox {
         tracing::debug!(
             env = %spec.id,
             slot_ms = ms(prepare_took),
+            disconnect_ms = ms(disconnect_took),
             memory_limit_ms = ms(cgroup_took),
             activate_ms = ms(spawn_took),
             "namespace environment launched"

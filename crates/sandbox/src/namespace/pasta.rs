@@ -41,6 +41,8 @@ use std::time::{Duration, Instant};
 pub const NS_ADDR: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 2);
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 const PREFIX_LEN: &str = "30";
+/// The name of pasta's interface in the namespace.
+pub const NS_IFNAME: &str = "eth0";
 /// How long pasta may take to connect a namespace (measured: 10-20 ms).
 const CONNECT_TIMEOUT_MS: u64 = 2000;
 const CONNECT_POLL_MS: u64 = 1;
@@ -165,6 +167,11 @@ impl Uplink {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Kills pasta now; it is reaped when the uplink is dropped.
+    pub fn cut(&mut self) {
+        let _ = self.child.kill();
+    }
 }
 
 impl Drop for Uplink {
@@ -222,6 +229,7 @@ fn args() -> Vec<String> {
     {
         args.extend([flag.to_owned(), value]);
     }
+    args.extend(["--ns-ifname".to_owned(), NS_IFNAME.to_owned()]);
     args.extend(["--netns".to_owned(), format!("/proc/self/fd/{NETNS_FD}")]);
     args
 }
