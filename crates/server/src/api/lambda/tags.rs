@@ -66,10 +66,12 @@ pub async fn untag(
 }
 
 /// The `nimbus:network` tag is read when an environment is launched; a change retires the warm
-/// environments of every version (tags belong to the function), as a configuration update does.
+/// environments of every version (tags belong to the function), as a configuration update does, and
+/// launches its provisioned ones again, with the new setting.
 async fn retire_on_network_change(state: &SharedState, name: &FunctionName, before: &Tags, after: &Tags) {
     if before.network_access() != after.network_access() {
         state.invoker.retire(name, None).await;
+        crate::restore_provisioned(&state.store, &state.invoker, Some(name)).await;
     }
 }
 
