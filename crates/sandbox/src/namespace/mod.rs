@@ -295,8 +295,10 @@ impl NamespaceSandbox {
         let spawner = spawn::Spawner::start(&options.init_exe)
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        let base = BaseConfig { root: root_mount, steps: base_steps() };
-        let maker = SlotMaker { cgroups, spawner, pasta: outside_network(), next: AtomicU64::new(1), base };
+        let pasta = outside_network();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let base = BaseConfig { root: root_mount, steps: base_steps(&resolv_conf(&host_resolv, pasta.is_some())) };
+        let maker = SlotMaker { cgroups, spawner, pasta, next: AtomicU64::new(1), base };
         Ok(Self { data_dir: options.data_dir.clone(), slots: SlotPool::start(maker, SLOTS_READY), host_cpus })
     }
 
@@ -400,13 +402,28 @@ fn visible_ro_paths(data_dir: &Path, paths: &[PathBuf]) -> Vec<PathBuf> {
     chosen
 }
 
-fn base_steps() -> Vec<Step> {
+/// The environments' `/etc/resolv.conf`: the host's, unless every nameserver in it listens on the host's
+/// loopback (systemd-resolved's 127.0.0.53, a local dnsmasq), which no environment can reach; with
+/// pasta, those get pasta's DNS forwarder instead, which passes queries on to the host's resolver.
+fn resolv_conf(host: &str, pasta: bool) -> String {
+    let nameservers: Vec<&str> =
+        host.lines().filter_map(|l| l.trim().strip_prefix("nameserver")).map(str::trim).collect();
+    let reachable = nameservers.iter().any(|ns| ns.parse::<std::net::IpAddr>().is_ok_and(|ip| !ip.is_loopback()));
+    if !pasta || reachable {
+        return if host.is_empty() { "nameserver 127.0.0.1\n".into() } else { host.to_owned() };
+    }
+    let mut out: String =
+        host.lines().filter(|l| !l.trim().starts_with("nameserver")).flat_map(|l| [l, "\n"]).collect();
+    out.push_str(&format!("nameserver {}\n", pasta::GATEWAY));
+    out
+}
+
+fn base_steps(resolv: &str) -> Vec<Step> {
     let mut steps = Vec::new();
     for dir in SYSTEM_DIRS.iter().map(Path::new) {
         push_host_path(&mut steps, dir);
     }
     steps.push(Step::Dir { dst: "/etc".into(), mode: 0o755 });
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
     let files = [
         (
             "/etc/passwd",
@@ -421,7 +438,7 @@ fn base_steps() -> Vec<Step> {
             "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"
                 .into(),
         ),
-        ("/etc/resolv.conf", resolv),
+        ("/etc/resolv.conf", resolv.to_owned()),
     ];
     for (dst, contents) in files {
         steps.push(Step::File { dst: dst.into(), contents, mode: 0o644 });
@@ -870,8 +887,22 @@ mod tests {
     }
 
     #[test]
+    fn a_host_resolver_on_loopback_is_replaced_by_pastas_forwarder() {
+        let local = "# systemd-resolved\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.org\n";
+        assert_eq!(
+            resolv_conf(local, true),
+            "# systemd-resolved\noptions edns0 trust-ad\nsearch example.org\nnameserver 169.254.1.1\n"
+        );
+        assert_eq!(resolv_conf(local, false), local, "without pasta there is nothing better to offer");
+        let mixed = "nameserver 127.0.0.1\nnameserver 10.0.0.2\n";
+        assert_eq!(resolv_conf(mixed, true), mixed, "a reachable resolver is kept, as the host has it");
+        assert_eq!(resolv_conf("nameserver ::1\n", true), "nameserver 169.254.1.1\n");
+        assert_eq!(resolv_conf("", false), "nameserver 127.0.0.1\n");
+    }
+
+    #[test]
     fn the_base_root_keeps_merged_usr_symlinks_and_generates_etc() {
-        let steps = base_steps();
+        let steps = base_steps("nameserver 192.0.2.53\n");
         for dir in SYSTEM_DIRS.iter().map(Path::new).filter(|d| d.exists()) {
             let expected = if std::fs::symlink_metadata(dir).unwrap().file_type().is_symlink() {
                 Step::Symlink { target: std::fs::read_link(dir).unwrap(), dst: dir.to_owned() }

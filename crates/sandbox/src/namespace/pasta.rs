@@ -13,6 +13,8 @@
 //! - `--address/--netmask/--gateway`: the namespace gets a link-local address of its own
 //!   ([`NS_ADDR`], as Lambda's environments have a 169.254 address) instead of a copy of the host's,
 //!   so the machine's own non-loopback addresses are reached like any other host;
+//! - `--dns-forward` [`GATEWAY`]: DNS queries to pasta's address go to the host's resolver, even one
+//!   on the host's loopback (only then do environments' `resolv.conf` name it; see `resolv_conf`);
 //! - `--ipv4-only`: Lambda functions outside a VPC reach the outside over IPv4 (it also saves pasta
 //!   about 10 MB per environment).
 //!
@@ -224,9 +226,12 @@ fn args() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
-    for (flag, value) in
-        [("--address", NS_ADDR.to_string()), ("--netmask", PREFIX_LEN.into()), ("--gateway", GATEWAY.to_string())]
-    {
+    for (flag, value) in [
+        ("--address", NS_ADDR.to_string()),
+        ("--netmask", PREFIX_LEN.into()),
+        ("--gateway", GATEWAY.to_string()),
+        ("--dns-forward", GATEWAY.to_string()),
+    ] {
         args.extend([flag.to_owned(), value]);
     }
     args.extend(["--ns-ifname".to_owned(), NS_IFNAME.to_owned()]);
