@@ -353,14 +353,9 @@ impl NamespaceSandbox {
 /// pasta, once it has connected one namespace for real; otherwise says loudly that environments reach
 /// loopback only, and why.
 fn outside_network() -> Option<pasta::Pasta> {
-    let tried = pasta::Pasta::start().and_then(|p| match net::create(Some(&p)) {
-        Ok(trial) => Ok((p, trial.connect_took)),
-        Err(SandboxError::Outside(e)) => Err(e),
-        Err(other) => {
-            tracing::warn!(error = %other, "trying pasta on a network namespace");
-            Err(pasta::PastaError::LauncherGone)
-        }
-    });
+    let tried = pasta::Pasta::start()
+        .map_err(SandboxError::from)
+        .and_then(|p| net::create(Some(&p)).map(|trial| (p, trial.connect_took)));
     match tried {
         Ok((p, took)) => {
             tracing::info!(pasta = %p.program().display(), connect_ms = ms(took), "functions reach the outside network through pasta");

@@ -166,10 +166,6 @@ impl Pasta {
 }
 
 impl Uplink {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Kills pasta now; it is reaped when the uplink is dropped.
     pub fn cut(&mut self) {
         let _ = self.child.kill();
