@@ -144,16 +144,23 @@ def descendants(root_pid: int) -> dict[int, int]:
 
 def environment_processes(root_pid: int) -> dict[int, int]:
     """A server's descendants that belong to execution environments: all of them but the namespace tier's
-    helpers (the zygote, and the children it keeps ready for the next environments)."""
+    helpers (the zygote, the children it keeps ready for the next environments, and the pastas that connect
+    those children's network namespaces; a pasta holds its namespace as fd 3)."""
     found = descendants(root_pid)
-    helpers = set()
+    helpers, slot_netns, pastas = set(), set(), {}
     for pid in found:
         try:
             with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() in ("nimbus-zygote", "nimbus-slot"):
-                    helpers.add(pid)
+                comm = f.read().strip()
+            if comm in ("nimbus-zygote", "nimbus-slot"):
+                helpers.add(pid)
+                if comm == "nimbus-slot":
+                    slot_netns.add(os.readlink(f"/proc/{pid}/ns/net"))
+            elif comm.startswith("passt"):
+                pastas[pid] = os.readlink(f"/proc/{pid}/fd/3")
         except OSError:
             pass
+    helpers.update(pid for pid, netns in pastas.items() if netns in slot_netns)
     return {pid: start for pid, start in found.items() if pid not in helpers}
 
 

@@ -11,7 +11,8 @@ mod name;
 mod runtime;
 
 pub use config::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, RoleArn, TagKey, Tags, TimeoutSecs,
+    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, NETWORK_TAG, NetworkAccess, RoleArn,
+    TagKey, Tags, TimeoutSecs,
 };
 pub use error::{ValidationError, ValidationKind};
 pub use function::FunctionConfig;

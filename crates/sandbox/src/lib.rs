@@ -52,6 +52,19 @@ pub struct LaunchSpec {
     pub memory_mb: u32,
     /// Size of the environment's scratch directory, in MB; tiers that can enforce it do.
     pub scratch_mb: u32,
+    /// The network it reaches besides its loopback; the namespace tier enforces it (the process tier
+    /// shares the host's network and cannot).
+    pub egress: Egress,
+}
+
+/// Which network an environment reaches besides its own loopback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Egress {
+    /// The outside network (where the tier can connect it).
+    #[default]
+    Outside,
+    /// Its loopback only: its Runtime API and Nimbus's API.
+    LoopbackOnly,
 }
 
 /// Where the host paths of a [`LaunchSpec`] appear inside an environment (`None`: unchanged).

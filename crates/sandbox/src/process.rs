@@ -239,6 +239,7 @@ mod tests {
             ro_paths: Vec::new(),
             memory_mb: 128,
             scratch_mb: 512,
+            egress: crate::Egress::Outside,
         }
     }
 

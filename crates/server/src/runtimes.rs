@@ -207,6 +207,7 @@ impl Runtimes {
             // The invoke path sets the cap per attempt; this is the first attempt's.
             init_timeout: std::time::Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS),
             ahead_of_time: false,
+            network: record.tags.network_access(),
         })
     }
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use nimbus_sandbox::{LaunchSpec, Sandbox, SandboxError};
+use nimbus_model::NetworkAccess;
+use nimbus_sandbox::{Egress, LaunchSpec, Sandbox, SandboxError};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -41,6 +42,8 @@ pub struct LaunchPlan {
     pub init_timeout: std::time::Duration,
     /// Launched ahead of invocations (provisioned concurrency): its init is nobody's cold start.
     pub ahead_of_time: bool,
+    /// The function's `nimbus:network` tag, read when the plan is made.
+    pub network: NetworkAccess,
 }
 
 impl LaunchPlan {
@@ -120,6 +123,10 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
         ro_paths: plan.ro_paths.clone(),
         memory_mb: plan.memory_mb,
         scratch_mb: plan.ephemeral_storage_mb,
+        egress: match plan.network {
+            NetworkAccess::Outside => Egress::Outside,
+            NetworkAccess::LoopbackOnly => Egress::LoopbackOnly,
+        },
     };
     let instance = match ctx.sandbox.launch(&spec, prepared) {
         Ok(instance) => instance,
