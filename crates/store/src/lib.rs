@@ -34,7 +34,7 @@ pub use code::{CodeDigest, CodeError, CodeStore, StoredCode};
 pub use db::Store;
 pub use error::{Result, StoreError};
 pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
-pub use logs::{LogEvent, LogStreamInfo, StoredLogEvent};
+pub use logs::{LogBatch, LogEvent, LogStreamInfo, StoredLogEvent};
 pub use mappings::MappingRecord;
 pub use provisioned::ProvisionedConfig;
 pub use queues::{
