@@ -18,6 +18,7 @@
 
 mod aliases;
 mod async_events;
+mod catalog;
 pub mod code;
 mod concurrency;
 mod db;
