@@ -25,6 +25,14 @@ pub struct LogEvent {
     pub message: String,
 }
 
+/// Events for one stream, as [`Store::append_log_batches`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct LogBatch<'a> {
+    pub group: &'a str,
+    pub stream: &'a str,
+    pub events: &'a [LogEvent],
+}
+
 /// An event as stored; `id` is unique across the whole logs database and serves as AWS's `eventId`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLogEvent {
@@ -118,50 +126,18 @@ impl Store {
     /// Appends one batch of events to a stream in one transaction, creating the group and stream if
     /// this is their first event. `now_ms` becomes every event's ingestion time.
     pub fn append_logs(&self, group: &str, stream: &str, events: &[LogEvent], now_ms: i64) -> Result<()> {
+        self.append_log_batches(&[LogBatch { group, stream, events }], now_ms)
+    }
+
+    /// Appends several batches, to any streams, in one transaction: the log writer gathers what every
+    /// environment printed over a short window and commits it at once, since a commit (the WAL append
+    /// and its locking) costs far more than the rows in it. A stream named twice is updated twice, in
+    /// order; callers that merge a stream's batches first save those updates.
+    pub fn append_log_batches(&self, batches: &[LogBatch<'_>], now_ms: i64) -> Result<()> {
         self.logs.write(|tx| {
-            let group_id = match group_id(tx, group)? {
-                Some(id) => id,
-                None => tx
-                    .prepare_cached("INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) RETURNING id")
-                    .and_then(|mut stmt| stmt.query_row(params![group, now_ms], |row| row.get(0)))
-                    .map_err(StoreError::sqlite("create log group"))?,
-            };
-            let stream_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO log_streams (group_id, name, created_ms, last_ingestion_ms) VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT (group_id, name) DO UPDATE SET last_ingestion_ms = excluded.last_ingestion_ms
-                     RETURNING id",
-                )
-                .and_then(|mut stmt| stmt.query_row(params![group_id, stream, now_ms], |row| row.get(0)))
-                .map_err(StoreError::sqlite("create log stream"))?;
-            let (Some(first), Some(last)) =
-                (events.iter().map(|e| e.timestamp_ms).min(), events.iter().map(|e| e.timestamp_ms).max())
-            else {
-                return Ok(());
-            };
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO log_events (group_id, stream_id, timestamp_ms, ingestion_ms, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(StoreError::sqlite("prepare log insert"))?;
-            let mut bytes: i64 = 0;
-            for event in events {
-                insert
-                    .execute(params![group_id, stream_id, event.timestamp_ms, now_ms, event.message])
-                    .map_err(StoreError::sqlite("insert log event"))?;
-                bytes = bytes.saturating_add(i64::try_from(event.message.len()).unwrap_or(i64::MAX));
+            for batch in batches {
+                append_stream(tx, batch, now_ms)?;
             }
-            tx.prepare_cached(
-                "UPDATE log_streams SET first_event_ms = min(coalesce(first_event_ms, ?2), ?2),
-                     last_event_ms = max(coalesce(last_event_ms, ?3), ?3), stored_bytes = stored_bytes + ?4
-                 WHERE id = ?1",
-            )
-            .and_then(|mut stmt| stmt.execute(params![stream_id, first, last, bytes]))
-            .map_err(StoreError::sqlite("update log stream"))?;
-            tx.prepare_cached("UPDATE log_groups SET stored_bytes = stored_bytes + ?2 WHERE id = ?1")
-                .and_then(|mut stmt| stmt.execute(params![group_id, bytes]))
-                .map_err(StoreError::sqlite("update log group"))?;
             Ok(())
         })
     }
@@ -319,4 +295,54 @@ impl Store {
             Ok(())
         })
     }
+}
+
+/// One batch's rows: the group and stream (created on first use), the events, the stream's time range
+/// and both byte counters.
+fn append_stream(tx: &Transaction<'_>, batch: &LogBatch<'_>, now_ms: i64) -> Result<()> {
+    let LogBatch { group, stream, events } = *batch;
+    let group_id = match group_id(tx, group)? {
+        Some(id) => id,
+        None => tx
+            .prepare_cached("INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) RETURNING id")
+            .and_then(|mut stmt| stmt.query_row(params![group, now_ms], |row| row.get(0)))
+            .map_err(StoreError::sqlite("create log group"))?,
+    };
+    let stream_id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO log_streams (group_id, name, created_ms, last_ingestion_ms) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (group_id, name) DO UPDATE SET last_ingestion_ms = excluded.last_ingestion_ms
+             RETURNING id",
+        )
+        .and_then(|mut stmt| stmt.query_row(params![group_id, stream, now_ms], |row| row.get(0)))
+        .map_err(StoreError::sqlite("create log stream"))?;
+    let (Some(first), Some(last)) =
+        (events.iter().map(|e| e.timestamp_ms).min(), events.iter().map(|e| e.timestamp_ms).max())
+    else {
+        return Ok(());
+    };
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO log_events (group_id, stream_id, timestamp_ms, ingestion_ms, message)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(StoreError::sqlite("prepare log insert"))?;
+    let mut bytes: i64 = 0;
+    for event in events {
+        insert
+            .execute(params![group_id, stream_id, event.timestamp_ms, now_ms, event.message])
+            .map_err(StoreError::sqlite("insert log event"))?;
+        bytes = bytes.saturating_add(i64::try_from(event.message.len()).unwrap_or(i64::MAX));
+    }
+    tx.prepare_cached(
+        "UPDATE log_streams SET first_event_ms = min(coalesce(first_event_ms, ?2), ?2),
+             last_event_ms = max(coalesce(last_event_ms, ?3), ?3), stored_bytes = stored_bytes + ?4
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![stream_id, first, last, bytes]))
+    .map_err(StoreError::sqlite("update log stream"))?;
+    tx.prepare_cached("UPDATE log_groups SET stored_bytes = stored_bytes + ?2 WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![group_id, bytes]))
+        .map_err(StoreError::sqlite("update log group"))?;
+    Ok(())
 }

@@ -343,3 +343,34 @@ fn a_log_group_can_be_created_before_it_has_logs_but_only_once() {
 fn summaries(groups: Vec<LogGroupInfo>) -> Vec<(String, i64, u64)> {
     groups.into_iter().map(|g| (g.name, g.created_ms, g.stored_bytes)).collect()
 }
+
+#[test]
+fn batches_in_one_call_land_as_if_appended_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a1 = events(&[(10, "START a"), (12, "héllo")]);
+    let b1 = events(&[(11, "START b")]);
+    let a2 = events(&[(15, "END a"), (16, "REPORT a")]);
+    let other = events(&[(20, "x")]);
+    store
+        .append_log_batches(
+            &[
+                LogBatch { group: G, stream: "a", events: &a1 },
+                LogBatch { group: G, stream: "b", events: &b1 },
+                LogBatch { group: G, stream: "a", events: &a2 },
+                LogBatch { group: "/other", stream: "s", events: &other },
+                LogBatch { group: G, stream: "empty", events: &[] },
+            ],
+            100,
+        )
+        .unwrap();
+
+    let (streams, _) = store.describe_log_streams(G, None, false, false, None, 10).unwrap();
+    let summary: Vec<_> =
+        streams.iter().map(|s| (s.name.as_str(), s.first_event_ms, s.last_event_ms, s.stored_bytes)).collect();
+    assert_eq!(summary, vec![("a", Some(10), Some(16), 26), ("b", Some(11), Some(11), 7), ("empty", None, None, 0)]);
+    let (a, _, _) = store.get_log_events(G, "a", None, None, true, None, 10).unwrap();
+    assert_eq!(messages(&a), vec!["START a", "héllo", "END a", "REPORT a"]);
+    let groups = store.describe_log_groups(None, None, 10).unwrap();
+    assert_eq!(summaries(groups), vec![("/aws/lambda/f".to_owned(), 100, 33), ("/other".to_owned(), 100, 1)]);
+}
