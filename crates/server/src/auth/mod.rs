@@ -3,7 +3,6 @@
 //! Every API request is checked against credentials that nimbus holds, the way AWS checks them:
 //! AWS Signature Version 4, in the `Authorization` header or in a presigned URL's query string.
 
-mod canonical;
 pub mod sigv4;
 
 pub use sigv4::{AuthError, Caller, Secret, verify};

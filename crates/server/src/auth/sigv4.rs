@@ -6,9 +6,7 @@
 //! from X-Amz-Date, the region and service from the credential scope, the session token the
 //! request carries, the payload hash) and compares the result with the client's signature in
 //! constant time. Building the canonical request by hand would be a second implementation of the
-//! same rules, free to drift from the one every AWS SDK is tested against; the one exception is
-//! `auth::canonical`, a direct computation for the common request (an invoke), which only ever
-//! accepts: whatever it does not match is checked by aws-sigv4.
+//! same rules, free to drift from the one every AWS SDK is tested against.
 //!
 //! This module owns only what aws-sigv4 cannot know: parsing the Authorization header or the
 //! presigned query, the scope, clock-skew and expiry checks, the session-token rules, and which
@@ -38,8 +36,8 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(15 * 60);
 /// The longest X-Amz-Expires a presigned URL may ask for: seven days, as AWS allows.
 pub const MAX_PRESIGNED_EXPIRY: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-pub(super) const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
-pub(super) const STREAMING_UNSIGNED_PAYLOAD_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
+const STREAMING_UNSIGNED_PAYLOAD_TRAILER: &str = "STREAMING-UNSIGNED-PAYLOAD-TRAILER";
 const CONTENT_SHA256: &str = "x-amz-content-sha256";
 const SECURITY_TOKEN: &str = "x-amz-security-token";
 
@@ -202,23 +200,17 @@ pub fn verify(
         .ok_or_else(|| AuthError::UnknownAccessKey { access_key_id: auth.access_key_id.clone() })?;
     auth.check_session_token(&secret)?;
 
-    // The direct computation answers the common request; aws-sigv4 checks everything else, and
-    // anything the direct one did not match, so only aws-sigv4 ever refuses a request.
-    let direct = super::canonical::signature(parts, body, &auth, &secret.secret_access_key, signed_at);
-    let direct_match = direct.is_some_and(|s| bool::from(s.as_bytes().ct_eq(auth.signature.as_bytes())));
-    if !direct_match {
-        let expected = expected_signature(parts, body, &auth, &secret, signed_at)?;
-        let matches: bool = expected.signature.as_bytes().ct_eq(auth.signature.as_bytes()).into();
-        if !matches {
-            let mut detail = String::from("the recomputed signature differs");
-            if let Some(signed) = expected.signed_headers.filter(|s| *s != auth.signed_headers_text) {
-                detail.push_str(&format!(
-                    "; the client signed headers '{}' but the rebuilt request signs '{signed}'",
-                    auth.signed_headers_text
-                ));
-            }
-            return Err(AuthError::SignatureMismatch { access_key_id: auth.access_key_id, detail });
+    let expected = expected_signature(parts, body, &auth, &secret, signed_at)?;
+    let matches: bool = expected.signature.as_bytes().ct_eq(auth.signature.as_bytes()).into();
+    if !matches {
+        let mut detail = String::from("the recomputed signature differs");
+        if let Some(signed) = expected.signed_headers.filter(|s| *s != auth.signed_headers_text) {
+            detail.push_str(&format!(
+                "; the client signed headers '{}' but the rebuilt request signs '{signed}'",
+                auth.signed_headers_text
+            ));
         }
+        return Err(AuthError::SignatureMismatch { access_key_id: auth.access_key_id, detail });
     }
 
     // Checked only after the signature, so that a caller without the key learns nothing from it.
@@ -235,15 +227,15 @@ enum Location {
 }
 
 #[derive(Debug)]
-pub(super) struct Scope {
-    pub(super) date: String,
-    pub(super) region: String,
-    pub(super) service: String,
+struct Scope {
+    date: String,
+    region: String,
+    service: String,
 }
 
 /// How the payload enters the canonical request.
 #[derive(Debug)]
-pub(super) enum Payload {
+enum Payload {
     /// No x-amz-content-sha256: hash the body as received.
     Body,
     /// A declared hex hash: signed as declared, and the body must hash to it.
@@ -291,28 +283,24 @@ impl Payload {
 
 /// Everything the client claims about its signature, parsed from the header or the query.
 #[derive(Debug)]
-pub(super) struct SignedAuth {
+struct SignedAuth {
     location: Location,
     access_key_id: String,
-    pub(super) scope: Scope,
+    scope: Scope,
     /// Lowercased names, in the client's order.
-    pub(super) signed_headers: Vec<String>,
+    signed_headers: Vec<String>,
     /// The SignedHeaders value as sent, for diagnostics.
     signed_headers_text: String,
     signature: String,
-    pub(super) amz_date: String,
+    amz_date: String,
     session_token: Option<String>,
     /// Whether the session token is part of what was signed (a signed header, or a query
     /// parameter, which botocore always signs).
     token_signed: bool,
-    pub(super) payload: Payload,
+    payload: Payload,
 }
 
 impl SignedAuth {
-    pub(super) fn is_header_signed(&self) -> bool {
-        matches!(self.location, Location::Header)
-    }
-
     fn parse(parts: &Parts) -> Result<SignedAuth, AuthError> {
         let mut headers = parts.headers.get_all(http::header::AUTHORIZATION).iter();
         let header = headers.next();
@@ -1555,87 +1543,6 @@ mod tests {
             AuthError::UnknownAccessKey { access_key_id: "AKID".into() }.to_string(),
             "The security token included in the request is invalid."
         );
-    }
-
-    /// The direct signature and aws-sigv4's for the same request, with the key the test signer used.
-    fn direct_and_aws_sigv4(wire: &Wire, secret: &str, token: Option<&str>) -> (Option<String>, String) {
-        let parts = wire.parts();
-        let auth = SignedAuth::parse(&parts).expect("parses");
-        let signed_at = parse_amz_date(&auth.amz_date).expect("date");
-        let secret = Secret { secret_access_key: secret.to_owned(), session_token: token.map(str::to_owned) };
-        let direct =
-            super::super::canonical::signature(&parts, &wire.body, &auth, &secret.secret_access_key, signed_at);
-        let full = expected_signature(&parts, &wire.body, &auth, &secret, signed_at).expect("aws-sigv4").signature;
-        (direct, full)
-    }
-
-    fn client_signature(wire: &Wire) -> String {
-        let auth = wire.header("authorization").expect("signed");
-        auth.rsplit("Signature=").next().expect("signature").to_owned()
-    }
-
-    #[test]
-    fn the_direct_signature_agrees_with_aws_sigv4_wherever_it_answers() {
-        let invoke = "/2015-03-31/functions/echo/invocations";
-        let arn = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Aecho/invocations";
-        let json = br#"{"hello":"world"}"#;
-        let covered = [
-            Signer { body: SignableBody::Bytes(json), ..Signer::default() }.sign(
-                "POST",
-                invoke,
-                &[("content-type", "application/json"), ("x-amz-invocation-type", "RequestResponse")],
-                json,
-            ),
-            Signer::default().sign("POST", arn, &[], b""),
-            Signer::default().sign("POST", &format!("{invoke}?Qualifier=live"), &[], b""),
-            Signer::default().sign("GET", "/2015-03-31/functions/?MaxItems=5&Marker=abc&FunctionVersion=ALL", &[], b""),
-            Signer::default().sign("POST", invoke, &[("x-amz-client-context", "  two  spaces   inside ")], b""),
-            Signer::default().sign("POST", invoke, &[("x-custom", "first"), ("x-custom", "second")], b""),
-            Signer { token: Some(TOKEN), ..Signer::default() }.sign("POST", invoke, &[], b""),
-            Signer { body: SignableBody::UnsignedPayload, ..Signer::default() }.sign(
-                "POST",
-                invoke,
-                &[(CONTENT_SHA256, UNSIGNED_PAYLOAD)],
-                b"anything",
-            ),
-        ];
-        for wire in &covered {
-            let (direct, full) = direct_and_aws_sigv4(wire, SECRET, wire.header(SECURITY_TOKEN));
-            assert_eq!(full, client_signature(wire), "aws-sigv4 verifies {wire:?}");
-            assert_eq!(direct.as_deref(), Some(full.as_str()), "{wire:?}");
-
-            // Tampered after signing: both compute the same signature, which is not the client's.
-            let mut tampered = wire.clone();
-            tampered.set_header("host", "elsewhere.example");
-            let (direct, full) = direct_and_aws_sigv4(&tampered, SECRET, wire.header(SECURITY_TOKEN));
-            assert_eq!(direct.as_deref(), Some(full.as_str()), "{tampered:?}");
-            assert_ne!(full, client_signature(wire));
-        }
-
-        let not_covered = [
-            Signer::default().sign("GET", "/2015-03-31/functions/a/./b", &[], b""),
-            Signer::default().sign("GET", "/2015-03-31/functions/?Marker=a%20b", &[], b""),
-            Signer::default().sign("POST", invoke, &[("x-amz-client-context", "caf\u{e9}")], b""),
-            Signer { service: "s3", ..Signer::default() }.sign("GET", "/bucket/key", &[], b""),
-            Signer { presign_for: Some(Duration::from_secs(60)), ..Signer::default() }.sign("GET", invoke, &[], b""),
-        ];
-        for wire in &not_covered {
-            let parts = wire.parts();
-            let auth = SignedAuth::parse(&parts).expect("parses");
-            assert_eq!(super::super::canonical::canonical_request(&parts, &wire.body, &auth), None, "{wire:?}");
-            assert!(check(wire, at("20240101T000000Z"), None).is_ok(), "aws-sigv4 still verifies {wire:?}");
-        }
-
-        let mut answered = 0;
-        for g in golden() {
-            let (direct, full) =
-                direct_and_aws_sigv4(&g.wire, &g.vector.secret_access_key, g.vector.session_token.as_deref());
-            if let Some(direct) = direct {
-                assert_eq!(direct, full, "golden vector {}", g.vector.name);
-                answered += 1;
-            }
-        }
-        assert!(answered > 0, "the direct path answers some of botocore's requests");
     }
 
     #[test]
