@@ -6,13 +6,42 @@ import json
 import time
 from pathlib import Path
 
-from helpers import create_function, make_zip, read_function_source
+import pytest
+
+from helpers import NimbusServer, create_function, make_zip, read_function_source
 
 # Short retry delays: the server's first async retry waits this long, the second twice as long.
 RETRY_BASE_MS = 200
 SERVER_ARGS = ("--async-retry-base-ms", str(RETRY_BASE_MS))
 # The recorder function writes into a host directory, which only the process tier lets it see.
 SERVER_ENV = {"NIMBUS_SANDBOX": "process"}
+
+
+# Fixtures for a test module of the event plane: `from eventplane import srv, lam, sqs, rec_dir` gives it one
+# server of its own (module scope), clients of it, and a fresh directory for the recorder per test.
+@pytest.fixture(scope="module")
+def srv(request, tmp_path_factory):
+    name = request.module.__name__.removeprefix("test_")
+    s = NimbusServer(tmp_path_factory.mktemp(f"nimbus-{name}"), extra_args=SERVER_ARGS, extra_env=SERVER_ENV).start()
+    yield s
+    s.teardown()
+
+
+@pytest.fixture(scope="module")
+def lam(srv):
+    return srv.lambda_client()
+
+
+@pytest.fixture(scope="module")
+def sqs(srv):
+    return srv.client("sqs")
+
+
+@pytest.fixture
+def rec_dir(tmp_path):
+    d = tmp_path / "records"
+    d.mkdir()
+    return d
 
 
 def recorder_zip() -> bytes:

@@ -144,21 +144,25 @@ def descendants(root_pid: int) -> dict[int, int]:
 
 def environment_processes(root_pid: int) -> dict[int, int]:
     """A server's descendants that belong to execution environments: all of them but the namespace tier's
-    helpers (the zygote, and the children it keeps ready for the next environments with the runtimes
-    some of them have started ahead)."""
+    helpers (the zygote, the children it keeps ready for the next environments with the runtimes some of them
+    have started ahead, and the pastas that connect those children's network namespaces; a pasta holds its
+    namespace as fd 3)."""
     found = descendants(root_pid)
-    helpers = set()
+    helpers, slot_netns, pastas = set(), set(), {}
     for pid in found:
         try:
             with open(f"/proc/{pid}/comm") as f:
                 comm = f.read().strip()
+            if comm in ("nimbus-zygote", "nimbus-slot"):
+                helpers.add(pid)
+                if comm == "nimbus-slot":
+                    slot_netns.add(os.readlink(f"/proc/{pid}/ns/net"))
+                    helpers.update(descendants(pid))
+            elif comm.startswith("passt"):
+                pastas[pid] = os.readlink(f"/proc/{pid}/fd/3")
         except OSError:
-            continue
-        if comm == "nimbus-zygote":
-            helpers.add(pid)
-        elif comm == "nimbus-slot":
-            helpers.add(pid)
-            helpers.update(descendants(pid))
+            pass
+    helpers.update(pid for pid, netns in pastas.items() if netns in slot_netns)
     return {pid: start for pid, start in found.items() if pid not in helpers}
 
 

@@ -7,32 +7,9 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from eventplane import SERVER_ARGS, SERVER_ENV, create_recorder, drain, queue_arn, records, wait_until
-from helpers import NimbusServer, error_code, function_arn, http_status, unique_name
-
-
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    s = NimbusServer(tmp_path_factory.mktemp("nimbus-async"), extra_args=SERVER_ARGS, extra_env=SERVER_ENV).start()
-    yield s
-    s.teardown()
-
-
-@pytest.fixture(scope="module")
-def lam(srv):
-    return srv.lambda_client()
-
-
-@pytest.fixture(scope="module")
-def sqs(srv):
-    return srv.client("sqs")
-
-
-@pytest.fixture
-def rec_dir(tmp_path):
-    d = tmp_path / "records"
-    d.mkdir()
-    return d
+from eventplane import (create_recorder, drain, queue_arn, records, wait_until,
+                        lam, rec_dir, sqs, srv)  # noqa: F401 (fixtures)
+from helpers import error_code, function_arn, http_status, unique_name
 
 
 def test_event_invoke_is_accepted_then_runs(lam, rec_dir):

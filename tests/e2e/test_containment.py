@@ -5,13 +5,21 @@ data dir, another function's code or host files; write outside /tmp; fill /tmp; 
 fork-bomb; signal or trace processes outside; reach another environment's Runtime API or the host's
 network; keep running after it returned. Each is refused or contained, and the server keeps serving.
 
+The outside network (pasta, from the passt package): a function reaches a server on the machine's own
+non-loopback address (the stand-in for "outside"), but not the host's loopback; tagged
+`nimbus:network=none` it reaches loopback only; and each environment's pasta ends with it.
+
 The whole module skips, visibly, where the machine cannot create namespaces (see helpers.require_namespace).
 """
 
 import os
 import re
 import shutil
+import socket
 import sys
+import threading
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -254,6 +262,174 @@ def test_sdk_calls_from_inside_reach_the_api(lam, srv):
     assert inv.payload["boto3"]["function_name"] == name
 
 
+NETPROBE = """
+import errno, os, socket
+def handler(event, context):
+    out = {"netns": os.stat("/proc/self/ns/net").st_ino}
+    for key, (host, port) in event.get("get", {}).items():
+        try:
+            with socket.create_connection((host, port), timeout=3) as s:
+                out[key] = {"banner": s.recv(128).decode(errors="replace")}
+        except OSError as e:
+            out[key] = {"errno": errno.errorcode.get(e.errno, "timeout") if e.errno else type(e).__name__}
+    if event.get("sdk"):
+        import boto3
+        out["sdk"] = boto3.client("lambda").get_function(FunctionName=context.function_name)["Configuration"]["FunctionName"]
+    return out
+"""
+# pasta's side of the link (--gateway); with --no-map-gw it is not the host.
+PASTA_GATEWAY = "169.254.1.1"
+
+
+def deploy_netprobe(lam, prefix: str, **kw) -> str:
+    name = unique_name(prefix)
+    create_function(lam, name, make_zip({"netprobe.py": NETPROBE}), handler="netprobe.handler", Timeout=30, **kw)
+    return name
+
+
+def require_pasta(srv) -> None:
+    if shutil.which("pasta") is None:
+        pytest.skip("pasta (the passt package) is not installed: functions reach loopback only")
+    assert "reach the outside network through pasta" in srv.log_text(), srv.log_tail(20)
+
+
+def outside_address() -> str:
+    """The machine's own non-loopback IPv4 address (the source of its default route): the stand-in for an
+    address outside every environment."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        probe.connect(("198.51.100.1", 9))  # no packet is sent; this only picks a route
+        addr = probe.getsockname()[0]
+    except OSError:
+        addr = "127.0.0.1"
+    finally:
+        probe.close()
+    if addr.startswith("127."):
+        pytest.skip("this machine has no non-loopback IPv4 address to stand in for the outside network")
+    return addr
+
+
+class BannerServer:
+    """Accepts connections on (addr, port 0) and sends each a token of its own, counting them."""
+
+    def __init__(self, addr: str):
+        self.token = f"banner-{uuid.uuid4().hex}"
+        self.served = 0
+        self.sock = socket.create_server((addr, 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.served += 1
+            with conn:
+                conn.sendall(self.token.encode())
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(timeout=10)
+
+
+def pasta_serving(netns_inode: int) -> int | None:
+    """The pasta connecting the network namespace with this inode (it holds it as its fd 3)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if open(f"/proc/{entry}/comm").read().startswith("passt") and \
+                    os.readlink(f"/proc/{entry}/fd/3") == f"net:[{netns_inode}]":
+                return int(entry)
+        except OSError:
+            continue
+    return None
+
+
+def pastas(pids) -> list[int]:
+    found = []
+    for pid in pids:
+        try:
+            if open(f"/proc/{pid}/comm").read().startswith("passt"):
+                found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def test_the_outside_is_reached_unless_the_function_is_tagged_loopback_only(lam, srv):
+    require_pasta(srv)
+    addr = outside_address()
+    with BannerServer(addr) as outside, BannerServer("127.0.0.1") as host_lo:
+        targets = {"outside": [addr, outside.port], "host_loopback": ["127.0.0.1", host_lo.port],
+                   "gateway": [PASTA_GATEWAY, host_lo.port]}
+        connected = deploy_netprobe(lam, "net-outside")
+        got = attempt(lam, connected, {"get": targets, "sdk": True})
+        assert got["outside"] == {"banner": outside.token}, got
+        # 127.0.0.1 is the environment's own; the gateway is pasta, which forwards nothing to the host.
+        assert got["host_loopback"] == {"errno": "ECONNREFUSED"}, got
+        assert got["gateway"].get("banner") != host_lo.token, got
+        assert got["sdk"] == connected, "SDK calls reach Nimbus's API at AWS_ENDPOINT_URL"
+
+        closed = deploy_netprobe(lam, "net-none", Tags={"nimbus:network": "none"})
+        got = attempt(lam, closed, {"get": targets, "sdk": True})
+        assert got["outside"] == {"errno": "ENETUNREACH"}, got
+        assert got["gateway"] == {"errno": "ENETUNREACH"}, got
+        assert got["host_loopback"] == {"errno": "ECONNREFUSED"}, got
+        assert got["sdk"] == closed, "SDK calls work with loopback only"
+        assert pasta_serving(got["netns"]) is None, "a loopback-only environment has no pasta"
+    assert outside.served == 1 and host_lo.served == 0
+
+
+def test_the_network_tag_is_checked_and_a_change_applies_to_the_next_environment(lam, srv):
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="nimbus:network"):
+        deploy_netprobe(lam, "net-bad", Tags={"nimbus:network": "off"})
+    name = deploy_netprobe(lam, "net-switch")
+    arn = lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"]
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="nimbus:network"):
+        lam.tag_resource(Resource=arn, Tags={"nimbus:network": "None"})
+    require_pasta(srv)
+    addr = outside_address()
+    with BannerServer(addr) as outside:
+        event = {"get": {"outside": [addr, outside.port]}}
+        first = attempt(lam, name, event)
+        assert first["outside"] == {"banner": outside.token}, first
+        lam.tag_resource(Resource=arn, Tags={"nimbus:network": "none"})
+        second = attempt(lam, name, event)
+        assert second["netns"] != first["netns"], "the warm environment was retired"
+        assert second["outside"] == {"errno": "ENETUNREACH"}, second
+        lam.untag_resource(Resource=arn, TagKeys=["nimbus:network"])
+        third = attempt(lam, name, event)
+        assert third["netns"] != second["netns"]
+        assert third["outside"] == {"banner": outside.token}, third
+
+
+def test_an_environments_pasta_ends_with_it(lam, srv):
+    require_pasta(srv)
+    name = deploy_netprobe(lam, "net-reap")
+    pid = pasta_serving(attempt(lam, name, {})["netns"])
+    assert pid is not None, "the environment has a pasta of its own"
+    assert pid in descendants_of(srv.proc.pid), "pasta is the server's child"
+    lam.update_function_configuration(FunctionName=name, Description="retire the environment")
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not os.path.exists(f"/proc/{pid}"), "the retired environment's pasta ended and was reaped"
+
+
+def descendants_of(pid: int) -> dict[int, int]:
+    from helpers import descendants
+
+    return descendants(pid)
+
+
 def _cgroup_dirs(server_pid: int) -> list[str]:
     found = []
     for root, dirs, _ in os.walk("/sys/fs/cgroup"):
@@ -272,7 +448,10 @@ def test_nothing_is_left_after_the_server_stops(server_factory):
     attempt(lam, name, {"ticker": True})
     pid = s.proc.pid
     assert _cgroup_dirs(pid), "environments live in cgroups of the server's own"
+    connected = pastas(descendants_of(pid))
+    assert connected or shutil.which("pasta") is None, "environments and ready slots have their pastas"
     s.stop_cleanly()
+    assert not [p for p in connected if os.path.exists(f"/proc/{p}")], "no pasta outlives the server"
     assert _cgroup_dirs(pid) == [], "the server removed its cgroups"
     with open("/proc/self/mountinfo") as f:
         assert str(s.data_dir) not in f.read(), "no mount of an environment is visible on the host"
@@ -290,11 +469,18 @@ def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factor
     pid = first.proc.pid
     envs = descendants(pid)
     assert envs and _cgroup_dirs(pid)
+    # Among them the pastas, which die with the server (their death signal), not at the next start.
+    connected = pastas(envs)
+    assert connected or shutil.which("pasta") is None
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(timeout=10)
     first.proc = None
     # Its environments are sent SIGKILL as it dies; a frozen one (cgroup v1 freezer) dies only once thawed,
     # which the next server does when it removes the leftovers of the dead one.
+    deadline = time.monotonic() + 10
+    while any(alive(p, envs[p]) for p in connected) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(p, envs[p]) for p in connected), "pasta outlived a crashed server"
     second = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
     assert _cgroup_dirs(pid) == [], "leftover cgroups of a crashed server are removed at start"
     deadline = time.monotonic() + 10

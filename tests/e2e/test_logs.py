@@ -110,6 +110,45 @@ def test_missing_log_group(logs):
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
 
 
+def test_retention_policy_and_log_group_creation(logs, logged_fn, server):
+    """PutRetentionPolicy/DeleteRetentionPolicy on a function's group (boto3 and the AWS CLI), and
+    CreateLogGroup ahead of a function's first log line, as users script them on AWS."""
+    from botocore.exceptions import ClientError
+
+    name, _, _ = logged_fn
+    group = f"/aws/lambda/{name}"
+
+    def described(g):
+        [info] = logs.describe_log_groups(logGroupNamePrefix=g)["logGroups"]
+        return info
+
+    assert "retentionInDays" not in described(group), "events are kept forever until a policy is put"
+    logs.put_retention_policy(logGroupName=group, retentionInDays=14)
+    assert described(group)["retentionInDays"] == 14
+    server.aws("logs", "put-retention-policy", "--log-group-name", group, "--retention-in-days", "30")
+    assert described(group)["retentionInDays"] == 30
+    logs.delete_retention_policy(logGroupName=group)
+    assert "retentionInDays" not in described(group)
+
+    def error(call, **kw):
+        with pytest.raises(ClientError) as e:
+            call(**kw)
+        return e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+    assert error(logs.put_retention_policy, logGroupName=group, retentionInDays=2) == ("InvalidParameterException", 400)
+    missing = f"/aws/lambda/{unique_name('nolog')}"
+    assert error(logs.put_retention_policy, logGroupName=missing, retentionInDays=1) == ("ResourceNotFoundException", 400)
+    assert error(logs.create_log_group, logGroupName="bad name!") == ("InvalidParameterException", 400)
+
+    logs.create_log_group(logGroupName=missing)
+    assert described(missing)["storedBytes"] == 0
+    assert error(logs.create_log_group, logGroupName=missing) == ("ResourceAlreadyExistsException", 400)
+    logs.put_retention_policy(logGroupName=missing, retentionInDays=1)
+    assert described(missing)["retentionInDays"] == 1
+    logs.delete_log_group(logGroupName=missing)
+    assert logs.describe_log_groups(logGroupNamePrefix=missing)["logGroups"] == []
+
+
 def test_nimbus_logs_subcommand(server, logged_fn):
     name, invs, markers = logged_fn
     proc = server.nimbus("logs", name)

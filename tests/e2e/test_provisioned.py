@@ -101,3 +101,22 @@ def test_provisioned_concurrency_on_an_alias_survives_a_restart(server_factory):
     inv = invoke(lam, name, {}, server=srv, Qualifier="live")
     assert "x-nimbus-init-duration-ms" not in inv.headers
     assert inv.payload["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"
+
+
+def test_a_network_tag_change_launches_provisioned_environments_again(lam, server):
+    # The nimbus:network tag is read at launch; changing it retires every environment of the function,
+    # and the provisioned ones are launched again (with the new setting), not dropped.
+    name = unique_name("prov-net")
+    create_function(lam, name, python_zip(), Timeout=30)
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=1)
+    _wait_ready(lam, name, version, 1)
+    before = invoke(lam, name, {}, server=server, Qualifier=version)
+    assert "x-nimbus-init-duration-ms" not in before.headers
+
+    lam.tag_resource(Resource=function_arn(name), Tags={"nimbus:network": "none"})
+    _wait_ready(lam, name, version, 1)
+    after = invoke(lam, name, {}, server=server, Qualifier=version)
+    assert after.payload["env_id"] != before.payload["env_id"], "the provisioned environment was replaced"
+    assert "x-nimbus-init-duration-ms" not in after.headers, "its replacement was launched ahead of time"
+    assert after.payload["env"]["AWS_LAMBDA_INITIALIZATION_TYPE"] == "provisioned-concurrency"

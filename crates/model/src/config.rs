@@ -245,6 +245,9 @@ impl Tags {
             if v.chars().count() > TAG_VALUE_CHARS_MAX {
                 return Err(ValidationError::too_long("tagValue", &v, TAG_VALUE_CHARS_MAX));
             }
+            if k == NETWORK_TAG {
+                NetworkAccess::parse(&v)?;
+            }
             out.insert(TagKey::parse(&k)?, v);
         }
         let tags = Self(out);
@@ -270,6 +273,15 @@ impl Tags {
         Ok(tags)
     }
 
+    /// What the reserved `nimbus:network` tag asks for (absent: the outside network, as on Lambda).
+    pub fn network_access(&self) -> NetworkAccess {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == NETWORK_TAG)
+            .and_then(|(_, v)| NetworkAccess::parse(v).ok())
+            .unwrap_or_default()
+    }
+
     pub fn without(&self, keys: &[TagKey]) -> Tags {
         Tags(self.0.iter().filter(|(k, _)| !keys.contains(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
@@ -280,6 +292,34 @@ impl Tags {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+/// The reserved tag that carries a function's [`NetworkAccess`]. Lambda has no such switch; a tag is
+/// something every AWS client can already set (`aws lambda tag-resource`), and it belongs to the
+/// function, so every version of it follows the one setting.
+pub const NETWORK_TAG: &str = "nimbus:network";
+
+/// Which network a function's environments reach besides their own loopback (their Runtime API and
+/// Nimbus's API are always there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetworkAccess {
+    /// The outside network, as Lambda functions have (tag value `outside`, or no tag).
+    #[default]
+    Outside,
+    /// Loopback only (tag value `none`).
+    LoopbackOnly,
+}
+
+impl NetworkAccess {
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        match value {
+            "outside" => Ok(Self::Outside),
+            "none" => Ok(Self::LoopbackOnly),
+            other => Err(ValidationError::invalid(format!(
+                "Invalid value '{other}' for the tag {NETWORK_TAG}: it must be 'none' (loopback only) or 'outside'."
+            ))),
+        }
     }
 }
 
@@ -365,5 +405,22 @@ mod tests {
         assert!(Tags::parse(t).is_err());
         let many: BTreeMap<_, _> = (0..51).map(|i| (format!("k{i}"), String::new())).collect();
         assert!(Tags::parse(many).is_err());
+    }
+
+    #[test]
+    fn the_network_tag_is_checked_and_read() {
+        let tags = |v: &str| Tags::parse(BTreeMap::from([(NETWORK_TAG.to_owned(), v.to_owned())]));
+        assert_eq!(Tags::default().network_access(), NetworkAccess::Outside);
+        assert_eq!(tags("none").unwrap().network_access(), NetworkAccess::LoopbackOnly);
+        assert_eq!(tags("outside").unwrap().network_access(), NetworkAccess::Outside);
+        for bad in ["None", "off", ""] {
+            let err = tags(bad).unwrap_err();
+            assert_eq!(err.kind, crate::ValidationKind::InvalidParameterValue);
+            assert!(err.message.contains(NETWORK_TAG), "{}", err.message);
+        }
+        let merged = tags("none").unwrap().merged(&tags("outside").unwrap()).unwrap();
+        assert_eq!(merged.network_access(), NetworkAccess::Outside);
+        let removed = tags("none").unwrap().without(&[TagKey::parse(NETWORK_TAG).unwrap()]);
+        assert_eq!(removed.network_access(), NetworkAccess::Outside);
     }
 }

@@ -6,13 +6,16 @@ mod config;
 mod error;
 mod function;
 pub mod limits;
+mod logs;
 mod name;
 mod runtime;
 
 pub use config::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, RoleArn, TagKey, Tags, TimeoutSecs,
+    Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, NETWORK_TAG, NetworkAccess, RoleArn,
+    TagKey, Tags, TimeoutSecs,
 };
 pub use error::{ValidationError, ValidationKind};
 pub use function::FunctionConfig;
+pub use logs::LogRetentionDays;
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
 pub use runtime::{Runtime, RuntimeFamily};

@@ -13,6 +13,8 @@ pub enum SandboxError {
     Signal { pgid: u32, signal: &'static str, source: nix::Error },
     #[error("{what}: {source}")]
     Network { what: &'static str, source: std::io::Error },
+    #[error("outside network: {0}")]
+    Outside(#[from] crate::namespace::pasta::PastaError),
     #[error("cgroups: {source}")]
     Cgroup { source: std::io::Error },
     #[error("{what}: {source}")]

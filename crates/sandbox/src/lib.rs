@@ -55,6 +55,19 @@ pub struct LaunchSpec {
     /// The interpreter this environment may take already started (see [`Prestart`]); `program` and
     /// `args` are what it runs when none is ready or the tier starts none.
     pub prestart: Option<Prestart>,
+    /// The network it reaches besides its loopback; the namespace tier enforces it (the process tier
+    /// shares the host's network and cannot).
+    pub egress: Egress,
+}
+
+/// Which network an environment reaches besides its own loopback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Egress {
+    /// The outside network (where the tier can connect it).
+    #[default]
+    Outside,
+    /// Its loopback only: its Runtime API and Nimbus's API.
+    LoopbackOnly,
 }
 
 /// An interpreter a tier may start ahead of demand, before it knows which function it will run: the

@@ -241,6 +241,7 @@ mod tests {
             memory_mb: 128,
             scratch_mb: 512,
             prestart: None,
+            egress: crate::Egress::Outside,
         }
     }
 

@@ -68,18 +68,19 @@ impl Invoker {
         Self { store, pool, runtimes, arns }
     }
 
-    /// The function version `qualifier` names. Aliases resolve to nothing until aliases exist.
+    /// The function version `qualifier` names; an alias with weighted routing picks one of its two
+    /// versions on each call. Served from the store's in-memory catalog while `nimbus.db` is unchanged.
     pub fn resolve(
         &self,
         function: &FunctionName,
         qualifier: Option<&Qualifier>,
-    ) -> Result<FunctionRecord, InvokeError> {
+    ) -> Result<Arc<FunctionRecord>, InvokeError> {
         let qualifier = qualifier.unwrap_or(&Qualifier::Latest);
         let version = match qualifier {
             Qualifier::Latest => VersionId::Latest,
             Qualifier::Version(v) => VersionId::Published(*v),
-            Qualifier::Alias(alias) => match self.store.get_alias(function, alias) {
-                Ok(a) => match a.routing {
+            Qualifier::Alias(alias) => match self.store.current_alias(function, alias) {
+                Ok(a) => match &a.routing {
                     // Weighted routing: this share of invocations goes to the alias's second version.
                     Some(r) if rand::random::<f64>() < r.weight => VersionId::Published(r.version),
                     _ => a.version,
@@ -92,7 +93,7 @@ impl Invoker {
                 }
             },
         };
-        match self.store.get_function(function, &version) {
+        match self.store.current_function(function, version) {
             Ok(record) => Ok(record),
             Err(StoreError::NotFound { .. }) => {
                 let shown = (!matches!(qualifier, Qualifier::Latest)).then_some(qualifier);
@@ -113,8 +114,7 @@ impl Invoker {
             .map_err(|e| InvokeError::Internal { request_id, reason: format!("invocation task: {e}") })?
     }
 
-    async fn run(&self, record: FunctionRecord, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
-        let record = Arc::new(record);
+    async fn run(&self, record: Arc<FunctionRecord>, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
         let executed_version = record.version.to_string();
         let invoked_function_arn = self.arns.function(&request.function, request.qualifier.as_ref());
         let key = Self::key(&record);

@@ -18,6 +18,7 @@ mod events;
 mod invoke;
 mod logs;
 pub mod pool;
+mod retention;
 mod runtime_api;
 mod runtimes;
 mod sqs;
@@ -199,7 +200,7 @@ pub async fn run(
     }
     let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
     let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
-    restore_provisioned(&store, &invoker).await;
+    restore_provisioned(&store, &invoker, None).await;
     let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url));
     let (stop_events, events_stopping) = watch::channel(false);
     let async_settings = events::async_invoke::AsyncSettings {
@@ -214,6 +215,7 @@ pub async fn run(
         async_settings,
         events_stopping.clone(),
     );
+    let retention_task = retention::start(store.clone(), events_stopping.clone());
     let (mappings, mappings_task) =
         events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
     let state = Arc::new(api::ApiState {
@@ -262,6 +264,7 @@ pub async fn run(
     if tokio::time::timeout(SHUTDOWN_GRACE, async move {
         let _ = mappings_task.await;
         let _ = async_task.await;
+        let _ = retention_task.await;
     })
     .await
     .is_err()
@@ -298,9 +301,14 @@ fn loopback_if_unspecified(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Provisioned concurrency survives restarts: its environments are launched again at start.
-async fn restore_provisioned(store: &Store, invoker: &invoke::Invoker) {
-    let configs = match store.list_provisioned(None) {
+/// Provisioned concurrency survives restarts: its environments are launched again at start (and those
+/// of one function after its retirement for a changed `nimbus:network` tag).
+pub(crate) async fn restore_provisioned(
+    store: &Store,
+    invoker: &invoke::Invoker,
+    function: Option<&nimbus_model::FunctionName>,
+) {
+    let configs = match store.list_provisioned(function) {
         Ok(configs) => configs,
         Err(e) => {
             tracing::warn!(error = %e, "reading provisioned concurrency configs");

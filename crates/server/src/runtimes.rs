@@ -209,6 +209,7 @@ impl Runtimes {
             init_timeout: std::time::Duration::from_millis(nimbus_model::limits::INIT_TIMEOUT_MS),
             ahead_of_time: false,
             prestart,
+            network: record.tags.network_access(),
         })
     }
 

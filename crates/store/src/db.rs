@@ -14,6 +14,7 @@
 //! retention sweep then never makes CreateFunction or an async invoke wait for the write lock.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -114,19 +115,24 @@ fn meta_migrations() -> Migrations<'static> {
 }
 
 fn logs_migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(LOGS_V1).comment("log groups, streams and events")])
+    Migrations::new(vec![
+        M::up(LOGS_V1).comment("log groups, streams and events"),
+        M::up(crate::logs::LOGS_RETENTION_V2).comment("log group retention policies"),
+    ])
 }
 
 /// Nimbus's durable state: SQLite metadata, logs, and the content-addressed code blobs.
 ///
 /// Every method is synchronous and short (indexed queries on prepared statements); async callers may
 /// call them directly, or on a blocking thread for the few that write many rows (`append_logs` of a big
-/// batch, `prune_logs`, `delete_log_group`).
+/// batch, `expire_logs`, `delete_log_group`).
 #[derive(Debug)]
 pub struct Store {
     pub(crate) meta: Db,
     pub(crate) logs: Db,
     pub(crate) queues: Db,
+    /// Function versions and aliases read from `meta`, valid while its generation stands.
+    pub(crate) catalog: crate::catalog::Catalog,
     code: CodeStore,
 }
 
@@ -143,7 +149,7 @@ impl Store {
         let logs = Db::open(&data_dir.join("logs.db"), "NORMAL", &logs_migrations())?;
         let queues = Db::open(&data_dir.join("queues.db"), "FULL", &crate::queues::migrations())?;
         let code = CodeStore::open(&data_dir.join("code"))?;
-        Ok(Store { meta, logs, queues, code })
+        Ok(Store { meta, logs, queues, catalog: Default::default(), code })
     }
 
     /// The zip blobs that function versions reference by digest.
@@ -159,6 +165,8 @@ pub(crate) struct Db {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Bumped after every write transaction, committed or not: what was read before may be stale.
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Db {
@@ -188,7 +196,12 @@ impl Db {
         writer.pragma_update(None, "foreign_keys", "ON").map_err(StoreError::sqlite("enable foreign keys"))?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrations.to_latest(&mut writer).map_err(|source| StoreError::Migrate { path: path.to_owned(), source })?;
-        let db = Db { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) };
+        let db = Db {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            generation: AtomicU64::new(0),
+        };
         // Opening one reader now surfaces permission problems at startup rather than on the first query.
         let reader = db.open_reader()?;
         db.return_reader(reader);
@@ -241,12 +254,24 @@ impl Db {
         // A panic while holding the lock poisons it, but the connection is still sound: the panicking
         // transaction was rolled back when it unwound.
         let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(StoreError::sqlite("begin write"))?;
-        let value = f(&tx)?;
-        tx.commit().map_err(StoreError::sqlite("commit"))?;
-        Ok(value)
+        let result = (|| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(StoreError::sqlite("begin write"))?;
+            let value = f(&tx)?;
+            tx.commit().map_err(StoreError::sqlite("commit"))?;
+            Ok(value)
+        })();
+        // Bumped while the write lock is still held and after the transaction is over, so that anyone
+        // who read the old generation before querying is told their result may predate this write.
+        self.generation.fetch_add(1, Ordering::Release);
+        result
+    }
+
+    /// Which writes have finished: read it before a query whose result is to be reused, and reuse the
+    /// result only while it is unchanged.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 }
 

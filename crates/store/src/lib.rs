@@ -18,6 +18,7 @@
 
 mod aliases;
 mod async_events;
+mod catalog;
 pub mod code;
 mod concurrency;
 mod db;
@@ -34,7 +35,7 @@ pub use code::{CodeDigest, CodeError, CodeStore, StoredCode};
 pub use db::Store;
 pub use error::{Result, StoreError};
 pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
-pub use logs::{LogEvent, LogStreamInfo, StoredLogEvent};
+pub use logs::{LogBatch, LogEvent, LogGroupInfo, LogStreamInfo, StoredLogEvent};
 pub use mappings::MappingRecord;
 pub use provisioned::ProvisionedConfig;
 pub use queues::{

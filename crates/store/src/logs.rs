@@ -1,13 +1,17 @@
 //! Function logs, shaped like CloudWatch Logs: groups (`/aws/lambda/NAME`), streams (one per execution
 //! environment) and events. They live in `logs.db`; see [`crate::db`] for why.
 //!
-//! Deleting a function does not delete its log group, as on AWS; retention is [`Store::prune_logs`].
+//! Deleting a function does not delete its log group, as on AWS; retention (PutRetentionPolicy) is in [`retention`].
 
 mod pattern;
 mod read;
+mod retention;
+
+pub(crate) use retention::LOGS_RETENTION_V2;
 #[cfg(test)]
 mod tests;
 
+use nimbus_model::LogRetentionDays;
 use rusqlite::{OptionalExtension as _, ToSql, Transaction, params};
 
 use crate::db::Store;
@@ -21,6 +25,14 @@ pub struct LogEvent {
     pub message: String,
 }
 
+/// Events for one stream, as [`Store::append_log_batches`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct LogBatch<'a> {
+    pub group: &'a str,
+    pub stream: &'a str,
+    pub events: &'a [LogEvent],
+}
+
 /// An event as stored; `id` is unique across the whole logs database and serves as AWS's `eventId`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredLogEvent {
@@ -29,6 +41,17 @@ pub struct StoredLogEvent {
     pub timestamp_ms: i64,
     pub ingestion_ms: i64,
     pub message: String,
+}
+
+/// What DescribeLogGroups reports about one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroupInfo {
+    pub name: String,
+    pub created_ms: i64,
+    /// UTF-8 bytes of the group's messages.
+    pub stored_bytes: u64,
+    /// `None`: events are kept forever.
+    pub retention: Option<LogRetentionDays>,
 }
 
 /// What DescribeLogStreams reports about one stream.
@@ -103,68 +126,36 @@ impl Store {
     /// Appends one batch of events to a stream in one transaction, creating the group and stream if
     /// this is their first event. `now_ms` becomes every event's ingestion time.
     pub fn append_logs(&self, group: &str, stream: &str, events: &[LogEvent], now_ms: i64) -> Result<()> {
+        self.append_log_batches(&[LogBatch { group, stream, events }], now_ms)
+    }
+
+    /// Appends several batches, to any streams, in one transaction: the log writer gathers what every
+    /// environment printed over a short window and commits it at once, since a commit (the WAL append
+    /// and its locking) costs far more than the rows in it. A stream named twice is updated twice, in
+    /// order; callers that merge a stream's batches first save those updates.
+    pub fn append_log_batches(&self, batches: &[LogBatch<'_>], now_ms: i64) -> Result<()> {
         self.logs.write(|tx| {
-            let group_id = match group_id(tx, group)? {
-                Some(id) => id,
-                None => tx
-                    .prepare_cached("INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) RETURNING id")
-                    .and_then(|mut stmt| stmt.query_row(params![group, now_ms], |row| row.get(0)))
-                    .map_err(StoreError::sqlite("create log group"))?,
-            };
-            let stream_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO log_streams (group_id, name, created_ms, last_ingestion_ms) VALUES (?1, ?2, ?3, ?3)
-                     ON CONFLICT (group_id, name) DO UPDATE SET last_ingestion_ms = excluded.last_ingestion_ms
-                     RETURNING id",
-                )
-                .and_then(|mut stmt| stmt.query_row(params![group_id, stream, now_ms], |row| row.get(0)))
-                .map_err(StoreError::sqlite("create log stream"))?;
-            let (Some(first), Some(last)) =
-                (events.iter().map(|e| e.timestamp_ms).min(), events.iter().map(|e| e.timestamp_ms).max())
-            else {
-                return Ok(());
-            };
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO log_events (group_id, stream_id, timestamp_ms, ingestion_ms, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(StoreError::sqlite("prepare log insert"))?;
-            let mut bytes: i64 = 0;
-            for event in events {
-                insert
-                    .execute(params![group_id, stream_id, event.timestamp_ms, now_ms, event.message])
-                    .map_err(StoreError::sqlite("insert log event"))?;
-                bytes = bytes.saturating_add(i64::try_from(event.message.len()).unwrap_or(i64::MAX));
+            for batch in batches {
+                append_stream(tx, batch, now_ms)?;
             }
-            tx.prepare_cached(
-                "UPDATE log_streams SET first_event_ms = min(coalesce(first_event_ms, ?2), ?2),
-                     last_event_ms = max(coalesce(last_event_ms, ?3), ?3), stored_bytes = stored_bytes + ?4
-                 WHERE id = ?1",
-            )
-            .and_then(|mut stmt| stmt.execute(params![stream_id, first, last, bytes]))
-            .map_err(StoreError::sqlite("update log stream"))?;
-            tx.prepare_cached("UPDATE log_groups SET stored_bytes = stored_bytes + ?2 WHERE id = ?1")
-                .and_then(|mut stmt| stmt.execute(params![group_id, bytes]))
-                .map_err(StoreError::sqlite("update log group"))?;
             Ok(())
         })
     }
 
-    /// Log groups in name order: `(name, created_ms, stored_bytes)`, names starting with `prefix`, after
-    /// `after` (the last name of the previous page).
+    /// Log groups in name order, names starting with `prefix`, after `after` (the last name of the
+    /// previous page).
     pub fn describe_log_groups(
         &self,
         prefix: Option<&str>,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, i64, u64)>> {
+    ) -> Result<Vec<LogGroupInfo>> {
         let prefix = prefix.unwrap_or("");
         // Every name sorts after the empty string, so no marker means "from the start".
         let after = after.unwrap_or("");
         let upper = prefix_upper_bound(prefix);
         let sql = format!(
-            "SELECT name, created_ms, stored_bytes FROM log_groups WHERE name > ?1 AND name >= ?2 {}
+            "SELECT name, created_ms, stored_bytes, retention_days FROM log_groups WHERE name > ?1 AND name >= ?2 {}
              ORDER BY name LIMIT ?3",
             if upper.is_some() { "AND name < ?4" } else { "" }
         );
@@ -176,13 +167,21 @@ impl Store {
                 bound.push(upper);
             }
             let rows = stmt
-                .query_map(bound.as_slice(), |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, i64>(2)?)))
+                .query_map(bound.as_slice(), |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, i64>(2)?, row.get::<_, Option<i64>>(3)?))
+                })
                 .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
                 .map_err(StoreError::sqlite("describe log groups"))?;
             rows.into_iter()
-                .map(|(name, created, bytes)| {
-                    let bytes = stored_bytes(bytes, "log_groups", &name)?;
-                    Ok((name, created, bytes))
+                .map(|(name, created_ms, bytes, days)| {
+                    let stored_bytes = stored_bytes(bytes, "log_groups", &name)?;
+                    let retention = days
+                        .map(|d| {
+                            LogRetentionDays::new(d)
+                                .map_err(|e| StoreError::corrupt("log_groups", &name, e.to_string()))
+                        })
+                        .transpose()?;
+                    Ok(LogGroupInfo { name, created_ms, stored_bytes, retention })
                 })
                 .collect()
         })
@@ -296,58 +295,54 @@ impl Store {
             Ok(())
         })
     }
-
-    /// Retention: deletes every event whose timestamp is before `older_than_ms`, and streams that are left
-    /// empty and have had nothing ingested since then. Groups stay, as on AWS. One transaction per group
-    /// keeps each hold on the logs write lock short. Returns how many events were deleted.
-    pub fn prune_logs(&self, older_than_ms: i64) -> Result<u64> {
-        let groups: Vec<i64> = self.logs.read(|tx| {
-            tx.prepare_cached("SELECT id FROM log_groups")
-                .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect())
-                .map_err(StoreError::sqlite("list log groups"))
-        })?;
-        let mut deleted: u64 = 0;
-        for group_id in groups {
-            deleted += self.logs.write(|tx| prune_group(tx, group_id, older_than_ms))?;
-        }
-        Ok(deleted)
-    }
 }
 
-fn prune_group(tx: &Transaction<'_>, group_id: i64, older_than_ms: i64) -> Result<u64> {
-    // Measuring what goes reads only the rows being deleted anyway, unlike re-summing what stays.
-    let per_stream: Vec<(i64, i64)> = tx
+/// One batch's rows: the group and stream (created on first use), the events, the stream's time range
+/// and both byte counters.
+fn append_stream(tx: &Transaction<'_>, batch: &LogBatch<'_>, now_ms: i64) -> Result<()> {
+    let LogBatch { group, stream, events } = *batch;
+    let group_id = match group_id(tx, group)? {
+        Some(id) => id,
+        None => tx
+            .prepare_cached("INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2) RETURNING id")
+            .and_then(|mut stmt| stmt.query_row(params![group, now_ms], |row| row.get(0)))
+            .map_err(StoreError::sqlite("create log group"))?,
+    };
+    let stream_id: i64 = tx
         .prepare_cached(
-            "SELECT stream_id, sum(length(CAST(message AS BLOB))) FROM log_events
-             WHERE group_id = ?1 AND timestamp_ms < ?2 GROUP BY stream_id",
+            "INSERT INTO log_streams (group_id, name, created_ms, last_ingestion_ms) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (group_id, name) DO UPDATE SET last_ingestion_ms = excluded.last_ingestion_ms
+             RETURNING id",
         )
-        .and_then(|mut stmt| {
-            stmt.query_map(params![group_id, older_than_ms], |row| Ok((row.get(0)?, row.get(1)?)))?.collect()
-        })
-        .map_err(StoreError::sqlite("measure expired logs"))?;
-    let deleted = tx
-        .prepare_cached("DELETE FROM log_events WHERE group_id = ?1 AND timestamp_ms < ?2")
-        .and_then(|mut stmt| stmt.execute(params![group_id, older_than_ms]))
-        .map_err(StoreError::sqlite("delete expired logs"))?;
-    let mut total: i64 = 0;
-    for (stream_id, bytes) in per_stream {
-        total = total.saturating_add(bytes);
-        tx.prepare_cached(
-            "UPDATE log_streams SET stored_bytes = max(stored_bytes - ?2, 0),
-                 first_event_ms = (SELECT min(timestamp_ms) FROM log_events WHERE stream_id = ?1),
-                 last_event_ms = (SELECT max(timestamp_ms) FROM log_events WHERE stream_id = ?1)
-             WHERE id = ?1",
+        .and_then(|mut stmt| stmt.query_row(params![group_id, stream, now_ms], |row| row.get(0)))
+        .map_err(StoreError::sqlite("create log stream"))?;
+    let (Some(first), Some(last)) =
+        (events.iter().map(|e| e.timestamp_ms).min(), events.iter().map(|e| e.timestamp_ms).max())
+    else {
+        return Ok(());
+    };
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO log_events (group_id, stream_id, timestamp_ms, ingestion_ms, message)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .and_then(|mut stmt| stmt.execute(params![stream_id, bytes]))
-        .map_err(StoreError::sqlite("update pruned stream"))?;
+        .map_err(StoreError::sqlite("prepare log insert"))?;
+    let mut bytes: i64 = 0;
+    for event in events {
+        insert
+            .execute(params![group_id, stream_id, event.timestamp_ms, now_ms, event.message])
+            .map_err(StoreError::sqlite("insert log event"))?;
+        bytes = bytes.saturating_add(i64::try_from(event.message.len()).unwrap_or(i64::MAX));
     }
-    tx.prepare_cached("UPDATE log_groups SET stored_bytes = max(stored_bytes - ?2, 0) WHERE id = ?1")
-        .and_then(|mut stmt| stmt.execute(params![group_id, total]))
-        .map_err(StoreError::sqlite("update pruned group"))?;
     tx.prepare_cached(
-        "DELETE FROM log_streams WHERE group_id = ?1 AND first_event_ms IS NULL AND last_ingestion_ms < ?2",
+        "UPDATE log_streams SET first_event_ms = min(coalesce(first_event_ms, ?2), ?2),
+             last_event_ms = max(coalesce(last_event_ms, ?3), ?3), stored_bytes = stored_bytes + ?4
+         WHERE id = ?1",
     )
-    .and_then(|mut stmt| stmt.execute(params![group_id, older_than_ms]))
-    .map_err(StoreError::sqlite("delete empty streams"))?;
-    Ok(u64::try_from(deleted).unwrap_or(u64::MAX))
+    .and_then(|mut stmt| stmt.execute(params![stream_id, first, last, bytes]))
+    .map_err(StoreError::sqlite("update log stream"))?;
+    tx.prepare_cached("UPDATE log_groups SET stored_bytes = stored_bytes + ?2 WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![group_id, bytes]))
+        .map_err(StoreError::sqlite("update log group"))?;
+    Ok(())
 }

@@ -326,17 +326,18 @@ impl Store {
         })
     }
 
-    /// ApproximateNumberOfMessages, …NotVisible and …Delayed.
-    pub fn queue_counts(&self, queue_id: i64, now_ms: i64) -> Result<QueueCounts> {
+    /// ApproximateNumberOfMessages, …NotVisible and …Delayed; messages past the retention period (which
+    /// the next receive or sweep deletes) are not counted.
+    pub fn queue_counts(&self, queue_id: i64, now_ms: i64, retention_ms: i64) -> Result<QueueCounts> {
         self.queues.read(|tx| {
             tx.prepare_cached(
                 "SELECT COUNT(*) FILTER (WHERE visible_ms <= ?2),
                         COUNT(*) FILTER (WHERE visible_ms > ?2 AND receive_count > 0),
                         COUNT(*) FILTER (WHERE visible_ms > ?2 AND receive_count = 0)
-                 FROM messages WHERE queue_id = ?1",
+                 FROM messages WHERE queue_id = ?1 AND sent_ms > ?3",
             )
             .and_then(|mut stmt| {
-                stmt.query_row(params![queue_id, now_ms], |row| {
+                stmt.query_row(params![queue_id, now_ms, now_ms - retention_ms], |row| {
                     Ok(QueueCounts {
                         visible: row.get::<_, i64>(0)? as u64,
                         in_flight: row.get::<_, i64>(1)? as u64,
@@ -345,6 +346,20 @@ impl Store {
                 })
             })
             .map_err(StoreError::sqlite("count messages"))
+        })
+    }
+
+    /// The retention sweep of one queue: deletes its messages sent `retention_ms` or longer ago and its
+    /// expired FIFO deduplication ids, so a queue nobody receives from does not keep them on disk.
+    /// Returns how many messages were deleted.
+    pub fn expire_messages(&self, queue_id: i64, now_ms: i64, retention_ms: i64) -> Result<usize> {
+        self.queues.write(|tx| {
+            tx.prepare_cached("DELETE FROM fifo_dedup WHERE queue_id = ?1 AND expires_ms <= ?2")
+                .and_then(|mut stmt| stmt.execute(params![queue_id, now_ms]))
+                .map_err(StoreError::sqlite("expire deduplication ids"))?;
+            tx.prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_ms <= ?2")
+                .and_then(|mut stmt| stmt.execute(params![queue_id, now_ms - retention_ms]))
+                .map_err(StoreError::sqlite("expire messages"))
         })
     }
 
@@ -662,6 +677,31 @@ mod tests {
     }
 
     #[test]
+    fn messages_past_retention_are_not_counted_and_the_sweep_deletes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let none = BTreeMap::new();
+        let (q, _) = store.create_queue("q.fifo", true, &none, &none, 0).unwrap();
+        store.send_messages(q.id, true, 0, &[msg("old", Some("g"), Some("d-old"))]).unwrap();
+        store.send_messages(q.id, true, 100, &[msg("new", Some("g"), Some("d-new"))]).unwrap();
+        let dedup_rows = || -> i64 {
+            store
+                .queues
+                .read(|tx| Ok(tx.query_row("SELECT count(*) FROM fifo_dedup", [], |r| r.get(0)).unwrap()))
+                .unwrap()
+        };
+        assert_eq!(store.queue_counts(q.id, 150, 1_000).unwrap().visible, 2);
+        assert_eq!(store.queue_counts(q.id, 150, 100).unwrap().visible, 1, "the one sent at 0 has expired");
+        assert_eq!(store.expire_messages(q.id, 150, 100).unwrap(), 1);
+        assert_eq!(store.expire_messages(q.id, 150, 100).unwrap(), 0);
+        assert_eq!(dedup_rows(), 2, "deduplication ids live their 5 minutes whatever happens to the message");
+        assert_eq!(store.expire_messages(q.id, 300_050, 1_000_000).unwrap(), 0);
+        assert_eq!(dedup_rows(), 1);
+        let got = store.receive_messages(q.id, &params(300_060, 10, true, None)).unwrap();
+        assert_eq!(got.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["new"]);
+    }
+
+    #[test]
     fn fifo_keeps_group_order_and_deduplicates() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
@@ -688,7 +728,7 @@ mod tests {
         store.delete_messages(q.id, &[(first[0].row_id, first[0].receipt_token.clone())]).unwrap();
         let third = store.receive_messages(q.id, &params(6, 10, true, None)).unwrap();
         assert_eq!(third.iter().map(|m| m.message_id.as_str()).collect::<Vec<_>>(), ["a2"]);
-        let counts = store.queue_counts(q.id, 5).unwrap();
+        let counts = store.queue_counts(q.id, 5, 1_000_000).unwrap();
         assert_eq!(counts, QueueCounts { visible: 0, in_flight: 2, delayed: 0 });
     }
 }

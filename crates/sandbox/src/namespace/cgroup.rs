@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The controllers the namespace tier uses.
@@ -293,7 +295,7 @@ impl Cgroups {
             let dir = place.own.join(&self.base_name).join(name);
             places.insert(*controller, (place.version, dir));
         }
-        let env = EnvCgroup { places, dirs };
+        let env = EnvCgroup { places, dirs, peak_file: OnceLock::new(), freezer_file: OnceLock::new() };
         if let Err(e) = env.apply(limits) {
             env.remove();
             return Err(e);
@@ -407,6 +409,11 @@ pub struct EnvCgroup {
     places: BTreeMap<Controller, (Version, PathBuf)>,
     /// Distinct directories (one per hierarchy).
     dirs: Vec<(Version, PathBuf)>,
+    /// The files touched around every invocation (the peak read after it, the freezer written before
+    /// and after), opened on first use and kept: opening a cgroup file walks its whole path, which cost
+    /// more than the read or write itself. `None` inside means the file could not be opened.
+    peak_file: OnceLock<Option<fs::File>>,
+    freezer_file: OnceLock<Option<fs::File>>,
 }
 
 impl EnvCgroup {
@@ -470,18 +477,31 @@ impl EnvCgroup {
     }
 
     pub fn freeze(&self) -> io::Result<()> {
-        match self.dir(Controller::Freezer) {
-            Some((Version::V1, dir)) => write(dir, "freezer.state", "FROZEN"),
-            Some((Version::V2, dir)) => write(dir, "cgroup.freeze", "1"),
-            None => Err(io::Error::new(io::ErrorKind::Unsupported, "no freezer controller")),
-        }
+        self.set_frozen(true)
     }
 
     pub fn thaw(&self) -> io::Result<()> {
-        match self.dir(Controller::Freezer) {
-            Some((Version::V1, dir)) => write(dir, "freezer.state", "THAWED"),
-            Some((Version::V2, dir)) => write(dir, "cgroup.freeze", "0"),
-            None => Err(io::Error::new(io::ErrorKind::Unsupported, "no freezer controller")),
+        self.set_frozen(false)
+    }
+
+    fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        let Some((version, dir)) = self.dir(Controller::Freezer) else {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "no freezer controller"));
+        };
+        let (file, value) = match (version, frozen) {
+            (Version::V1, true) => ("freezer.state", "FROZEN"),
+            (Version::V1, false) => ("freezer.state", "THAWED"),
+            (Version::V2, true) => ("cgroup.freeze", "1"),
+            (Version::V2, false) => ("cgroup.freeze", "0"),
+        };
+        let kept = self.freezer_file.get_or_init(|| fs::OpenOptions::new().write(true).open(dir.join(file)).ok());
+        match kept {
+            // A cgroup file takes each write whole, wherever the offset is.
+            Some(f) => f
+                .write_at(value.as_bytes(), 0)
+                .map(drop)
+                .map_err(|e| io::Error::new(e.kind(), format!("write {value:?} to {}/{file}: {e}", dir.display()))),
+            None => write(dir, file, value),
         }
     }
 
@@ -492,11 +512,13 @@ impl EnvCgroup {
     /// The most memory the environment has held, in bytes (its cgroup's peak).
     pub fn peak_memory_bytes(&self) -> Option<u64> {
         let (version, dir) = self.dir(Controller::Memory)?;
-        let files: &[&str] = match version {
-            Version::V1 => &["memory.max_usage_in_bytes", "memory.usage_in_bytes"],
-            Version::V2 => &["memory.peak", "memory.current"],
+        let (peak, current) = match version {
+            Version::V1 => ("memory.max_usage_in_bytes", "memory.usage_in_bytes"),
+            Version::V2 => ("memory.peak", "memory.current"),
         };
-        files.iter().find_map(|f| read_u64(&dir.join(f)))
+        let kept = self.peak_file.get_or_init(|| fs::File::open(dir.join(peak)).ok());
+        // Kernels before 5.19 have no memory.peak in v2: the current usage is the best there is.
+        kept.as_ref().and_then(read_u64_at).or_else(|| read_u64(&dir.join(current)))
     }
 
     /// How many times the kernel's OOM killer killed a process of this environment.
@@ -546,6 +568,13 @@ fn read_u64(path: &Path) -> Option<u64> {
     fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// Reads a number from an open cgroup file from its start, so the same file can be read again.
+fn read_u64_at(file: &fs::File) -> Option<u64> {
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
+}
+
 /// `key value` lines (memory.events, memory.oom_control) → the value of `key`.
 pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|line| {
@@ -557,6 +586,19 @@ pub fn keyed_value(text: &str, key: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_file_is_read_afresh_from_its_start_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("memory.peak");
+        fs::write(&path, "4096\n").unwrap();
+        let file = fs::File::open(&path).unwrap();
+        assert_eq!(read_u64_at(&file), Some(4096));
+        fs::write(&path, "1048576\n").unwrap();
+        assert_eq!(read_u64_at(&file), Some(1_048_576));
+        fs::write(&path, "max\n").unwrap();
+        assert_eq!(read_u64_at(&file), None);
+    }
 
     const HYBRID_MOUNTINFO: &str = "\
 24 1 253:0 / / rw,relatime shared:1 - ext4 /dev/vda rw

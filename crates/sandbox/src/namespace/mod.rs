@@ -26,11 +26,16 @@
 //!
 //! The tier needs root (it uses no user namespace); where Nimbus is not root, or namespaces or mounts
 //! are refused, [`NamespaceSandbox::probe`] fails and the server falls back to the process tier.
-//! Functions reach loopback only: the outside network is not connected in this tier yet.
+//!
+//! Network: each environment's namespace has its own loopback with the Runtime API and Nimbus's API,
+//! and, where `pasta` is installed, an interface to the outside network through a pasta of its own
+//! ([`pasta`]), as Lambda functions reach the internet. [`crate::Egress::LoopbackOnly`] disconnects it
+//! before the environment starts. Without pasta, environments reach loopback only (said once at start).
 
 pub mod cgroup;
 mod init;
 pub mod net;
+pub mod pasta;
 pub mod seccomp;
 mod spawn;
 
@@ -56,7 +61,9 @@ pub fn helper_main() -> ! {
     spawn::zygote_main()
 }
 
-use crate::{ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Prestart, Sandbox, SandboxError};
+use crate::{
+    Egress, ExitDescription, Instance, LaunchSpec, Network, PathView, Prepared, Prestart, Sandbox, SandboxError,
+};
 
 /// Lambda's function user: `sbx_user1051`, uid 993, gid 990.
 pub const SANDBOX_UID: u32 = 993;
@@ -129,6 +136,8 @@ pub(crate) struct Slot {
 struct SlotMaker {
     cgroups: Option<cgroup::Cgroups>,
     spawner: spawn::Spawner,
+    /// Connects slots to the outside network; `None` where pasta is missing or does not work.
+    pasta: Option<pasta::Pasta>,
     next: AtomicU64,
 }
 
@@ -137,7 +146,7 @@ impl SlotMaker {
     /// of `prestart`'s kind if it has one) before it is needed.
     fn make(&self, base: &BaseConfig, prestart: Option<&Prestart>) -> Result<Slot, SandboxError> {
         let started = Instant::now();
-        let net = net::create().map_err(|source| SandboxError::Network { what: "network namespace", source })?;
+        let net = net::create(self.pasta.as_ref())?;
         let name = format!("slot-{}", self.next.fetch_add(1, Ordering::Relaxed));
         let cgroup = match &self.cgroups {
             Some(c) => Some(Arc::new(
@@ -165,6 +174,12 @@ impl SlotMaker {
         })();
         match made {
             Ok((waiting, output)) => {
+                tracing::debug!(
+                    slot_ms = ms(started.elapsed()),
+                    netns_ms = ms(net.took - net.connect_took),
+                    pasta_ms = ms(net.connect_took),
+                    "environment slot made"
+                );
                 Ok(Slot { net, cgroup, waiting, output, prestart: prestart.cloned(), took: started.elapsed() })
             }
             Err(e) => {
@@ -309,8 +324,14 @@ impl NamespaceSandbox {
         let spawner = spawn::Spawner::start(&options.init_exe)
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
-        let base = BaseConfig { root: root_mount, steps: base_steps(), prestart: None };
-        let maker = Arc::new(SlotMaker { cgroups, spawner, next: AtomicU64::new(1) });
+        let pasta = outside_network();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let base = BaseConfig {
+            root: root_mount,
+            steps: base_steps(&resolv_conf(&host_resolv, pasta.is_some())),
+            prestart: None,
+        };
+        let maker = Arc::new(SlotMaker { cgroups, spawner, pasta, next: AtomicU64::new(1) });
         Ok(Self {
             data_dir: options.data_dir.clone(),
             slots: SlotPool::start(maker, base, None, SLOTS_READY),
@@ -381,13 +402,28 @@ impl NamespaceSandbox {
             c.remove();
         }
         tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1000.0, "namespace tier probe");
-        // Said once: the environments' network namespaces have loopback only. Connecting them outside
-        // (pasta with `--config-net --no-map-gw -t none -u none -T none -U none`, or veth + NAT) is not built.
-        tracing::warn!(
-            "namespace tier: functions reach only their own loopback (their Runtime API and Nimbus's API); the \
-             outside network is not connected in this tier yet"
-        );
         Ok(())
+    }
+}
+
+/// pasta, once it has connected one namespace for real; otherwise says loudly that environments reach
+/// loopback only, and why.
+fn outside_network() -> Option<pasta::Pasta> {
+    let tried = pasta::Pasta::start()
+        .map_err(SandboxError::from)
+        .and_then(|p| net::create(Some(&p)).map(|trial| (p, trial.connect_took)));
+    match tried {
+        Ok((p, took)) => {
+            tracing::info!(pasta = %p.program().display(), connect_ms = ms(took), "functions reach the outside network through pasta");
+            Some(p)
+        }
+        Err(e) => {
+            tracing::warn!(
+                error = %e,
+                "namespace tier: functions reach only their own loopback (their Runtime API and Nimbus's API), not the outside network"
+            );
+            None
+        }
     }
 }
 
@@ -417,13 +453,28 @@ fn visible_ro_paths(data_dir: &Path, paths: &[PathBuf]) -> Vec<PathBuf> {
     chosen
 }
 
-fn base_steps() -> Vec<Step> {
+/// The environments' `/etc/resolv.conf`: the host's, unless every nameserver in it listens on the host's
+/// loopback (systemd-resolved's 127.0.0.53, a local dnsmasq), which no environment can reach; with
+/// pasta, those get pasta's DNS forwarder instead, which passes queries on to the host's resolver.
+fn resolv_conf(host: &str, pasta: bool) -> String {
+    let nameservers: Vec<&str> =
+        host.lines().filter_map(|l| l.trim().strip_prefix("nameserver")).map(str::trim).collect();
+    let reachable = nameservers.iter().any(|ns| ns.parse::<std::net::IpAddr>().is_ok_and(|ip| !ip.is_loopback()));
+    if !pasta || reachable {
+        return if host.is_empty() { "nameserver 127.0.0.1\n".into() } else { host.to_owned() };
+    }
+    let mut out: String =
+        host.lines().filter(|l| !l.trim().starts_with("nameserver")).flat_map(|l| [l, "\n"]).collect();
+    out.push_str(&format!("nameserver {}\n", pasta::GATEWAY));
+    out
+}
+
+fn base_steps(resolv: &str) -> Vec<Step> {
     let mut steps = Vec::new();
     for dir in SYSTEM_DIRS.iter().map(Path::new) {
         push_host_path(&mut steps, dir);
     }
     steps.push(Step::Dir { dst: "/etc".into(), mode: 0o755 });
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_else(|_| "nameserver 127.0.0.1\n".into());
     let files = [
         (
             "/etc/passwd",
@@ -438,7 +489,7 @@ fn base_steps() -> Vec<Step> {
             "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"
                 .into(),
         ),
-        ("/etc/resolv.conf", resolv),
+        ("/etc/resolv.conf", resolv.to_owned()),
     ];
     for (dst, contents) in files {
         steps.push(Step::File { dst: dst.into(), contents, mode: 0o644 });
@@ -545,7 +596,7 @@ impl Sandbox for NamespaceSandbox {
             Some(slot) => slot,
             None => self.slots.take()?,
         };
-        let Slot { net: _net, cgroup, waiting, output: (out_r, err_r), prestart, took: prepare_took } = slot;
+        let Slot { net, cgroup, waiting, output: (out_r, err_r), prestart, took: prepare_took } = slot;
         let prestarted = prestart.is_some();
         if prestarted && prestart != spec.prestart {
             drop(waiting);
@@ -564,6 +615,17 @@ impl Sandbox for NamespaceSandbox {
                 c.remove();
             }
         };
+        // Disconnected before the environment starts; the killed pasta is reaped with the environment.
+        let disconnecting = Instant::now();
+        let mut uplink = net.uplink;
+        if let (Egress::LoopbackOnly, Some(u)) = (spec.egress, uplink.as_mut())
+            && let Err(e) = net::disconnect(&net.netns, u)
+        {
+            drop(waiting);
+            cleanup(&cgroup);
+            return Err(e);
+        }
+        let disconnect_took = disconnecting.elapsed();
         if let Some(c) = &cgroup
             && let Err(source) = c.set_memory(u64::from(spec.memory_mb) * 1024 * 1024)
         {
@@ -571,7 +633,7 @@ impl Sandbox for NamespaceSandbox {
             cleanup(&cgroup);
             return Err(SandboxError::Cgroup { source });
         }
-        let cgroup_took = started.elapsed();
+        let cgroup_took = started.elapsed() - disconnect_took;
         // The environment's /tmp comes first: a read-only path that lives under the host's /tmp (an
         // interpreter in a virtualenv there, say) is then bound on top of it instead of being hidden by it.
         // A pre-started slot has /tmp and the runtime's paths already; its /tmp only gets its size.
@@ -607,7 +669,7 @@ impl Sandbox for NamespaceSandbox {
                 return Err(e);
             }
         };
-        let spawn_took = started.elapsed() - cgroup_took;
+        let spawn_took = started.elapsed() - cgroup_took - disconnect_took;
         let output = (|| {
             Ok::<_, std::io::Error>((pipe::Receiver::from_owned_fd(out_r)?, pipe::Receiver::from_owned_fd(err_r)?))
         })()
@@ -622,6 +684,7 @@ impl Sandbox for NamespaceSandbox {
             pidfd: pidfd.clone(),
             status: status_r,
             cgroup: cgroup.clone(),
+            uplink,
             shared: shared.clone(),
             exit: exit_tx,
             launched: started,
@@ -629,6 +692,7 @@ impl Sandbox for NamespaceSandbox {
         tracing::debug!(
             env = %spec.id,
             slot_ms = ms(prepare_took),
+            disconnect_ms = ms(disconnect_took),
             memory_limit_ms = ms(cgroup_took),
             activate_ms = ms(spawn_took),
             prestarted,
@@ -683,6 +747,8 @@ struct Reap {
     pidfd: Arc<OwnedFd>,
     status: OwnedFd,
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
+    /// Lives as long as the environment's init.
+    uplink: Option<pasta::Uplink>,
     shared: Arc<Shared>,
     exit: tokio::sync::oneshot::Sender<ExitDescription>,
     launched: Instant,
@@ -726,10 +792,14 @@ async fn reap(r: Reap) {
     }
     r.shared.exited.store(true, Ordering::Release);
     let _ = r.exit.send(description);
-    if let Some(c) = r.cgroup {
+    let (cgroup, uplink) = (r.cgroup, r.uplink);
+    if cgroup.is_some() || uplink.is_some() {
         let _ = tokio::task::spawn_blocking(move || {
-            c.kill_all();
-            c.remove();
+            if let Some(c) = cgroup {
+                c.kill_all();
+                c.remove();
+            }
+            drop(uplink);
         })
         .await;
     }
@@ -905,8 +975,22 @@ mod tests {
     }
 
     #[test]
+    fn a_host_resolver_on_loopback_is_replaced_by_pastas_forwarder() {
+        let local = "# systemd-resolved\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.org\n";
+        assert_eq!(
+            resolv_conf(local, true),
+            "# systemd-resolved\noptions edns0 trust-ad\nsearch example.org\nnameserver 169.254.1.1\n"
+        );
+        assert_eq!(resolv_conf(local, false), local, "without pasta there is nothing better to offer");
+        let mixed = "nameserver 127.0.0.1\nnameserver 10.0.0.2\n";
+        assert_eq!(resolv_conf(mixed, true), mixed, "a reachable resolver is kept, as the host has it");
+        assert_eq!(resolv_conf("nameserver ::1\n", true), "nameserver 169.254.1.1\n");
+        assert_eq!(resolv_conf("", false), "nameserver 127.0.0.1\n");
+    }
+
+    #[test]
     fn the_base_root_keeps_merged_usr_symlinks_and_generates_etc() {
-        let steps = base_steps();
+        let steps = base_steps("nameserver 192.0.2.53\n");
         for dir in SYSTEM_DIRS.iter().map(Path::new).filter(|d| d.exists()) {
             let expected = if std::fs::symlink_metadata(dir).unwrap().file_type().is_symlink() {
                 Step::Symlink { target: std::fs::read_link(dir).unwrap(), dst: dir.to_owned() }

@@ -1,16 +1,20 @@
 //! The CloudWatch Logs API (JSON 1.1, `X-Amz-Target: Logs_20140328.<Operation>`) over the function logs
 //! Nimbus stores, enough for `aws logs tail`, `filter-log-events`, `get-log-events` and
-//! `describe-log-streams`/`-groups`.
+//! `describe-log-streams`/`-groups`, plus the group operations users run on Lambda's log groups
+//! (`create-log-group`, `put-retention-policy`, `delete-retention-policy`, `delete-log-group`).
 
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+
+use nimbus_model::LogRetentionDays;
 
 use super::{ApiError, SharedState};
 
 /// Logs' page limits: 50 groups or streams, 10,000 events.
 const GROUPS_PAGE_MAX: usize = 50;
 const EVENTS_PAGE_MAX: usize = 10_000;
+const LOG_GROUP_NAME_BYTES_MAX: usize = 512;
 
 pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8]) -> Response {
     let result = match operation {
@@ -19,6 +23,9 @@ pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8]) -> Resp
         "GetLogEvents" => get_log_events(state, body),
         "FilterLogEvents" => filter_log_events(state, body),
         "DeleteLogGroup" => delete_log_group(state, body),
+        "CreateLogGroup" => create_log_group(state, body),
+        "PutRetentionPolicy" => put_retention_policy(state, body),
+        "DeleteRetentionPolicy" => delete_retention_policy(state, body),
         other => Err(ApiError::unknown_operation("POST", &format!("Logs_20140328.{other}"))),
     };
     match result {
@@ -30,6 +37,9 @@ pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8]) -> Resp
             }
             if e.code == "ResourceNotFoundException" {
                 e.message = "The specified log group does not exist.".into();
+            } else if e.code == "ResourceConflictException" {
+                e.code = "ResourceAlreadyExistsException";
+                e.message = "The specified log group already exists".into();
             } else if e.code == "InvalidParameterValueException" || e.code == "InvalidRequestContentException" {
                 e.code = "InvalidParameterException";
             }
@@ -69,13 +79,17 @@ fn describe_log_groups(state: &SharedState, body: &[u8]) -> Result<Value, ApiErr
     )?;
     let next = (groups.len() > limit).then(|| {
         groups.truncate(limit);
-        groups.last().map(|g| g.0.clone())
+        groups.last().map(|g| g.name.clone())
     });
     let list: Vec<Value> = groups
         .iter()
-        .map(|(name, created, bytes)| {
-            json!({ "logGroupName": name, "creationTime": created, "storedBytes": bytes,
-                    "arn": state.arns.log_group(name), "metricFilterCount": 0, "logGroupClass": "STANDARD" })
+        .map(|g| {
+            let mut group = json!({ "logGroupName": g.name, "creationTime": g.created_ms, "storedBytes": g.stored_bytes,
+                    "arn": state.arns.log_group(&g.name), "metricFilterCount": 0, "logGroupClass": "STANDARD" });
+            if let Some(days) = g.retention {
+                group["retentionInDays"] = days.get().into();
+            }
+            group
         })
         .collect();
     let mut out = json!({ "logGroups": list });
@@ -223,13 +237,57 @@ fn filter_log_events(state: &SharedState, body: &[u8]) -> Result<Value, ApiError
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct DeleteGroupIn {
+struct GroupIn {
     log_group_name: Option<String>,
 }
 
 fn delete_log_group(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
-    let input: DeleteGroupIn = parse(body)?;
+    let input: GroupIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     state.store.delete_log_group(&group)?;
+    Ok(json!({}))
+}
+
+/// CloudWatch Logs' rule for group names: 1 to 512 of `[.\-_/#A-Za-z0-9]`.
+fn log_group_name(name: Option<String>) -> Result<String, ApiError> {
+    let name = name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '#');
+    if name.is_empty() || name.len() > LOG_GROUP_NAME_BYTES_MAX || !name.chars().all(allowed) {
+        return Err(ApiError::invalid(format!(
+            "1 validation error detected: Value '{name}' at 'logGroupName' failed to satisfy constraint: Member must \
+             satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+ and have length between 1 and \
+             {LOG_GROUP_NAME_BYTES_MAX}"
+        )));
+    }
+    Ok(name)
+}
+
+fn create_log_group(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: GroupIn = parse(body)?;
+    let group = log_group_name(input.log_group_name)?;
+    state.store.create_log_group(&group, crate::clock::now_ms())?;
+    Ok(json!({}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RetentionIn {
+    log_group_name: Option<String>,
+    retention_in_days: Option<i64>,
+}
+
+fn put_retention_policy(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: RetentionIn = parse(body)?;
+    let group = log_group_name(input.log_group_name)?;
+    let days = input.retention_in_days.ok_or_else(|| ApiError::invalid("retentionInDays is required"))?;
+    let days = LogRetentionDays::new(days).map_err(|e| ApiError::invalid(e.message))?;
+    state.store.set_log_retention(&group, Some(days))?;
+    Ok(json!({}))
+}
+
+fn delete_retention_policy(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+    let input: GroupIn = parse(body)?;
+    let group = log_group_name(input.log_group_name)?;
+    state.store.set_log_retention(&group, None)?;
     Ok(json!({}))
 }

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use nimbus_sandbox::{LaunchSpec, Sandbox, SandboxError};
+use nimbus_model::NetworkAccess;
+use nimbus_sandbox::{Egress, LaunchSpec, Sandbox, SandboxError};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -43,6 +44,8 @@ pub struct LaunchPlan {
     pub ahead_of_time: bool,
     /// The runtime the sandbox may have started already for this plan (`Runtimes::plan` decides).
     pub prestart: Option<nimbus_sandbox::Prestart>,
+    /// The function's `nimbus:network` tag, read when the plan is made.
+    pub network: NetworkAccess,
 }
 
 impl LaunchPlan {
@@ -123,6 +126,10 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
         memory_mb: plan.memory_mb,
         scratch_mb: plan.ephemeral_storage_mb,
         prestart: plan.prestart.clone(),
+        egress: match plan.network {
+            NetworkAccess::Outside => Egress::Outside,
+            NetworkAccess::LoopbackOnly => Egress::LoopbackOnly,
+        },
     };
     let instance = match ctx.sandbox.launch(&spec, prepared) {
         Ok(instance) => instance,

@@ -336,3 +336,46 @@ fn concurrent_writers_and_readers_all_succeed() {
     });
     assert_eq!(store.list_functions(None, 1000).unwrap().len(), 80);
 }
+
+#[test]
+fn current_function_and_alias_follow_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let f = name("cached");
+    store.create_function(new("cached", false)).unwrap();
+    let first = store.current_function(&f, VersionId::Latest).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&first, &store.current_function(&f, VersionId::Latest).unwrap()),
+        "served from memory"
+    );
+
+    let updated = store.update_function_config(&f, config("other.handler"), None, 2_000).unwrap();
+    let seen = store.current_function(&f, VersionId::Latest).unwrap();
+    assert_eq!(*seen, updated);
+    assert_ne!(seen.revision_id, first.revision_id);
+
+    store.update_function_code(&f, code(b"new code"), None, false, 3_000).unwrap();
+    assert_eq!(store.current_function(&f, VersionId::Latest).unwrap().code, code(b"new code"));
+
+    assert!(matches!(store.current_function(&f, v(1)), Err(StoreError::NotFound { .. })));
+    let published = store.publish_version(&f, None, None, None, 4_000).unwrap();
+    assert_eq!(*store.current_function(&f, v(1)).unwrap(), published);
+
+    store.set_tags(&f, &tags(&[("team", "edge")])).unwrap();
+    assert_eq!(store.current_function(&f, v(1)).unwrap().tags, tags(&[("team", "edge")]));
+
+    store.create_alias(&f, "live", v(1), Description::default(), None).unwrap();
+    assert_eq!(store.current_alias(&f, "live").unwrap().version, v(1));
+    store.update_function_config(&f, config("third.handler"), None, 5_000).unwrap();
+    store.publish_version(&f, None, None, None, 6_000).unwrap();
+    let update = crate::AliasUpdate { version: Some(v(2)), ..Default::default() };
+    store.update_alias(&f, "live", update, None).unwrap();
+    assert_eq!(store.current_alias(&f, "live").unwrap().version, v(2));
+    store.delete_alias(&f, "live").unwrap();
+    assert!(matches!(store.current_alias(&f, "live"), Err(StoreError::NotFound { .. })));
+
+    store.delete_function(&f, Some(Version::new(1).unwrap())).unwrap();
+    assert!(matches!(store.current_function(&f, v(1)), Err(StoreError::NotFound { .. })));
+    store.delete_function(&f, None).unwrap();
+    assert!(matches!(store.current_function(&f, VersionId::Latest), Err(StoreError::NotFound { .. })));
+}

@@ -1,3 +1,5 @@
+use nimbus_model::LogRetentionDays;
+
 use super::*;
 
 const G: &str = "/aws/lambda/f";
@@ -35,7 +37,7 @@ fn append_creates_groups_and_streams_and_counts_bytes() {
     store.append_logs("/aws/lambda/g", "s1", &[], 110).unwrap();
     store.append_logs("/other", "s1", &events(&[(5, "y")]), 120).unwrap();
 
-    let groups = store.describe_log_groups(None, None, 10).unwrap();
+    let groups = summaries(store.describe_log_groups(None, None, 10).unwrap());
     assert_eq!(
         groups,
         vec![(G.to_owned(), 100, 7), ("/aws/lambda/g".to_owned(), 110, 0), ("/other".to_owned(), 120, 1)]
@@ -43,7 +45,7 @@ fn append_creates_groups_and_streams_and_counts_bytes() {
     let lambda = store.describe_log_groups(Some("/aws/lambda/"), None, 10).unwrap();
     assert_eq!(lambda.len(), 2);
     let page = store.describe_log_groups(Some("/aws/lambda/"), Some(G), 10).unwrap();
-    assert_eq!(page.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), ["/aws/lambda/g"]);
+    assert_eq!(page.iter().map(|g| g.name.as_str()).collect::<Vec<_>>(), ["/aws/lambda/g"]);
     assert_eq!(store.describe_log_groups(None, None, 1).unwrap().len(), 1);
 
     store.append_logs(G, "s1", &events(&[(5, "early")]), 130).unwrap();
@@ -62,7 +64,7 @@ fn append_creates_groups_and_streams_and_counts_bytes() {
     );
     drop(store);
     let store = open(&dir);
-    assert_eq!(store.describe_log_groups(None, None, 10).unwrap()[0], (G.to_owned(), 100, 12));
+    assert_eq!(summaries(store.describe_log_groups(None, None, 10).unwrap())[0], (G.to_owned(), 100, 12));
 }
 
 #[test]
@@ -287,26 +289,88 @@ fn deleting_a_group_removes_its_streams_and_events() {
 }
 
 #[test]
-fn pruning_drops_old_events_and_empty_streams_but_keeps_groups() {
+fn retention_drops_old_events_and_empty_streams_but_keeps_groups() {
+    const DAY_MS: i64 = 86_400_000;
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     store.append_logs(G, "old", &events(&[(10, "aaaa"), (20, "bb")]), 20).unwrap();
-    store.append_logs(G, "mixed", &events(&[(15, "ccc"), (150, "d")]), 150).unwrap();
+    store.append_logs(G, "mixed", &events(&[(15, "ccc"), (DAY_MS + 150, "d")]), DAY_MS + 150).unwrap();
     store.append_logs("/empty", "s", &[], 5).unwrap();
-    assert_eq!(store.prune_logs(100).unwrap(), 3);
+    store.append_logs("/forever", "s", &events(&[(1, "kept")]), 1).unwrap();
+    assert_eq!(store.expire_logs(DAY_MS + 100).unwrap(), 0, "no group has a policy yet");
+
+    let one_day = Some(LogRetentionDays::new(1).unwrap());
+    store.set_log_retention(G, one_day).unwrap();
+    store.set_log_retention("/empty", one_day).unwrap();
+    assert_eq!(store.log_retention(G).unwrap(), one_day);
+    assert!(matches!(store.set_log_retention("/nope", one_day), Err(StoreError::NotFound { .. })));
+    assert_eq!(store.expire_logs(DAY_MS + 100).unwrap(), 3);
 
     let (streams, _) = store.describe_log_streams(G, None, false, false, None, 10).unwrap();
     assert_eq!(streams.len(), 1);
     assert_eq!(streams[0].name, "mixed");
     assert_eq!(
         (streams[0].first_event_ms, streams[0].last_event_ms, streams[0].stored_bytes),
-        (Some(150), Some(150), 1)
+        (Some(DAY_MS + 150), Some(DAY_MS + 150), 1)
     );
     let groups = store.describe_log_groups(None, None, 10).unwrap();
-    assert_eq!(groups, vec![("/aws/lambda/f".to_owned(), 20, 1), ("/empty".to_owned(), 5, 0)]);
+    assert_eq!(
+        summaries(groups.clone()),
+        vec![(G.to_owned(), 20, 1), ("/empty".to_owned(), 5, 0), ("/forever".to_owned(), 1, 4)]
+    );
+    assert_eq!(groups.iter().map(|g| g.retention).collect::<Vec<_>>(), [one_day, one_day, None]);
     let (page, _) = store.filter_log_events(G, None, None, None, None, None, None, 10).unwrap();
     assert_eq!(messages(&page), ["d"]);
     let (empty, _) = store.describe_log_streams("/empty", None, false, false, None, 10).unwrap();
     assert!(empty.is_empty(), "a stream idle since before the cutoff goes");
-    assert_eq!(store.prune_logs(100).unwrap(), 0);
+    assert_eq!(store.expire_logs(DAY_MS + 100).unwrap(), 0);
+
+    store.set_log_retention(G, None).unwrap();
+    assert_eq!(store.expire_logs(10 * DAY_MS).unwrap(), 0, "without a policy nothing expires");
+}
+
+#[test]
+fn a_log_group_can_be_created_before_it_has_logs_but_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store.create_log_group(G, 7).unwrap();
+    assert!(matches!(store.create_log_group(G, 8), Err(StoreError::Conflict { .. })));
+    assert_eq!(summaries(store.describe_log_groups(None, None, 10).unwrap()), vec![(G.to_owned(), 7, 0)]);
+    store.append_logs(G, "s", &events(&[(9, "x")]), 9).unwrap();
+    assert_eq!(summaries(store.describe_log_groups(None, None, 10).unwrap()), vec![(G.to_owned(), 7, 1)]);
+}
+
+fn summaries(groups: Vec<LogGroupInfo>) -> Vec<(String, i64, u64)> {
+    groups.into_iter().map(|g| (g.name, g.created_ms, g.stored_bytes)).collect()
+}
+
+#[test]
+fn batches_in_one_call_land_as_if_appended_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a1 = events(&[(10, "START a"), (12, "héllo")]);
+    let b1 = events(&[(11, "START b")]);
+    let a2 = events(&[(15, "END a"), (16, "REPORT a")]);
+    let other = events(&[(20, "x")]);
+    store
+        .append_log_batches(
+            &[
+                LogBatch { group: G, stream: "a", events: &a1 },
+                LogBatch { group: G, stream: "b", events: &b1 },
+                LogBatch { group: G, stream: "a", events: &a2 },
+                LogBatch { group: "/other", stream: "s", events: &other },
+                LogBatch { group: G, stream: "empty", events: &[] },
+            ],
+            100,
+        )
+        .unwrap();
+
+    let (streams, _) = store.describe_log_streams(G, None, false, false, None, 10).unwrap();
+    let summary: Vec<_> =
+        streams.iter().map(|s| (s.name.as_str(), s.first_event_ms, s.last_event_ms, s.stored_bytes)).collect();
+    assert_eq!(summary, vec![("a", Some(10), Some(16), 26), ("b", Some(11), Some(11), 7), ("empty", None, None, 0)]);
+    let (a, _, _) = store.get_log_events(G, "a", None, None, true, None, 10).unwrap();
+    assert_eq!(messages(&a), vec!["START a", "héllo", "END a", "REPORT a"]);
+    let groups = store.describe_log_groups(None, None, 10).unwrap();
+    assert_eq!(summaries(groups), vec![("/aws/lambda/f".to_owned(), 100, 33), ("/other".to_owned(), 100, 1)]);
 }

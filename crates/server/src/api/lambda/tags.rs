@@ -42,6 +42,7 @@ pub async fn tag(State(state): State<SharedState>, Path(arn): Path<String>, body
     let record = state.store.get_function(&name, &VersionId::Latest)?;
     let merged = record.tags.merged(&added)?;
     state.store.set_tags(&name, &merged)?;
+    retire_on_network_change(&state, &name, &record.tags, &merged).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -58,8 +59,20 @@ pub async fn untag(
         .map(|(_, v)| TagKey::parse(&v))
         .collect::<Result<Vec<_>, _>>()?;
     let record = state.store.get_function(&name, &VersionId::Latest)?;
-    state.store.set_tags(&name, &record.tags.without(&keys))?;
+    let remaining = record.tags.without(&keys);
+    state.store.set_tags(&name, &remaining)?;
+    retire_on_network_change(&state, &name, &record.tags, &remaining).await;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The `nimbus:network` tag is read when an environment is launched; a change retires the warm
+/// environments of every version (tags belong to the function), as a configuration update does, and
+/// launches its provisioned ones again, with the new setting.
+async fn retire_on_network_change(state: &SharedState, name: &FunctionName, before: &Tags, after: &Tags) {
+    if before.network_access() != after.network_access() {
+        state.invoker.retire(name, None).await;
+        crate::restore_provisioned(&state.store, &state.invoker, Some(name)).await;
+    }
 }
 
 fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {

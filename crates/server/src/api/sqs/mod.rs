@@ -1,0 +1,122 @@
+//! The SQS API (JSON 1.0, `X-Amz-Target: AmazonSQS.<Operation>`), as botocore's `sqs` 2012-11-05 model
+//! defines it. botocore (and so the AWS CLI) no longer sends SQS's older query protocol: the model lists
+//! only `json`, so that protocol is not served.
+//!
+//! Errors carry both codes SQS sends: `__type` (`com.amazonaws.sqs#QueueDoesNotExist`, the modelled
+//! shape, which picks the SDK's exception class) and the `x-amzn-query-error` header
+//! (`AWS.SimpleQueueService.NonExistentQueue;Sender`, the code query-era clients compare against).
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::SharedState;
+use crate::auth::Caller;
+use crate::sqs::SqsError;
+
+mod messages;
+mod queues;
+
+use messages::{
+    change_visibility, change_visibility_batch, delete_message, delete_message_batch, receive_message, send_message,
+    send_message_batch,
+};
+use queues::{
+    create_queue, delete_queue, get_queue_attributes, get_queue_url, list_dead_letter_sources, list_queue_tags,
+    list_queues, purge_queue, set_queue_attributes, tag_queue, untag_queue,
+};
+
+const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8], caller: Option<&Caller>) -> Response {
+    let sender = caller.map_or("AIDANIMBUS", |c| c.access_key_id.as_str()).to_owned();
+    let result = match operation {
+        "CreateQueue" => create_queue(state, body).await,
+        "GetQueueUrl" => get_queue_url(state, body).await,
+        "ListQueues" => list_queues(state, body).await,
+        "DeleteQueue" => delete_queue(state, body).await,
+        "GetQueueAttributes" => get_queue_attributes(state, body).await,
+        "SetQueueAttributes" => set_queue_attributes(state, body).await,
+        "PurgeQueue" => purge_queue(state, body).await,
+        "SendMessage" => send_message(state, body, &sender).await,
+        "SendMessageBatch" => send_message_batch(state, body, &sender).await,
+        "ReceiveMessage" => receive_message(state, body).await,
+        "DeleteMessage" => delete_message(state, body).await,
+        "DeleteMessageBatch" => delete_message_batch(state, body).await,
+        "ChangeMessageVisibility" => change_visibility(state, body).await,
+        "ChangeMessageVisibilityBatch" => change_visibility_batch(state, body).await,
+        "TagQueue" => tag_queue(state, body).await,
+        "UntagQueue" => untag_queue(state, body).await,
+        "ListQueueTags" => list_queue_tags(state, body).await,
+        "ListDeadLetterSourceQueues" => list_dead_letter_sources(state, body).await,
+        other => Err(SqsError::UnsupportedOperation(format!("AmazonSQS.{other}"))),
+    };
+    match result {
+        Ok(value) => ([("content-type", CONTENT_TYPE)], value.to_string()).into_response(),
+        Err(e) => error_response(&e),
+    }
+}
+
+/// (`__type` shape name, query-protocol code, status).
+fn error_codes(e: &SqsError) -> (&'static str, &'static str, StatusCode) {
+    let bad = StatusCode::BAD_REQUEST;
+    match e {
+        SqsError::QueueDoesNotExist => ("QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue", bad),
+        SqsError::QueueNameExists(_) => ("QueueNameExists", "QueueAlreadyExists", bad),
+        SqsError::InvalidAttributeName(_) => ("InvalidAttributeName", "InvalidAttributeName", bad),
+        SqsError::InvalidAttributeValue(_) => ("InvalidAttributeValue", "InvalidAttributeValue", bad),
+        SqsError::InvalidParameterValue(_) => ("InvalidParameterValueException", "InvalidParameterValue", bad),
+        SqsError::MissingParameter(_) => ("MissingRequiredParameterException", "MissingParameter", bad),
+        SqsError::ReceiptHandleIsInvalid(_) => ("ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", bad),
+        SqsError::MessageNotInflight => ("MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight", bad),
+        SqsError::TooManyEntriesInBatchRequest(_) => {
+            ("TooManyEntriesInBatchRequest", "AWS.SimpleQueueService.TooManyEntriesInBatchRequest", bad)
+        }
+        SqsError::EmptyBatchRequest => ("EmptyBatchRequest", "AWS.SimpleQueueService.EmptyBatchRequest", bad),
+        SqsError::BatchEntryIdsNotDistinct(_) => {
+            ("BatchEntryIdsNotDistinct", "AWS.SimpleQueueService.BatchEntryIdsNotDistinct", bad)
+        }
+        SqsError::InvalidBatchEntryId(_) => ("InvalidBatchEntryId", "AWS.SimpleQueueService.InvalidBatchEntryId", bad),
+        SqsError::BatchRequestTooLong(_) => ("BatchRequestTooLong", "AWS.SimpleQueueService.BatchRequestTooLong", bad),
+        SqsError::PurgeQueueInProgress(_) => {
+            ("PurgeQueueInProgress", "AWS.SimpleQueueService.PurgeQueueInProgress", bad)
+        }
+        SqsError::InvalidMessageContents(_) => ("InvalidMessageContents", "InvalidMessageContents", bad),
+        SqsError::UnsupportedOperation(_) => {
+            ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", bad)
+        }
+        SqsError::Store(s) if s.is_busy() => {
+            ("ServiceUnavailable", "ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE)
+        }
+        SqsError::Store(_) | SqsError::Join(_) => ("InternalError", "InternalError", StatusCode::INTERNAL_SERVER_ERROR),
+    }
+}
+
+fn error_response(e: &SqsError) -> Response {
+    let (shape, query_code, status) = error_codes(e);
+    if status.is_server_error() {
+        tracing::error!(error = %e, "SQS request failed");
+    }
+    let fault = if status.is_server_error() { "Receiver" } else { "Sender" };
+    let body = json!({ "__type": format!("com.amazonaws.sqs#{shape}"), "message": e.to_string() });
+    let mut response = (status, [("content-type", CONTENT_TYPE)], body.to_string()).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("{query_code};{fault}")) {
+        response.headers_mut().insert("x-amzn-query-error", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(shape) {
+        response.headers_mut().insert("x-amzn-errortype", v);
+    }
+    response
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SqsError> {
+    let body = if body.is_empty() { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body)
+        .map_err(|e| SqsError::InvalidParameterValue(format!("Could not parse the request: {e}")))
+}
+
+async fn queue_of(state: &SharedState, url: Option<&str>) -> Result<nimbus_store::QueueRecord, SqsError> {
+    let url = url.ok_or(SqsError::MissingParameter("QueueUrl"))?;
+    let name = state.sqs.name_from_url(url)?;
+    state.sqs.queue(name).await
+}
