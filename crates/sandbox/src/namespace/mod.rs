@@ -77,6 +77,9 @@ pub const RUNTIME_DIR: &str = "/var/runtime";
 /// Environments kept ready ahead of demand (see [`Slot`]), per kind: plain, and each kind of
 /// pre-started runtime.
 const SLOTS_READY: usize = 2;
+/// How long a refill waits after a slot was taken while others are still ready (see `refill`): about
+/// the time a launch spends in its own mounts and pivot_root on a busy machine.
+const REFILL_DELAY_MS: u64 = 30;
 /// Kinds of pre-started runtimes kept (each has its own slots); more kinds get plain slots.
 const PRESTART_KINDS_MAX: usize = 4;
 /// The size of a pre-started slot's /tmp until launch gives it the environment's.
@@ -252,7 +255,7 @@ fn refill(pool: &std::sync::Weak<SlotPool>) {
     let mut failures = 0u32;
     loop {
         let Some(pool) = pool.upgrade() else { return };
-        {
+        let still_ready = {
             let Ok(mut ready) = pool.ready.lock() else { return };
             while ready.len() >= pool.target {
                 let (r, _) = match pool.wanted.wait_timeout(ready, Duration::from_secs(1)) {
@@ -264,6 +267,13 @@ fn refill(pool: &std::sync::Weak<SlotPool>) {
                     return;
                 }
             }
+            ready.len()
+        };
+        // A slot was just taken for a cold start. Making the next one (a network namespace, pasta, a
+        // dozen mounts) contends with that start for the kernel's mount and network locks, so it waits
+        // for the start to get through them, unless no slot is left (a burst, which needs it now).
+        if still_ready > 0 {
+            std::thread::sleep(Duration::from_millis(REFILL_DELAY_MS));
         }
         match pool.make() {
             Ok(slot) => {
@@ -624,6 +634,12 @@ impl Sandbox for NamespaceSandbox {
             drop(waiting);
             cleanup(&cgroup);
             return Err(e);
+        }
+        // A pasta that stays serves at the normal priority from now on (it was made at the lowest).
+        if let (Egress::Outside, Some(u)) = (spec.egress, uplink.as_ref())
+            && let Err(e) = u.serve()
+        {
+            tracing::warn!(error = %e, "the environment's network runs at the lowest priority");
         }
         let disconnect_took = disconnecting.elapsed();
         if let Some(c) = &cgroup

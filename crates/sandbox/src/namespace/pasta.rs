@@ -53,6 +53,11 @@ const CONNECT_POLL_MS: u64 = 1;
 const ROUTE_PROBE: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 1), 9));
 /// The descriptor number the namespace has in pasta (`--netns /proc/self/fd/3`).
 const NETNS_FD: i32 = 3;
+/// pasta starts at the lowest priority: a slot is made while another environment's cold start may be
+/// running, and pasta's start (~25 ms of CPU, most of it setting up its buffers) must not take a core
+/// from it. [`Uplink::serve`] gives it the normal priority when its environment is launched.
+const PREPARING_NICE: libc::c_int = 19;
+const SERVING_NICE: libc::c_int = 0;
 /// Start requests waiting for the launcher thread (slot makers block beyond that; there are few).
 const REQUESTS_MAX: usize = 4;
 /// Of pasta's error output, this much is kept for an error message.
@@ -79,6 +84,8 @@ pub enum PastaError {
     Spawn { program: PathBuf, source: io::Error },
     #[error("wait for pasta: {source}")]
     Wait { source: io::Error },
+    #[error("give pasta the normal priority: {source}")]
+    Priority { source: io::Error },
     #[error("pasta ended ({status}) before the namespace was connected: {stderr}")]
     Ended { status: ExitStatus, stderr: String },
     #[error("pasta did not connect the namespace within {CONNECT_TIMEOUT_MS} ms: {stderr}")]
@@ -166,6 +173,19 @@ impl Pasta {
 }
 
 impl Uplink {
+    /// Gives pasta the normal scheduling priority: its environment is running and its traffic counts.
+    pub fn serve(&self) -> Result<(), PastaError> {
+        // The child is ours to reap, so its pid names this pasta.
+        let pid = self.child.id();
+        // SAFETY: setpriority reads only its integer arguments.
+        #[allow(unsafe_code)]
+        let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, pid, SERVING_NICE) };
+        if done != 0 {
+            return Err(PastaError::Priority { source: io::Error::last_os_error() });
+        }
+        Ok(())
+    }
+
     /// Kills pasta now; it is reaped when the uplink is dropped.
     pub fn cut(&mut self) {
         let _ = self.child.kill();
@@ -247,7 +267,7 @@ fn spawn(program: &Path, netns: &OwnedFd) -> Result<Running, PastaError> {
     let netns_raw = netns.as_raw_fd();
     let parent = std::process::id() as libc::pid_t;
     // SAFETY: runs in the forked child before exec and calls only async-signal-safe functions
-    // (fcntl, dup2, setsid, prctl, getppid) on descriptors the parent keeps open until spawn returns.
+    // (fcntl, dup2, setsid, prctl, setpriority, getppid) on descriptors the parent keeps open until spawn returns.
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {
@@ -265,6 +285,9 @@ fn spawn(program: &Path, netns: &OwnedFd) -> Result<Running, PastaError> {
                 return Err(io::Error::last_os_error());
             }
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setpriority(libc::PRIO_PROCESS, 0, PREPARING_NICE) != 0 {
                 return Err(io::Error::last_os_error());
             }
             // The launcher thread may have ended before the death signal was armed.
