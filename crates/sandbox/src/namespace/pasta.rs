@@ -292,7 +292,8 @@ fn spawn(program: &Path, netns: &OwnedFd) -> Result<Running, PastaError> {
             }
             // The launcher thread may have ended before the death signal was armed.
             if libc::getppid() != parent {
-                return Err(io::Error::other("Nimbus ended while pasta was starting"));
+                // ESRCH: the parent is gone (a message would allocate, which is not safe here).
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

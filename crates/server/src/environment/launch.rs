@@ -79,6 +79,8 @@ pub struct LaunchContext {
 pub enum LaunchError {
     #[error("Runtime API listener: {source}")]
     BindRuntimeApi { source: std::io::Error },
+    #[error("the task preparing the environment failed: {source}")]
+    PrepareTask { source: tokio::task::JoinError },
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
 }
@@ -88,7 +90,12 @@ const COMMANDS_MAX: usize = 4;
 pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result<EnvHandle, LaunchError> {
     let started = Instant::now();
     let env_name = format!("env-{id}");
-    let (network, prepared) = ctx.sandbox.prepare(&env_name, plan.prestart.as_ref())?;
+    // Preparing may have to make a slot on the spot when a burst used the ready ones (a netns, a pasta
+    // connecting, tens of milliseconds): on a blocking thread, not on a worker the drivers need.
+    let (sandbox, name, prestart) = (ctx.sandbox.clone(), env_name.clone(), plan.prestart.clone());
+    let (network, prepared) = tokio::task::spawn_blocking(move || sandbox.prepare(&name, prestart.as_ref()))
+        .await
+        .map_err(|source| LaunchError::PrepareTask { source })??;
     let listener = tokio_listener(network.runtime_api)?;
     let runtime_api = listener.local_addr().map_err(|source| LaunchError::BindRuntimeApi { source })?;
     let api_listener = network.api.map(tokio_listener).transpose()?;
