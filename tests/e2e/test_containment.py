@@ -368,20 +368,24 @@ def test_the_outside_is_reached_unless_the_function_is_tagged_loopback_only(lam,
     require_pasta(srv)
     addr = outside_address()
     with BannerServer(addr) as outside, BannerServer("127.0.0.1") as host_lo:
+        # 169.254.169.254 is a cloud host's instance metadata service: a reject route refuses it at once
+        # (without it pasta would connect to it from the host, and hand out the host's credentials).
         targets = {"outside": [addr, outside.port], "host_loopback": ["127.0.0.1", host_lo.port],
-                   "gateway": [PASTA_GATEWAY, host_lo.port]}
+                   "gateway": [PASTA_GATEWAY, host_lo.port], "metadata": ["169.254.169.254", 80]}
         connected = deploy_netprobe(lam, "net-outside")
         got = attempt(lam, connected, {"get": targets, "sdk": True})
         assert got["outside"] == {"banner": outside.token}, got
         # 127.0.0.1 is the environment's own; the gateway is pasta, which forwards nothing to the host.
         assert got["host_loopback"] == {"errno": "ECONNREFUSED"}, got
         assert got["gateway"].get("banner") != host_lo.token, got
+        assert got["metadata"] in ({"errno": "EHOSTUNREACH"}, {"errno": "ENETUNREACH"}), got
         assert got["sdk"] == connected, "SDK calls reach Nimbus's API at AWS_ENDPOINT_URL"
 
         closed = deploy_netprobe(lam, "net-none", Tags={"nimbus:network": "none"})
         got = attempt(lam, closed, {"get": targets, "sdk": True})
         assert got["outside"] == {"errno": "ENETUNREACH"}, got
-        assert got["gateway"] == {"errno": "ENETUNREACH"}, got
+        # Link-local addresses, pasta's gateway among them, meet the reject route once the link is gone.
+        assert got["gateway"] in ({"errno": "EHOSTUNREACH"}, {"errno": "ENETUNREACH"}), got
         assert got["host_loopback"] == {"errno": "ECONNREFUSED"}, got
         assert got["sdk"] == closed, "SDK calls work with loopback only"
         assert pasta_serving(got["netns"]) is None, "a loopback-only environment has no pasta"

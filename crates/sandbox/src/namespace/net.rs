@@ -58,6 +58,7 @@ fn create_on_this_thread(pasta: Option<&Pasta>) -> Result<EnvNet, SandboxError> 
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
         .map_err(|e| SandboxError::Network { what: "unshare(CLONE_NEWNET)", source: e.into() })?;
     loopback_up().map_err(io("bring loopback up"))?;
+    refuse_link_local().map_err(io("add the reject route for link-local addresses"))?;
     let netns = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net").map_err(io("open the netns"))?);
     let runtime_api = TcpListener::bind(RUNTIME_API_ADDR).map_err(io("bind the Runtime API listener"))?;
     let api = TcpListener::bind(API_ADDR).map_err(io("bind the API listener"))?;
@@ -108,6 +109,38 @@ fn loopback_up() -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// `route add -net 169.254.0.0/16 reject`: a cloud host's instance metadata service (169.254.169.254,
+/// which hands out the host's own credentials) and every other link-local address stay out of reach
+/// through pasta, which would otherwise connect to them from the host. pasta's own /30 link is more
+/// specific, so its gateway (DNS) still answers. The function, without CAP_NET_ADMIN in a namespace
+/// owned by the host's user namespace, cannot remove the route.
+#[allow(unsafe_code)]
+fn refuse_link_local() -> io::Result<()> {
+    let sock = inet_socket()?;
+    // SAFETY: rtentry is plain data (a null rt_dev means "no device") for which all-zero is valid.
+    let mut route: libc::rtentry = unsafe { std::mem::zeroed() };
+    route.rt_dst = sockaddr(std::net::Ipv4Addr::new(169, 254, 0, 0));
+    route.rt_genmask = sockaddr(std::net::Ipv4Addr::new(255, 255, 0, 0));
+    route.rt_flags = libc::RTF_UP | libc::RTF_REJECT;
+    // SAFETY: SIOCADDRT reads `route`, which outlives the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCADDRT as _, &route) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// An IPv4 address as the `sockaddr` the route ioctls take.
+#[allow(unsafe_code)]
+fn sockaddr(ip: std::net::Ipv4Addr) -> libc::sockaddr {
+    // SAFETY: sockaddr_in is plain data for which all-zero is a valid value.
+    let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    addr.sin_family = libc::AF_INET as libc::sa_family_t;
+    addr.sin_addr.s_addr = u32::from(ip).to_be();
+    // SAFETY: both are 16 bytes of plain data (asserted at compile time below), and a sockaddr_in is how
+    // an AF_INET sockaddr is laid out.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(addr) }
 }
 
 /// `ifconfig NAME 0.0.0.0`: setting the address 0.0.0.0 deletes the interface's IPv4 address.
