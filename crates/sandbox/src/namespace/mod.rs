@@ -227,10 +227,12 @@ impl SlotPool {
     fn take(&self) -> Result<Slot, SandboxError> {
         let taken = self.ready.lock().map(|mut r| r.pop()).unwrap_or(None);
         self.wanted.notify_one();
-        match taken {
-            Some(slot) if slot_alive(&slot) => Ok(slot),
-            _ => self.make(),
+        if let Some(mut slot) = taken
+            && slot_alive(&mut slot)
+        {
+            return Ok(slot);
         }
+        self.make()
     }
 
     fn make(&self) -> Result<Slot, SandboxError> {
@@ -245,10 +247,12 @@ impl SlotPool {
     }
 }
 
-/// A waiting child can have been killed (say, by a sweep); its pidfd is then readable.
-fn slot_alive(slot: &Slot) -> bool {
+/// A waiting child can have been killed (say, by a sweep); its pidfd is then readable. A slot whose
+/// pasta ended would give its environment no network (and no interface to disconnect): not used either.
+fn slot_alive(slot: &mut Slot) -> bool {
     let mut poll = [nix::poll::PollFd::new(slot.waiting.pidfd.as_fd(), nix::poll::PollFlags::POLLIN)];
-    matches!(nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO), Ok(0))
+    let child_waiting = matches!(nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO), Ok(0));
+    child_waiting && slot.net.uplink.as_mut().is_none_or(pasta::Uplink::running)
 }
 
 fn refill(pool: &std::sync::Weak<SlotPool>) {

@@ -186,6 +186,11 @@ impl Uplink {
         Ok(())
     }
 
+    /// Whether pasta still runs (a slot whose pasta died has no way out and is not used).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Kills pasta now; it is reaped when the uplink is dropped.
     pub fn cut(&mut self) {
         let _ = self.child.kill();
