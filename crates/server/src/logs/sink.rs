@@ -91,8 +91,15 @@ impl Window {
     fn write(self, store: &Store) {
         let batches: Vec<LogBatch<'_>> =
             self.streams.iter().map(|b| LogBatch { group: &b.group, stream: &b.stream, events: &b.events }).collect();
-        if let Err(e) = store.append_log_batches(&batches, crate::clock::now_ms()) {
-            tracing::error!(streams = batches.len(), lines = self.lines, error = %e, "writing log lines");
+        let now_ms = crate::clock::now_ms();
+        let Err(e) = store.append_log_batches(&batches, now_ms) else { return };
+        // One transaction for the window means one failure would lose every stream's lines of it: the
+        // streams are written one by one instead, so only what really cannot be written is lost.
+        tracing::warn!(streams = batches.len(), lines = self.lines, error = %e, "writing a log window; retrying per stream");
+        for batch in &batches {
+            if let Err(e) = store.append_log_batches(std::slice::from_ref(batch), now_ms) {
+                tracing::error!(group = batch.group, stream = batch.stream, lines = batch.events.len(), error = %e, "writing log lines");
+            }
         }
     }
 }
