@@ -302,7 +302,7 @@ pub const NETWORK_TAG: &str = "nimbus:network";
 
 /// Which network a function's environments reach besides their own loopback (their Runtime API and
 /// Nimbus's API are always there).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum NetworkAccess {
     /// The outside network, as Lambda functions have (tag value `outside`, or no tag).
     #[default]

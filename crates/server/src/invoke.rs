@@ -245,6 +245,7 @@ impl Invoker {
             function: record.name.as_str().to_owned(),
             version: record.version.to_string(),
             revision: record.revision_id.clone(),
+            network: record.tags.network_access(),
         }
     }
 }

@@ -8,11 +8,15 @@ use std::time::{Duration, Instant};
 
 /// Environments are reusable only by invocations of the same function version with the same code and
 /// configuration; the revision id changes on every update, so an update naturally retires old ones.
+/// The network a function may reach comes from a tag, which changes no revision: it is part of the key
+/// too, so an environment launched with the old setting (by an invocation that resolved the function
+/// just before the tag changed) never serves invocations made after it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EnvKey {
     pub function: String,
     pub version: String,
     pub revision: String,
+    pub network: nimbus_model::NetworkAccess,
 }
 
 pub type EnvId = u64;
@@ -417,7 +421,7 @@ mod tests {
     use super::*;
 
     fn key(f: &str, rev: &str) -> EnvKey {
-        EnvKey { function: f.into(), version: "$LATEST".into(), revision: rev.into() }
+        EnvKey { function: f.into(), version: "$LATEST".into(), revision: rev.into(), network: Default::default() }
     }
 
     fn pool(max: usize) -> PoolState {
@@ -599,7 +603,7 @@ mod tests {
     fn provisioned_environments_are_launched_ahead_kept_and_replaced() {
         let mut p = pool(10);
         let t = Instant::now();
-        let k = EnvKey { function: "f".into(), version: "1".into(), revision: "r".into() };
+        let k = EnvKey { function: "f".into(), version: "1".into(), revision: "r".into(), network: Default::default() };
         let fx = p.on_event(Event::SetProvisioned { key: k.clone(), count: 2 }, t);
         assert_eq!(
             fx,
@@ -628,7 +632,8 @@ mod tests {
     fn updating_latest_leaves_published_versions_warm() {
         let mut p = pool(10);
         let t = Instant::now();
-        let v1 = EnvKey { function: "f".into(), version: "1".into(), revision: "r1".into() };
+        let v1 =
+            EnvKey { function: "f".into(), version: "1".into(), revision: "r1".into(), network: Default::default() };
         p.on_event(Event::Acquire { key: key("f", "r"), waiter: 1 }, t);
         p.on_event(Event::Acquire { key: v1.clone(), waiter: 2 }, t);
         p.on_event(Event::Released { env: 1, reusable: true }, t);
