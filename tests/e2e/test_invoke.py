@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from helpers import (ACCOUNT, REGION, ROOT_KEY, create_function, function_arn, invoke, node_zip,
+from helpers import (ACCOUNT, REGION, ROOT_KEY, create_function, function_arn, invoke, make_zip, node_zip,
                      python_zip, report_lines, shell_zip, unique_name, wait_for_logs)
 
 
@@ -219,3 +219,39 @@ def test_large_request_under_the_limit_is_accepted(lam, server, py_fn):
 def test_account_in_function_arn(lam, server, py_fn):
     inv = invoke(lam, py_fn, {}, server=server)
     assert inv.payload["context"]["invoked_function_arn"].split(":")[4] == ACCOUNT
+
+
+SELF_MANAGE = """
+import boto3, botocore.exceptions
+def handler(event, context):
+    lam = boto3.client("lambda")
+    out = {"get": lam.get_function(FunctionName=context.function_name)["Configuration"]["FunctionName"]}
+    calls = {
+        "untag": lambda: lam.untag_resource(Resource=context.invoked_function_arn, TagKeys=["nimbus:network"]),
+        "update": lambda: lam.update_function_configuration(FunctionName=context.function_name, Timeout=9),
+        "create": lambda: lam.create_function(FunctionName=context.function_name + "-x", Runtime="python3.12",
+                                              Role="arn:aws:iam::000000000000:role/x", Handler="a.b",
+                                              Code={"ZipFile": b"PK\\x05\\x06" + bytes(18)}),
+    }
+    for name, call in calls.items():
+        try:
+            call()
+            out[name] = "allowed"
+        except botocore.exceptions.ClientError as e:
+            out[name] = [e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]]
+    return out
+"""
+
+
+def test_a_functions_own_credential_reads_and_invokes_but_changes_nothing(lam, server):
+    """Without roles, a function's session credential may not change functions: it could otherwise lift
+    its own `nimbus:network=none` or make a function without it. Reads (and invokes) still work."""
+    name = unique_name("inv-self")
+    create_function(lam, name, make_zip({"selfmanage.py": SELF_MANAGE}), handler="selfmanage.handler", Timeout=30,
+                    Tags={"nimbus:network": "none"})
+    inv = invoke(lam, name, {}, server=server)
+    assert inv.function_error is None, inv.raw
+    denied = ["AccessDeniedException", 403]
+    assert inv.payload == {"get": name, "untag": denied, "update": denied, "create": denied}
+    assert lam.list_tags(Resource=function_arn(name))["Tags"] == {"nimbus:network": "none"}
+    assert lam.get_function_configuration(FunctionName=name)["Timeout"] == 30

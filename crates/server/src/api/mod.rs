@@ -90,12 +90,41 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
         let verified = auth::verify(&parts, &bytes, std::time::SystemTime::now(), |key| state.credentials.lookup(key));
         match verified {
             Ok(caller) => {
+                if caller.session && changes_functions(&parts) {
+                    return session_refused(&caller).into_response();
+                }
                 parts.extensions.insert(caller);
             }
             Err(e) => return ApiError::from(e).into_response(),
         }
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Whether a request changes Lambda resources (functions, versions, aliases, tags, concurrency,
+/// mappings, event invoke configs): every Lambda REST call but reads and invokes. The JSON-protocol
+/// services on `/` (SQS, Logs) are data a function works with, not this.
+fn changes_functions(parts: &axum::http::request::Parts) -> bool {
+    let path = parts.uri.path();
+    let reads = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
+    let invokes = path.ends_with("/invocations") || path.ends_with("/invoke-async") || path.ends_with("/invoke-async/");
+    !reads && !invokes && path != "/"
+}
+
+/// A function's session credential may read and invoke functions and use queues and logs, but not
+/// change functions: Nimbus has no roles yet to say which function may, and a function that could
+/// would undo its own limits (its `nimbus:network` tag) or make another function without them. AWS's
+/// basic execution role grants no Lambda changes either.
+fn session_refused(caller: &Caller) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "AccessDeniedException",
+        format!(
+            "User: {} is not authorized to perform this action: a function's session credential may read and \
+             invoke functions, not change them",
+            caller.access_key_id
+        ),
+    )
 }
 
 /// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`.

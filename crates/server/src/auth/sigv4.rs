@@ -81,6 +81,8 @@ pub struct Caller {
     pub access_key_id: String,
     pub region: String,
     pub service: String,
+    /// Signed with a session credential (a function's own), not the root key.
+    pub session: bool,
 }
 
 /// Why a request was not authenticated. The Display text is the message AWS sends; the fields
@@ -216,7 +218,8 @@ pub fn verify(
     // Checked only after the signature, so that a caller without the key learns nothing from it.
     auth.payload.check_body(body)?;
 
-    Ok(Caller { access_key_id: auth.access_key_id, region: auth.scope.region, service: auth.scope.service })
+    let session = secret.session_token.is_some();
+    Ok(Caller { access_key_id: auth.access_key_id, region: auth.scope.region, service: auth.scope.service, session })
 }
 
 /// Where the signature travelled, with what only that form has.
@@ -946,6 +949,7 @@ mod tests {
                     access_key_id: g.vector.access_key_id.clone(),
                     region: g.vector.region.clone(),
                     service: g.vector.service.clone(),
+                    session: g.vector.session_token.is_some(),
                 },
                 "{}",
                 g.vector.name
