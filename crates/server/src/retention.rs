@@ -57,7 +57,7 @@ fn sweep(store: &Store, now_ms: i64) -> Result<Swept, nimbus_store::StoreError> 
     loop {
         let page = store.list_queues("", after.as_deref(), QUEUES_PAGE)?;
         for queue in &page {
-            let retention_ms = QueueSettings::of(queue).retention_s * 1000;
+            let retention_ms = QueueSettings::of(queue).retention_ms();
             messages += store.expire_messages(queue.id, now_ms, retention_ms)?;
         }
         if page.len() < QUEUES_PAGE {

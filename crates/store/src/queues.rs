@@ -354,12 +354,8 @@ impl Store {
     /// Returns how many messages were deleted.
     pub fn expire_messages(&self, queue_id: i64, now_ms: i64, retention_ms: i64) -> Result<usize> {
         self.queues.write(|tx| {
-            tx.prepare_cached("DELETE FROM fifo_dedup WHERE queue_id = ?1 AND expires_ms <= ?2")
-                .and_then(|mut stmt| stmt.execute(params![queue_id, now_ms]))
-                .map_err(StoreError::sqlite("expire deduplication ids"))?;
-            tx.prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_ms <= ?2")
-                .and_then(|mut stmt| stmt.execute(params![queue_id, now_ms - retention_ms]))
-                .map_err(StoreError::sqlite("expire messages"))
+            expire_dedup_ids(tx, queue_id, now_ms)?;
+            expire_old_messages(tx, queue_id, now_ms - retention_ms)
         })
     }
 
@@ -378,9 +374,7 @@ impl Store {
                 return Err(queue_not_found(&queue_id.to_string()));
             }
             if fifo {
-                tx.prepare_cached("DELETE FROM fifo_dedup WHERE queue_id = ?1 AND expires_ms <= ?2")
-                    .and_then(|mut stmt| stmt.execute(params![queue_id, now_ms]))
-                    .map_err(StoreError::sqlite("expire deduplication ids"))?;
+                expire_dedup_ids(tx, queue_id, now_ms)?;
             }
             let mut out = Vec::with_capacity(messages.len());
             for m in messages {
@@ -453,9 +447,7 @@ impl Store {
     /// dead-letter queue instead. Expired messages (older than the retention period) are deleted first.
     pub fn receive_messages(&self, queue_id: i64, p: &ReceiveParams) -> Result<Vec<ReceivedMessage>> {
         self.queues.write(|tx| {
-            tx.prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_ms <= ?2")
-                .and_then(|mut stmt| stmt.execute(params![queue_id, p.now_ms - p.retention_ms]))
-                .map_err(StoreError::sqlite("expire messages"))?;
+            expire_old_messages(tx, queue_id, p.now_ms - p.retention_ms)?;
             let candidates =
                 if p.fifo { fifo_candidates(tx, queue_id, p)? } else { standard_candidates(tx, queue_id, p)? };
             let dlq = match &p.redrive {
@@ -559,6 +551,21 @@ impl Store {
 }
 
 /// Visible messages in visibility order (for messages never received: send order).
+/// Deletes the queue's FIFO deduplication ids whose five minutes are over.
+fn expire_dedup_ids(tx: &Transaction<'_>, queue_id: i64, now_ms: i64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM fifo_dedup WHERE queue_id = ?1 AND expires_ms <= ?2")
+        .and_then(|mut stmt| stmt.execute(params![queue_id, now_ms]))
+        .map_err(StoreError::sqlite("expire deduplication ids"))?;
+    Ok(())
+}
+
+/// Deletes the queue's messages sent at or before `cutoff_ms` (past their retention period).
+fn expire_old_messages(tx: &Transaction<'_>, queue_id: i64, cutoff_ms: i64) -> Result<usize> {
+    tx.prepare_cached("DELETE FROM messages WHERE queue_id = ?1 AND sent_ms <= ?2")
+        .and_then(|mut stmt| stmt.execute(params![queue_id, cutoff_ms]))
+        .map_err(StoreError::sqlite("expire messages"))
+}
+
 fn standard_candidates(tx: &Transaction<'_>, queue_id: i64, p: &ReceiveParams) -> Result<Vec<(i64, i64)>> {
     // Messages that will move to the dead-letter queue do not count against `max`, so look a bit further.
     let limit = (p.max as i64).saturating_mul(4).max(10);

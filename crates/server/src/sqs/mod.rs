@@ -273,6 +273,11 @@ impl QueueSettings {
             content_based_dedup: a.get("ContentBasedDeduplication").is_some_and(|v| v == "true"),
         }
     }
+
+    /// `MessageRetentionPeriod` in milliseconds: messages sent longer ago than this are gone.
+    pub fn retention_ms(&self) -> i64 {
+        self.retention_s * 1000
+    }
 }
 
 /// `RedrivePolicy`: `{"deadLetterTargetArn": "...", "maxReceiveCount": 5}` (the count may be a string).
@@ -523,7 +528,7 @@ impl Sqs {
             now_ms: 0,
             max,
             visibility_ms: visibility_s.unwrap_or(settings.visibility_timeout_s) * 1000,
-            retention_ms: settings.retention_s * 1000,
+            retention_ms: settings.retention_ms(),
             fifo: queue.fifo,
             redrive,
             source_arn: self.queue_arn(&queue.name),

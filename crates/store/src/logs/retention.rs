@@ -39,19 +39,6 @@ impl Store {
         })
     }
 
-    /// A group's retention policy, `None` when it keeps events forever.
-    pub fn log_retention(&self, group: &str) -> Result<Option<LogRetentionDays>> {
-        self.logs.read(|tx| {
-            let group_id = require_group(tx, group)?;
-            let days: Option<i64> = tx
-                .prepare_cached("SELECT retention_days FROM log_groups WHERE id = ?1")
-                .and_then(|mut stmt| stmt.query_row([group_id], |row| row.get(0)))
-                .map_err(StoreError::sqlite("read log retention"))?;
-            days.map(|d| LogRetentionDays::new(d).map_err(|e| StoreError::corrupt("log_groups", group, e.to_string())))
-                .transpose()
-        })
-    }
-
     /// The retention sweep: in every group with a policy, deletes the events older than it, and streams
     /// left empty that have had nothing ingested since. One transaction per group keeps each hold on the
     /// logs write lock short. Returns how many events were deleted.
@@ -63,7 +50,9 @@ impl Store {
         })?;
         let mut deleted: u64 = 0;
         for (group_id, days) in groups {
-            let older_than_ms = now_ms.saturating_sub(days.saturating_mul(86_400_000));
+            let days = LogRetentionDays::new(days)
+                .map_err(|e| StoreError::corrupt("log_groups", &group_id.to_string(), e.to_string()))?;
+            let older_than_ms = now_ms.saturating_sub(days.as_millis());
             deleted += self.logs.write(|tx| prune_group(tx, group_id, older_than_ms))?;
         }
         Ok(deleted)

@@ -313,7 +313,7 @@ pub(super) async fn get_queue_attributes(state: &SharedState, body: &[u8]) -> Re
     if READABLE.iter().take(3).any(|n| wanted(n)) {
         let store = state.store.clone();
         let id = queue.id;
-        let retention_ms = QueueSettings::of(&queue).retention_s * 1000;
+        let retention_ms = QueueSettings::of(&queue).retention_ms();
         let counts =
             tokio::task::spawn_blocking(move || store.queue_counts(id, clock::now_ms(), retention_ms)).await??;
         full.insert("ApproximateNumberOfMessages".into(), counts.visible.to_string());
