@@ -51,7 +51,7 @@ impl Store {
         let mut deleted: u64 = 0;
         for (group_id, days) in groups {
             let days = LogRetentionDays::new(days)
-                .map_err(|e| StoreError::corrupt("log_groups", &group_id.to_string(), e.to_string()))?;
+                .map_err(|e| StoreError::corrupt("log_groups", group_id.to_string(), e.to_string()))?;
             let older_than_ms = now_ms.saturating_sub(days.as_millis());
             deleted += self.logs.write(|tx| prune_group(tx, group_id, older_than_ms))?;
         }
