@@ -23,6 +23,7 @@ def server_factory(tmp_path_factory):
         started.append(srv)
         return srv
 
+    make.started = started
     yield make
     errors = []
     for srv in started:

@@ -220,10 +220,20 @@ class NimbusServer:
     """One `nimbus serve` process on a data dir; can be stopped and started again on the same dir."""
 
     def __init__(self, workdir: Path, env_idle_secs: int = 300, credentials: bool = True,
-                 extra_args: tuple[str, ...] = (), extra_env: dict | None = None):
+                 extra_args: tuple[str, ...] = (), extra_env: dict | None = None, rootless=False):
+        # A rootless server (see rootless.py) runs as an unprivileged user in a workdir that user owns:
+        # `rootless=True` sets that up for this server alone, a `Rootless` shares one the caller cleans up.
+        self.rootless = None
+        self.owns_rootless = rootless is True
+        if rootless:
+            from rootless import Rootless
+            self.rootless = Rootless() if rootless is True else rootless
+            workdir = self.rootless.new_workdir()
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.rootless:
+            self.rootless.prepare(self.data_dir)
         self.env_idle_secs = env_idle_secs
         self.credentials = credentials
         self.extra_args = tuple(extra_args)
@@ -264,10 +274,13 @@ class NimbusServer:
             "--env-idle-secs", str(self.env_idle_secs),
             *self.extra_args,
         ]
+        preexec = None
+        if self.rootless:
+            cmd, env, preexec = self.rootless.command(cmd), self.rootless.env(env), self.rootless.join_cgroups
         log = open(self.log_path, "wb")
         try:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, cwd=self.workdir, start_new_session=True)
+                                         env=env, cwd=self.workdir, start_new_session=True, preexec_fn=preexec)
         finally:
             log.close()
         deadline = time.monotonic() + READY_TIMEOUT
@@ -361,8 +374,12 @@ class NimbusServer:
         self._watched.clear()
 
     def teardown(self) -> None:
-        if self.proc is not None:
-            self.stop_cleanly()
+        try:
+            if self.proc is not None:
+                self.stop_cleanly()
+        finally:
+            if self.owns_rootless:
+                self.rootless.cleanup()
 
     def log_text(self) -> str:
         try:

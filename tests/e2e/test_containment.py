@@ -30,9 +30,13 @@ from helpers import (NimbusServer, create_function, invoke, make_zip, python_zip
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    s = require_namespace(NimbusServer(tmp_path_factory.mktemp("nimbus-ns"), extra_args=("--sandbox", "auto")).start())
+@pytest.fixture(scope="module", params=["root", "rootless"])
+def srv(request, tmp_path_factory):
+    """The server every test tries to get out of: run as root, then rootless (as an unprivileged user with
+    delegated cgroups, see rootless.py): the same containment either way."""
+    rootless = request.param == "rootless"
+    s = NimbusServer(tmp_path_factory.mktemp("nimbus-ns"), extra_args=("--sandbox", "auto"), rootless=rootless)
+    s = require_namespace(s.start())
     yield s
     s.teardown()
 
@@ -445,8 +449,9 @@ def _cgroup_dirs(server_pid: int) -> list[str]:
     return found
 
 
-def test_nothing_is_left_after_the_server_stops(server_factory):
-    s = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
+@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+def test_nothing_is_left_after_the_server_stops(server_factory, rootless):
+    s = require_namespace(server_factory(extra_args=("--sandbox", "auto"), rootless=rootless))
     lam = s.lambda_client()
     name = deploy(lam, "cont-leak")
     attempt(lam, name, {"ticker": True})
@@ -461,13 +466,29 @@ def test_nothing_is_left_after_the_server_stops(server_factory):
         assert str(s.data_dir) not in f.read(), "no mount of an environment is visible on the host"
 
 
-def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factory, tmp_path):
+@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factory, tmp_path, rootless):
+    # Rootless, both servers share one set of delegated cgroups, as one service's runs do.
+    if rootless:
+        from rootless import Rootless
+        shared = Rootless()
+        try:
+            crash_and_restart(server_factory, shared)
+        finally:
+            for srv in server_factory.started:
+                srv.teardown()
+            shared.cleanup()
+    else:
+        crash_and_restart(server_factory, False)
+
+
+def crash_and_restart(server_factory, rootless) -> None:
     import signal
     import time
 
     from helpers import alive, descendants
 
-    first = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
+    first = require_namespace(server_factory(extra_args=("--sandbox", "auto"), rootless=rootless))
     lam = first.lambda_client()
     attempt(lam, deploy(lam, "cont-crash"), {"ticker": True})
     pid = first.proc.pid
@@ -485,7 +506,7 @@ def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factor
     while any(alive(p, envs[p]) for p in connected) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(alive(p, envs[p]) for p in connected), "pasta outlived a crashed server"
-    second = require_namespace(server_factory(extra_args=("--sandbox", "auto")))
+    second = require_namespace(server_factory(extra_args=("--sandbox", "auto"), rootless=rootless))
     assert _cgroup_dirs(pid) == [], "leftover cgroups of a crashed server are removed at start"
     deadline = time.monotonic() + 10
     while any(alive(p, start) for p, start in envs.items()) and time.monotonic() < deadline:

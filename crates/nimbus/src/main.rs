@@ -49,6 +49,9 @@ fn main() -> std::process::ExitCode {
         nimbus_sandbox::namespace::helper_main();
     }
     let cli = Cli::parse();
+    if let Command::Serve(args) = &cli.command {
+        commands::serve::before_threads(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -44,8 +44,9 @@ pub struct ServeArgs {
     /// Keep idle environments running instead of suspending them between invocations.
     #[arg(long)]
     no_freeze: bool,
-    /// Isolation tier: `namespace` (namespaces, cgroups, seccomp; needs root), `process` (isolates
-    /// nothing), or `auto`: namespace where this machine allows it, else process.
+    /// Isolation tier: `namespace` (namespaces, cgroups, seccomp; as root, or rootless in user
+    /// namespaces), `process` (isolates nothing), or `auto`: namespace where this machine allows it,
+    /// else process.
     #[arg(long, env = "NIMBUS_SANDBOX", default_value = "auto", value_parser = ["auto", "namespace", "process"])]
     sandbox: String,
     /// Delay before the first retry of a failed asynchronous invocation, in ms (the second waits twice
@@ -55,6 +56,15 @@ pub struct ServeArgs {
     /// Asynchronous invocations run at once.
     #[arg(long, default_value_t = 64)]
     async_concurrency: usize,
+}
+
+/// What must happen while the process has one thread: a Nimbus that is not root and may use the
+/// namespace tier enters a user namespace of its own (the kernel allows that to single-threaded
+/// processes only).
+pub fn before_threads(args: &ServeArgs) {
+    if args.sandbox != "process" {
+        nimbus_sandbox::namespace::user::enter_if_unprivileged();
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {

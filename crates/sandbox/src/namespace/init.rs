@@ -524,6 +524,12 @@ fn supervise(config: &InitConfig, prestarted: Option<Prestarted>, status: &mut S
     // function's uid, keeping no capabilities.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     drop_privileges(config.creds)?;
+    // Nothing of init is the function's to read or trace (/proc/1/environ, ptrace). Changing uid from 0
+    // made it so as root; in rootless mode init already had the function's uid, so it is said here.
+    // SAFETY: prctl with integer arguments.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(format!("PR_SET_DUMPABLE: {}", std::io::Error::last_os_error()));
+    }
     // A change of uid clears the death signal: arm it again, so the environment ends with the zygote
     // (which ends with Nimbus).
     // SAFETY: prctl with integer arguments.
@@ -574,10 +580,48 @@ fn function_message(config: &InitConfig) -> Vec<u8> {
 
 fn drop_privileges(creds: Creds) -> Result<(), String> {
     let (uid, gid) = (Uid::from_raw(creds.uid), Gid::from_raw(creds.gid));
-    ctx(nix::unistd::setgroups(&[]), || "setgroups".into())?;
+    match nix::unistd::setgroups(&[]) {
+        Ok(()) => {}
+        // Rootless (see `user.rs`): the user namespace denies setgroups(2); the supplementary groups
+        // are then Nimbus's own, which it could not drop either.
+        Err(nix::errno::Errno::EPERM) if setgroups_denied() => {}
+        Err(e) => return Err(format!("setgroups: {e}")),
+    }
     ctx(nix::unistd::setresgid(gid, gid, gid), || "setresgid".into())?;
-    // From uid 0 to another uid without SECBIT_KEEP_CAPS: every capability set is cleared.
-    ctx(nix::unistd::setresuid(uid, uid, uid), || "setresuid".into())
+    // From uid 0 to another uid this clears every capability set; in an environment's own user
+    // namespace the uid is already the function's and the capabilities its creator got stay, so they
+    // are cleared explicitly as well.
+    ctx(nix::unistd::setresuid(uid, uid, uid), || "setresuid".into())?;
+    clear_capabilities()
+}
+
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
+}
+
+/// capset(2) with empty effective, permitted and inheritable sets.
+#[allow(unsafe_code)]
+fn clear_capabilities() -> Result<(), String> {
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: libc::c_int,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads a version-3 header and two data structs, both alive for the call.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) } != 0 {
+        return Err(format!("capset: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// A runtime process to start, with everything allocated before the fork.

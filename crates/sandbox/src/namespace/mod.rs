@@ -24,8 +24,9 @@
 //! has the runtime (a Python or Node interpreter with its bootstrap) already running in it, waiting for
 //! its function (see `init.rs`).
 //!
-//! The tier needs root (it uses no user namespace); where Nimbus is not root, or namespaces or mounts
-//! are refused, [`NamespaceSandbox::probe`] fails and the server falls back to the process tier.
+//! The tier runs as root, or rootless: an unprivileged Nimbus enters a user namespace of its own at
+//! start and gives each environment another (see [`user`]). Where namespaces or mounts are refused,
+//! [`NamespaceSandbox::probe`] fails and the server falls back to the process tier.
 //!
 //! Network: each environment's namespace has its own loopback with the Runtime API and Nimbus's API,
 //! and, where `pasta` is installed, an interface to the outside network through a pasta of its own
@@ -38,6 +39,7 @@ pub mod net;
 pub mod pasta;
 pub mod seccomp;
 mod spawn;
+pub mod user;
 
 use std::ffi::OsString;
 use std::io::{Read, Seek, Write};
@@ -303,9 +305,11 @@ impl NamespaceSandbox {
     /// thread and the network namespace pool. Call [`Self::probe`] before trusting it.
     pub fn new(options: Options) -> Result<Self, SandboxError> {
         if !nix::unistd::geteuid().is_root() {
-            return Err(SandboxError::Unavailable(
-                "Nimbus is not running as root (the tier does not use user namespaces yet)".into(),
-            ));
+            let why = match user::enter_failure() {
+                Some(e) => format!("Nimbus is not root and cannot make a user namespace ({e})"),
+                None => "Nimbus is not root and did not enter a user namespace of its own".into(),
+            };
+            return Err(SandboxError::Unavailable(why));
         }
         let state = options.data_dir.join("sandbox");
         let root_mount = state.join("root");

@@ -55,7 +55,9 @@ const ROUTE_PROBE: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(1
 const NETNS_FD: i32 = 3;
 /// pasta starts at the lowest priority: a slot is made while another environment's cold start may be
 /// running, and pasta's start (~25 ms of CPU, most of it setting up its buffers) must not take a core
-/// from it. [`Uplink::serve`] gives it the normal priority when its environment is launched.
+/// from it. [`Uplink::serve`] gives it the normal priority when its environment is launched. Only the
+/// host's root may raise a priority again, so a rootless Nimbus (see `user.rs`) starts pasta at the
+/// normal one.
 const PREPARING_NICE: libc::c_int = 19;
 const SERVING_NICE: libc::c_int = 0;
 /// Start requests waiting for the launcher thread (slot makers block beyond that; there are few).
@@ -97,6 +99,8 @@ pub enum PastaError {
 pub struct Pasta {
     program: PathBuf,
     requests: mpsc::SyncSender<Request>,
+    /// Whether pasta starts at [`PREPARING_NICE`] (see there).
+    lowered: bool,
 }
 
 struct Request {
@@ -115,6 +119,7 @@ struct Running {
 #[derive(Debug)]
 pub struct Uplink {
     child: Child,
+    lowered: bool,
     /// Kept open: pasta's writes to a closed pipe would fail with SIGPIPE.
     _stderr: File,
 }
@@ -131,16 +136,17 @@ impl Pasta {
         let program = find().ok_or(PastaError::Missing)?;
         let (requests, incoming) = mpsc::sync_channel::<Request>(REQUESTS_MAX);
         let exe = program.clone();
+        let lowered = !super::user::nested();
         std::thread::Builder::new()
             .name("nimbus-pasta".into())
             .spawn(move || {
                 // Ends when the last `Pasta` is dropped; the death signal then ends every pasta left.
                 for request in incoming {
-                    let _ = request.reply.send(spawn(&exe, &request.netns));
+                    let _ = request.reply.send(spawn(&exe, &request.netns, lowered));
                 }
             })
             .map_err(|source| PastaError::StartLauncher { source })?;
-        Ok(Self { program, requests })
+        Ok(Self { program, requests, lowered })
     }
 
     pub fn program(&self) -> &Path {
@@ -157,7 +163,7 @@ impl Pasta {
         let deadline = Instant::now() + Duration::from_millis(CONNECT_TIMEOUT_MS);
         loop {
             if routed() {
-                return Ok(Uplink { child, _stderr: stderr });
+                return Ok(Uplink { child, lowered: self.lowered, _stderr: stderr });
             }
             if let Some(status) = child.try_wait().map_err(|source| PastaError::Wait { source })? {
                 return Err(PastaError::Ended { status, stderr: said(stderr) });
@@ -175,6 +181,9 @@ impl Pasta {
 impl Uplink {
     /// Gives pasta the normal scheduling priority: its environment is running and its traffic counts.
     pub fn serve(&self) -> Result<(), PastaError> {
+        if !self.lowered {
+            return Ok(());
+        }
         // The child is ours to reap, so its pid names this pasta.
         let pid = self.child.id();
         // SAFETY: setpriority reads only its integer arguments.
@@ -261,7 +270,7 @@ fn args() -> Vec<String> {
 }
 
 /// Runs on the launcher thread.
-fn spawn(program: &Path, netns: &OwnedFd) -> Result<Running, PastaError> {
+fn spawn(program: &Path, netns: &OwnedFd, lowered: bool) -> Result<Running, PastaError> {
     let (read, write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| PastaError::Pipe { source: e.into() })?;
     // pasta must never block on its error output, which is read only when it fails to start.
@@ -292,7 +301,7 @@ fn spawn(program: &Path, netns: &OwnedFd) -> Result<Running, PastaError> {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            if libc::setpriority(libc::PRIO_PROCESS, 0, PREPARING_NICE) != 0 {
+            if lowered && libc::setpriority(libc::PRIO_PROCESS, 0, PREPARING_NICE) != 0 {
                 return Err(io::Error::last_os_error());
             }
             // The launcher thread may have ended before the death signal was armed.

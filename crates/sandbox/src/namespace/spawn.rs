@@ -229,6 +229,13 @@ pub(crate) fn zygote_main() -> ! {
         Ok(f) => OwnedFd::from(f),
         Err(_) => std::process::exit(1),
     };
+    let nested = super::user::nested();
+    // Rootless, the zygote enters each environment's network namespace for its clone and must come
+    // back after; it may enter only namespaces of Nimbus's user namespace, which the host's is not. So
+    // it lives in an empty one of its own (it needs no network).
+    if nested && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
+        std::process::exit(1);
+    }
     loop {
         let mut header = [0u8; 2];
         let mut cmsg_space = nix::cmsg_space!([RawFd; FDS_MAX]);
@@ -252,7 +259,7 @@ pub(crate) fn zygote_main() -> ! {
         if bytes == 0 {
             std::process::exit(0); // Nimbus closed its end.
         }
-        let reply = match spawn_one(header, &fds, &devnull) {
+        let reply = match spawn_one(header, &fds, &devnull, nested) {
             Ok((pid, pidfd)) => {
                 let value = pid.to_le_bytes();
                 let raw = [pidfd.as_raw_fd()];
@@ -272,8 +279,13 @@ pub(crate) fn zygote_main() -> ! {
 }
 
 /// Clones one waiting child. Returns its pid and pidfd, or an errno.
+///
+/// `nested` (rootless mode, see `user.rs`): the child also gets a user namespace of its own, which owns
+/// its other new namespaces; the zygote maps uid 993 and gid 990 in it to its own ids before the child
+/// goes on. The child could not join the network namespace from inside it (that namespace belongs to
+/// Nimbus's user namespace), so the zygote joins it for the clone and returns to its own after.
 #[allow(unsafe_code)]
-fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32, OwnedFd), i32> {
+fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) -> Result<(i32, OwnedFd), i32> {
     let has_netns = header[0] == 1;
     let procs = usize::from(header[1]);
     if fds.len() != 1 + usize::from(has_netns) + procs {
@@ -283,12 +295,31 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32
     let netns = has_netns.then(|| fds[1].as_raw_fd());
     let procs_fds: Vec<RawFd> = fds[1 + usize::from(has_netns)..].iter().map(AsRawFd::as_raw_fd).collect();
 
-    let flags = libc::CLONE_PIDFD
+    let mut flags = libc::CLONE_PIDFD
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWIPC
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWCGROUP;
+    let errno = |e: nix::errno::Errno| e as i32;
+    // The child waits on `mapped` until its uid and gid maps are written.
+    let mapped = if nested {
+        flags |= libc::CLONE_NEWUSER;
+        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(errno)?)
+    } else {
+        None
+    };
+    let home_netns = match (nested, netns) {
+        (true, Some(ns)) => {
+            let home = std::fs::File::open("/proc/self/ns/net").map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
+            // SAFETY: setns(2) on a descriptor the request handed us; the zygote is single-threaded.
+            if unsafe { libc::setns(ns, libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
+            }
+            Some(home)
+        }
+        _ => None,
+    };
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
         flags: flags as u64,
@@ -299,19 +330,27 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32
     // SAFETY: clone3 without CLONE_VM is fork(2) with namespaces; the zygote is single-threaded, so the
     // child may run any code (no lock can be held by another thread).
     let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
-    if pid < 0 {
-        return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-    }
+    let clone_errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
     if pid == 0 {
+        // The zygote's own network namespace is not the environment's business.
+        drop(home_netns);
         // SAFETY: the child owns copies of every descriptor; plain system calls on them.
         unsafe {
+            if let Some((read, write)) = mapped {
+                drop(write);
+                let mut byte = 0u8;
+                if libc::read(read.as_raw_fd(), (&mut byte as *mut u8).cast(), 1) != 1 {
+                    libc::_exit(120);
+                }
+            }
             libc::signal(libc::SIGCHLD, libc::SIG_DFL);
             for fd in &procs_fds {
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                     libc::_exit(121);
                 }
             }
-            if let Some(ns) = netns
+            if !nested
+                && let Some(ns) = netns
                 && libc::setns(ns, libc::CLONE_NEWNET) != 0
             {
                 libc::_exit(122);
@@ -323,9 +362,38 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd) -> Result<(i32
         }
         become_init(control, devnull);
     }
+    if let Some(home) = home_netns {
+        // SAFETY: setns(2) back to the namespace the zygote was started in, through a descriptor we own.
+        if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            // Every later request joins its own namespace first, but a zygote that cannot come home
+            // should not go on: Nimbus starts a new one when this one is gone.
+            std::process::exit(1);
+        }
+    }
+    if pid < 0 {
+        return Err(clone_errno);
+    }
     // SAFETY: CLONE_PIDFD stored a new descriptor for the child in `pidfd`; nothing else owns it.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    if let Some((_read, write)) = mapped {
+        let written = write_id_maps(pid as i32).and_then(|()| {
+            nix::unistd::write(&write, &[1u8]).map(drop).map_err(|e| std::io::Error::from_raw_os_error(e as i32))
+        });
+        if let Err(e) = written {
+            // SAFETY: pidfd_send_signal(2) to the child we just made, through its own pidfd.
+            unsafe { libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32) };
+            return Err(e.raw_os_error().unwrap_or(libc::EIO));
+        }
+    }
     Ok((pid as i32, pidfd))
+}
+
+/// Maps the function's uid and gid in a child's new user namespace to the zygote's own (which are
+/// Nimbus's user on the host).
+fn write_id_maps(pid: i32) -> std::io::Result<()> {
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    std::fs::write(format!("/proc/{pid}/uid_map"), format!("{} {uid} 1", super::SANDBOX_UID))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), format!("{} {gid} 1", super::SANDBOX_GID))
 }
 
 /// Receives one message with `want` descriptors on `control`; a closed socket (the slot was never
