@@ -482,6 +482,25 @@ def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factor
         crash_and_restart(server_factory, False)
 
 
+def test_rootless_without_delegated_cgroups_still_isolates_and_says_so(server_factory):
+    from rootless import Rootless
+    bare = Rootless(delegate=False)
+    try:
+        s = require_namespace(server_factory(extra_args=("--sandbox", "auto"), rootless=bare))
+        log = s.log_text()
+        assert "no cgroups" in log and "Delegate=yes" in log, s.log_tail(20)
+        lam = s.lambda_client()
+        ident = attempt(lam, deploy(lam, "cont-nocg"), {"identity": True})["results"]["identity"]
+        assert (ident["uid"], ident["gid"], ident["groups"]) == (993, 990, [])
+        assert int(ident["cap_eff"], 16) == 0 and ident["seccomp"] == "2"
+        assert len(ident["pids"]) <= 3 and 1 in ident["pids"], ident["pids"]
+        s.stop_cleanly()
+    finally:
+        for srv in server_factory.started:
+            srv.teardown()
+        bare.cleanup()
+
+
 def crash_and_restart(server_factory, rootless) -> None:
     import signal
     import time

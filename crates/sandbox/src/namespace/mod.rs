@@ -335,7 +335,13 @@ impl NamespaceSandbox {
                 Some(c)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "no cgroups: environments get no memory, CPU or pids limits and no freezer");
+                let hint = if user::nested() {
+                    "rootless: let the service manager delegate Nimbus its cgroup (systemd: Delegate=yes), or \
+                     chown Nimbus's own cgroup of each controller to its user"
+                } else {
+                    ""
+                };
+                tracing::warn!(error = %e, hint, "no cgroups: environments get no memory, CPU or pids limits and no freezer");
                 None
             }
         };
@@ -438,11 +444,25 @@ fn outside_network() -> Option<pasta::Pasta> {
         Err(e) => {
             tracing::warn!(
                 error = %e,
+                hint = tun_hint().unwrap_or_default(),
                 "namespace tier: functions reach only their own loopback (their Runtime API and Nimbus's API), not the outside network"
             );
             None
         }
     }
+}
+
+/// Why a rootless pasta may have failed: it opens /dev/net/tun as Nimbus's user, which udev allows
+/// (mode 0666) and a machine without udev may not.
+fn tun_hint() -> Option<&'static str> {
+    let refused = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    refused.then_some(
+        "Nimbus's user may not open /dev/net/tun: make it mode 0666, as udev does (`chmod 0666 /dev/net/tun`)",
+    )
 }
 
 /// The launch spec's extra read-only paths that may be bound into an environment: absolute, existing,
