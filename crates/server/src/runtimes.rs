@@ -148,7 +148,7 @@ impl Runtimes {
         let (program, args, mut env) = match runtime.family() {
             RuntimeFamily::Python => {
                 let python = self.python.as_ref().ok_or_else(|| unavailable(runtime, "python3"))?;
-                let mut env = vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())];
+                let mut env = family_env(RuntimeFamily::Python, &task_root);
                 if self.python_sdk.join("boto3").is_dir() {
                     env.push((
                         "NIMBUS_PYTHON_SDK_PATH".to_owned(),
@@ -160,7 +160,7 @@ impl Runtimes {
             }
             RuntimeFamily::Node => {
                 let node = self.node.as_ref().ok_or_else(|| unavailable(runtime, "node"))?;
-                let env = vec![("NODE_PATH".to_owned(), task_root.join("node_modules").display().to_string())];
+                let env = family_env(RuntimeFamily::Node, &task_root);
                 (node.path.clone(), vec![runtime_dir.join("node/bootstrap.js").into()], env)
             }
             RuntimeFamily::Provided => {
@@ -248,14 +248,7 @@ impl Runtimes {
     /// What every plan of `family` sets among the variables its interpreter reads at start, in the
     /// order `plan` writes them.
     fn prestart_env(&self, family: RuntimeFamily) -> Vec<(String, String)> {
-        let task_root = self.view.code(Path::new(""));
-        let mut env = match family {
-            RuntimeFamily::Python => vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())],
-            RuntimeFamily::Node => {
-                vec![("NODE_PATH".to_owned(), task_root.join("node_modules").display().to_string())]
-            }
-            RuntimeFamily::Provided => Vec::new(),
-        };
+        let mut env = family_env(family, &self.view.code(Path::new("")));
         for (k, v) in DEFAULT_ENV {
             if read_at_start(family, k) {
                 env.push(((*k).to_owned(), (*v).to_owned()));
@@ -295,6 +288,16 @@ fn is_executable(path: &Path) -> bool {
 
 /// Runs `program args…` and reads three lines: the interpreter's path, its version, and the
 /// directories it reads (NUL-separated).
+/// The variables Nimbus gives every runtime of `family` before the Lambda-defined ones; `plan` and
+/// `prestart_env` both start from them, so a pre-started interpreter sees what a fresh one would.
+fn family_env(family: RuntimeFamily, task_root: &Path) -> Vec<(String, String)> {
+    match family {
+        RuntimeFamily::Python => vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())],
+        RuntimeFamily::Node => vec![("NODE_PATH".to_owned(), task_root.join("node_modules").display().to_string())],
+        RuntimeFamily::Provided => Vec::new(),
+    }
+}
+
 async fn probe(program: &str, args: &[&str]) -> Option<Interpreter> {
     let output = tokio::process::Command::new(program).args(args).stdin(Stdio::null()).output().await.ok()?;
     if !output.status.success() {
