@@ -220,7 +220,8 @@ class NimbusServer:
     """One `nimbus serve` process on a data dir; can be stopped and started again on the same dir."""
 
     def __init__(self, workdir: Path, env_idle_secs: int = 300, credentials: bool = True,
-                 extra_args: tuple[str, ...] = (), extra_env: dict | None = None, rootless=False):
+                 extra_args: tuple[str, ...] = (), extra_env: dict | None = None, rootless=False,
+                 prefix: tuple[str, ...] = ()):
         # A rootless server (see rootless.py) runs as an unprivileged user in a workdir that user owns:
         # `rootless=True` sets that up for this server alone, a `Rootless` shares one the caller cleans up.
         self.rootless = None
@@ -238,6 +239,8 @@ class NimbusServer:
         self.credentials = credentials
         self.extra_args = tuple(extra_args)
         self.extra_env = dict(extra_env or {})
+        # A command that execs the server (same pid), e.g. to start it in a more confined place.
+        self.prefix = tuple(prefix)
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.ready_lines: list[str] = []
@@ -274,6 +277,7 @@ class NimbusServer:
             "--env-idle-secs", str(self.env_idle_secs),
             *self.extra_args,
         ]
+        cmd = [*self.prefix, *cmd]
         preexec = None
         if self.rootless:
             cmd, env, preexec = self.rootless.command(cmd), self.rootless.env(env), self.rootless.join_cgroups

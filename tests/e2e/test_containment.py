@@ -501,6 +501,26 @@ def test_rootless_without_delegated_cgroups_still_isolates_and_says_so(server_fa
         bare.cleanup()
 
 
+def test_where_namespaces_are_refused_the_server_falls_back_to_the_process_tier_and_says_so(server_factory):
+    """As in a container that forbids user namespaces: the server starts in a user namespace of its own whose
+    max_user_namespaces is 0, so it may not give an environment one. `auto` must probe, fall back, say why,
+    and still run functions."""
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare (util-linux) to make a user namespace that refuses more")
+    refusing = ("unshare", "--user", "--map-root-user", "--", "sh", "-c",
+                'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', "sh")
+    s = server_factory(extra_args=("--sandbox", "auto"), prefix=refusing)
+    assert s.sandbox == "process", s.log_tail(20)
+    log = s.log_text()
+    assert "WARNING: the namespace sandbox is unavailable" in log, s.log_tail(20)
+    assert "NOT isolated" in log, "the process tier says it isolates nothing"
+    lam = s.lambda_client()
+    name = unique_name("fallback")
+    create_function(lam, name, python_zip(), Timeout=30)
+    inv = invoke(lam, name, {"hello": "world"})
+    assert inv.status == 200 and inv.function_error is None, inv.raw
+
+
 def crash_and_restart(server_factory, rootless) -> None:
     import signal
     import time

@@ -169,7 +169,7 @@ impl SlotMaker {
             let waiting = self
                 .spawner
                 .spawn(spawn::SlotFds { netns: Some(netns), cgroup_procs })
-                .map_err(|source| SandboxError::Namespace { what: "start an init", source })?;
+                .map_err(|source| SandboxError::Namespace { what: clone_what(), source: explain_clone(source) })?;
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
             let fds = spawn::BaseFds { base: config_memfd(base)?, stdout: out_w, stderr: err_w };
@@ -194,6 +194,26 @@ impl SlotMaker {
                 Err(e)
             }
         }
+    }
+}
+
+/// What the zygote's clone of a slot is called in errors.
+fn clone_what() -> &'static str {
+    if user::nested() {
+        "clone an environment into new namespaces, a user namespace among them (rootless)"
+    } else {
+        "clone an environment into new namespaces"
+    }
+}
+
+/// clone3's ENOSPC means a namespace limit, not a disk: say which.
+fn explain_clone(e: std::io::Error) -> std::io::Error {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) => std::io::Error::new(
+            e.kind(),
+            "ENOSPC: a limit on namespaces is reached or 0 (/proc/sys/user/max_user_namespaces and friends)",
+        ),
+        _ => e,
     }
 }
 
