@@ -221,7 +221,7 @@ class NimbusServer:
 
     def __init__(self, workdir: Path, env_idle_secs: int = 300, credentials: bool = True,
                  extra_args: tuple[str, ...] = (), extra_env: dict | None = None, rootless=False,
-                 prefix: tuple[str, ...] = ()):
+                 prefix: tuple[str, ...] = (), tty: bool = False):
         # A rootless server (see rootless.py) runs as an unprivileged user in a workdir that user owns:
         # `rootless=True` sets that up for this server alone, a `Rootless` shares one the caller cleans up.
         self.rootless = None
@@ -241,6 +241,8 @@ class NimbusServer:
         self.extra_env = dict(extra_env or {})
         # A command that execs the server (same pid), e.g. to start it in a more confined place.
         self.prefix = tuple(prefix)
+        # Start it with a terminal of its own as its controlling terminal, as when run by hand.
+        self.tty = tty
         self.proc: subprocess.Popen | None = None
         self.url: str | None = None
         self.ready_lines: list[str] = []
@@ -278,15 +280,28 @@ class NimbusServer:
             *self.extra_args,
         ]
         cmd = [*self.prefix, *cmd]
-        preexec = None
+        steps = []
         if self.rootless:
-            cmd, env, preexec = self.rootless.command(cmd), self.rootless.env(env), self.rootless.join_cgroups
+            cmd, env = self.rootless.command(cmd), self.rootless.env(env)
+            steps.append(self.rootless.join_cgroups)
+        stdin, terminal = subprocess.DEVNULL, None
+        if self.tty:
+            import fcntl
+            import pty
+            import termios
+            self.tty_master, terminal = pty.openpty()
+            stdin = terminal
+            # After setsid (start_new_session), stdin becomes the session's controlling terminal.
+            steps.append(lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
         log = open(self.log_path, "wb")
         try:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, cwd=self.workdir, start_new_session=True, preexec_fn=preexec)
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=stdin, env=env,
+                                         cwd=self.workdir, start_new_session=True,
+                                         preexec_fn=(lambda: [step() for step in steps]) if steps else None)
         finally:
             log.close()
+            if terminal is not None:
+                os.close(terminal)
         deadline = time.monotonic() + READY_TIMEOUT
         while True:
             if self.proc.poll() is not None:

@@ -204,6 +204,36 @@ def test_processes_outside_cannot_be_signalled_or_traced(lam, srv):
     assert srv.proc.poll() is None, "the server is still running"
 
 
+def test_signalling_its_process_group_reaches_only_its_own_environment(lam, srv):
+    # Rootless, the function has the server's uid: were it in the server's process group, kill(0, SIGKILL)
+    # would end the server; as root it would still end every other environment.
+    victim = deploy(lam, "cont-victim")
+    warm = attempt(lam, victim, {})["env_id"]
+    inv = invoke(lam, deploy(lam, "cont-killpg"), {"kill_group": True}, server=srv)
+    assert inv.function_error is not None, "the function killed itself"
+    assert srv.proc.poll() is None, "the server is still running"
+    assert attempt(lam, victim, {})["env_id"] == warm, "the other environment is still warm"
+
+
+def test_no_leases_on_shared_files(lam, srv):
+    # A lease on the code or the bootstraps (files every environment opens, owned by the server's uid when
+    # rootless) would stall their next cold starts for 45 s.
+    name = deploy(lam, "cont-lease")
+    for path in ("/var/task/containment.py", "/var/runtime/python/bootstrap.py"):
+        lease = attempt(lam, name, {"lease": path})["results"]["lease"]
+        assert lease.get("errno") == "EPERM", (path, lease)
+
+
+@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+def test_the_servers_terminal_is_not_the_functions(server_factory, rootless):
+    # Run by hand, the server has a controlling terminal; a function that could open it could read the
+    # keys typed there, write to it, or inject a Ctrl-C into it (TIOCSTI).
+    s = require_namespace(server_factory(extra_args=("--sandbox", "auto"), rootless=rootless, tty=True))
+    lam = s.lambda_client()
+    results = attempt(lam, deploy(lam, "cont-tty"), {"tty": True})["results"]
+    assert results["tty"].get("errno") == "ENXIO", results["tty"]
+
+
 def test_other_environments_and_the_host_network_are_unreachable(lam, srv):
     a, b = deploy(lam, "cont-net-a"), deploy(lam, "cont-net-b")
     ident_a = attempt(lam, a, {"identity": True})["results"]["identity"]

@@ -134,6 +134,24 @@ def _ptrace(pid):
     return {"error": "ptrace", "errno": errno.errorcode.get(ctypes.get_errno())}
 
 
+def _tty():
+    try:
+        with open("/dev/tty", "wb"):
+            return {"ok": True}
+    except OSError as e:
+        return _error(e)
+
+
+def _lease(path):
+    import fcntl
+    try:
+        with open(path, "rb") as f:
+            fcntl.fcntl(f.fileno(), fcntl.F_SETLEASE, fcntl.F_RDLCK)
+            return {"ok": True}
+    except OSError as e:
+        return _error(e)
+
+
 def _connect(host, port):
     try:
         with socket.create_connection((host, port), timeout=2):
@@ -214,6 +232,12 @@ def handler(event, context):
         results["kill"] = _kill(int(event["kill"]))
     if "ptrace" in event:
         results["ptrace"] = _ptrace(int(event["ptrace"]))
+    if event.get("kill_group"):
+        os.kill(0, signal.SIGKILL)  # its own process group: it dies here
+    if event.get("tty"):
+        results["tty"] = _tty()
+    if "lease" in event:
+        results["lease"] = _lease(event["lease"])
     if "connect" in event:
         host, port = event["connect"]
         results["connect"] = _connect(host, int(port))

@@ -524,12 +524,10 @@ fn supervise(config: &InitConfig, prestarted: Option<Prestarted>, status: &mut S
     // function's uid, keeping no capabilities.
     let _ = std::fs::write("/proc/self/oom_score_adj", "-1000");
     drop_privileges(config.creds)?;
-    // Nothing of init is the function's to read or trace (/proc/1/environ, ptrace). Changing uid from 0
-    // made it so as root; in rootless mode init already had the function's uid, so it is said here.
-    // SAFETY: prctl with integer arguments.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
-        return Err(format!("PR_SET_DUMPABLE: {}", std::io::Error::last_os_error()));
-    }
+    // Init has been undumpable since the zygote made it (`spawn.rs`): /proc/1/environ, ptrace and
+    // pidfd_getfd are not the function's. Rootless, /proc/1's files still belong to the function's host
+    // uid (the owner of init's memory's user namespace), so it may write init's oom_score_adj; nothing
+    // of init's memory or descriptors.
     // A change of uid clears the death signal: arm it again, so the environment ends with the zygote
     // (which ends with Nimbus).
     // SAFETY: prctl with integer arguments.

@@ -2,11 +2,13 @@
 //! cgroup and network namespaces, under its own cgroups, in a root built from read-only bind mounts.
 //!
 //! ```text
-//! Nimbus ──clone3(NEWNS|NEWPID|NEWIPC|NEWUTS|NEWCGROUP, pidfd)──► nimbus __sandbox-init  (pid 1)
-//!   │ joins env cgroups + netns before exec            │ builds the root, pivot_root, drops to uid 993
-//!   │                                                  └─fork─► runtime: no caps, no_new_privs,
-//!   │ serves 127.0.0.1:9001 (Runtime API) and                     seccomp, rlimits, exec
-//!   │ 127.0.0.1:9000 (API) inside the env's netns
+//! Nimbus ──(slot fds)──► zygote `nimbus __sandbox-zygote` ──clone3(NEWNS|NEWPID|NEWIPC|NEWUTS[|NEWUSER])──►
+//!   │ serves 127.0.0.1:9001 (Runtime API)           waiting child: own session, joins the env's cgroups,
+//!   │ and 127.0.0.1:9000 (API) inside the           a new cgroup ns and the netns, builds the shared root
+//!   │ env's netns; sets limits; freezes              └─(at launch) becomes init, pid 1: the env's own
+//!                                                      mounts, pivot_root, drops to uid 993
+//!                                                      └─fork─► runtime: no caps, no_new_privs, seccomp,
+//!                                                               rlimits, exec
 //! ```
 //!
 //! What an environment sees: `/usr`, `/lib*`, `/bin`, `/sbin` of the host (read-only; merged-/usr
@@ -355,7 +357,7 @@ impl NamespaceSandbox {
                 Some(c)
             }
             Err(e) => {
-                let hint = if user::nested() {
+                let hint = if !user::host_root() {
                     "rootless: let the service manager delegate Nimbus its cgroup (systemd: Delegate=yes), or \
                      chown Nimbus's own cgroup of each controller to its user"
                 } else {
@@ -365,7 +367,15 @@ impl NamespaceSandbox {
                 None
             }
         };
-        let spawner = spawn::Spawner::start(&options.init_exe)
+        if user::nested() {
+            tracing::warn!(
+                "rootless: functions run as Nimbus's own user on the host (there are no subordinate ids). \
+                 Namespaces, seccomp and read-only mounts keep them from Nimbus and each other, but the \
+                 kernel's per-user limits (processes, inotify instances, epoll watches, pipe pages) are \
+                 shared with Nimbus: a function can use up what Nimbus needs"
+            );
+        }
+        let spawner = spawn::Spawner::start(&options.init_exe, user::nested())
             .map_err(|source| SandboxError::Namespace { what: "start the sandbox zygote", source })?;
         let host_cpus = std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1);
         let pasta = outside_network();

@@ -136,7 +136,7 @@ impl Pasta {
         let program = find().ok_or(PastaError::Missing)?;
         let (requests, incoming) = mpsc::sync_channel::<Request>(REQUESTS_MAX);
         let exe = program.clone();
-        let lowered = !super::user::nested();
+        let lowered = super::user::host_root();
         std::thread::Builder::new()
             .name("nimbus-pasta".into())
             .spawn(move || {

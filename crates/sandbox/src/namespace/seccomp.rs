@@ -1,6 +1,6 @@
 //! The seccomp filter every function process runs under: everything is allowed except what a function
 //! never needs and what would let it reach past its sandbox (mounts, namespaces, ptrace, kernel
-//! modules, kexec, bpf, keyrings, perf, userfaultfd, io_uring, clock setting, …). Refused calls fail with
+//! modules, kexec, bpf, keyrings, perf, userfaultfd, io_uring, clock setting, file leases, …). Refused calls fail with
 //! `EPERM`, the way a Lambda function sees them, rather than killing the process.
 //!
 //! Two things a deny list cannot express with per-syscall rules are handled by a few hand-written
@@ -119,6 +119,17 @@ pub fn build() -> Result<BpfProgram, FilterError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
+    // A lease lets a file's owner stall everyone else's open(2) of it for lease-break-time (45 s). Rootless,
+    // the function's host uid owns the code and bootstraps every environment reads.
+    rules.insert(
+        libc::SYS_fcntl,
+        vec![SeccompRule::new(vec![SeccompCondition::new(
+            1,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::Eq,
+            libc::F_SETLEASE as u64,
+        )?])?],
+    );
     let filter =
         SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), target_arch())?;
     let body: BpfProgram = filter.try_into()?;
@@ -210,6 +221,13 @@ mod tests {
                         || errno() != libc::EPERM
                     {
                         return 16;
+                    }
+                    // fcntl itself stays: F_GETFL works, F_SETLEASE does not.
+                    if libc::fcntl(0, libc::F_GETFL) == -1 && errno() == libc::EPERM {
+                        return 17;
+                    }
+                    if libc::fcntl(0, libc::F_SETLEASE, libc::F_RDLCK) != -1 || errno() != libc::EPERM {
+                        return 18;
                     }
                 }
                 0

@@ -6,9 +6,10 @@
 //! starts one helper at start-up, the zygote: the Nimbus binary re-executed as
 //! `nimbus __sandbox-zygote`, single-threaded and small. Ahead of demand, Nimbus sends it a *slot*'s
 //! descriptors (a control socket, the netns and the cgroups' `cgroup.procs`) over a SEQPACKET socket;
-//! the zygote clones a child into new mount, pid, ipc, uts and cgroup namespaces (with a pidfd) and
-//! sends the pid and pidfd back. The child joins its cgroups by writing "0" to each `cgroup.procs`,
-//! joins the network namespace, asks to die with the zygote, and waits on its control socket. At
+//! the zygote clones a child into new mount, pid, ipc and uts namespaces (with a pidfd) and
+//! sends the pid and pidfd back. The child starts a session of its own, joins its cgroups by writing "0" to
+//! each `cgroup.procs`, then a new cgroup namespace rooted there, joins the network namespace (rootless,
+//! the zygote has put it there already: see `user.rs`), asks to die with the zygote, and waits on its control socket. At
 //! launch, Nimbus sends it the environment's stdout, stderr, config memfd and status pipe ([`activate`]);
 //! it puts them in place and becomes the environment's init ([`super::init`]) without an exec. The
 //! zygote is single-threaded, so its children may run ordinary Rust code.
@@ -31,6 +32,8 @@ use super::init::{CONFIG_FD, Prestarted, STATUS_FD};
 
 /// The argument that makes the Nimbus binary run the zygote ([`super::helper_main`]).
 pub const ZYGOTE_ARG: &str = "__sandbox-zygote";
+/// The zygote's second argument when each environment gets a user namespace of its own (`user.rs`).
+const NESTED_ARG: &str = "nested";
 const SOCKET_FD: RawFd = 3;
 /// At most this many descriptors travel with one request (the control socket, the netns, the cgroups).
 const FDS_MAX: usize = 16;
@@ -86,12 +89,14 @@ pub(crate) fn activate(waiting: Waiting, fds: InitFds) -> io::Result<(i32, Owned
 /// Nimbus's end of the zygote.
 pub(crate) struct Spawner {
     exe: std::path::PathBuf,
+    nested: bool,
     socket: Mutex<OwnedFd>,
 }
 
 impl Spawner {
-    pub fn start(nimbus_exe: &Path) -> io::Result<Self> {
-        Ok(Self { exe: nimbus_exe.to_owned(), socket: Mutex::new(start_zygote(nimbus_exe)?) })
+    /// `nested`: see [`super::user::nested`].
+    pub fn start(nimbus_exe: &Path, nested: bool) -> io::Result<Self> {
+        Ok(Self { exe: nimbus_exe.to_owned(), nested, socket: Mutex::new(start_zygote(nimbus_exe, nested)?) })
     }
 
     /// Has the zygote start one waiting child; a zygote that died is started again, once.
@@ -100,7 +105,7 @@ impl Spawner {
         match exchange(&socket, &fds) {
             Err(e) if is_gone(&e) => {
                 tracing::warn!(error = %e, "the sandbox zygote is gone; starting it again");
-                *socket = start_zygote(&self.exe)?;
+                *socket = start_zygote(&self.exe, self.nested)?;
                 exchange(&socket, &fds)
             }
             other => other,
@@ -115,7 +120,7 @@ fn is_gone(e: &io::Error) -> bool {
 
 /// Starts the zygote from a thread that lives as long as the zygote does (its death signal is tied to
 /// the thread that created it). Returns Nimbus's end of its socket.
-fn start_zygote(nimbus_exe: &Path) -> io::Result<OwnedFd> {
+fn start_zygote(nimbus_exe: &Path, nested: bool) -> io::Result<OwnedFd> {
     let (ours, theirs) =
         socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(io::Error::from)?;
     let exe = nimbus_exe.to_owned();
@@ -123,6 +128,9 @@ fn start_zygote(nimbus_exe: &Path) -> io::Result<OwnedFd> {
     std::thread::Builder::new().name("nimbus-zygote".into()).spawn(move || {
         let mut command = std::process::Command::new(&exe);
         command.arg(ZYGOTE_ARG).env_clear().stdin(Stdio::null());
+        if nested {
+            command.arg(NESTED_ARG);
+        }
         let theirs_raw = theirs.as_raw_fd();
         // SAFETY: runs in the forked child before exec: dup2(2) and prctl(2) only, both
         // async-signal-safe, on a descriptor the parent keeps open until spawn returns.
@@ -229,7 +237,7 @@ pub(crate) fn zygote_main() -> ! {
         Ok(f) => OwnedFd::from(f),
         Err(_) => std::process::exit(1),
     };
-    let nested = super::user::nested();
+    let nested = std::env::args_os().nth(2).is_some_and(|a| a == NESTED_ARG);
     // Rootless, the zygote enters each environment's network namespace for its clone and must come
     // back after; it may enter only namespaces of Nimbus's user namespace, which the host's is not. So
     // it lives in an empty one of its own (it needs no network).
@@ -291,16 +299,16 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) 
     if fds.len() != 1 + usize::from(has_netns) + procs {
         return Err(libc::EINVAL);
     }
+    // Nested, an environment without a netns of its own would share the zygote's.
+    if nested && !has_netns {
+        return Err(libc::EINVAL);
+    }
     let control = fds[0].as_raw_fd();
     let netns = has_netns.then(|| fds[1].as_raw_fd());
     let procs_fds: Vec<RawFd> = fds[1 + usize::from(has_netns)..].iter().map(AsRawFd::as_raw_fd).collect();
 
-    let mut flags = libc::CLONE_PIDFD
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP;
+    let mut flags =
+        libc::CLONE_PIDFD | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
     let errno = |e: nix::errno::Errno| e as i32;
     // The child waits on `mapped` until its uid and gid maps are written.
     let mapped = if nested {
@@ -343,11 +351,26 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) 
                     libc::_exit(120);
                 }
             }
+            // A session of its own: out of Nimbus's process group (a kill(0, …) inside reaches only the
+            // environment) and without Nimbus's controlling terminal (/dev/tty opens nothing).
+            if libc::setsid() < 0 {
+                libc::_exit(119);
+            }
+            // Nothing of init is the function's to read or trace, from the start (rootless, init has
+            // the function's uid, and no change of uid makes it undumpable).
+            if libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 {
+                libc::_exit(118);
+            }
             libc::signal(libc::SIGCHLD, libc::SIG_DFL);
             for fd in &procs_fds {
                 if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
                     libc::_exit(121);
                 }
+            }
+            // The cgroup namespace starts at the environment's own cgroups, joined just now: its
+            // /proc/self/cgroup is `/`, and nothing above is named.
+            if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+                libc::_exit(117);
             }
             if !nested
                 && let Some(ns) = netns

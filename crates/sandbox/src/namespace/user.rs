@@ -8,10 +8,17 @@
 //! user may reach and nothing more.
 //!
 //! Inside that namespace only uid 0 exists, and functions must run as Lambda's uid 993. So in this mode
-//! every environment gets a user namespace of its own too (see `spawn.rs`): 993 and 990 inside map to
-//! 0 of Nimbus's namespace, which is Nimbus's user on the host. The environment's mount, pid, ipc, uts
-//! and cgroup namespaces belong to that user namespace, so init may build its root there; its network
-//! namespace stays Nimbus's (init joins it before the clone), so nothing inside may reconfigure it.
+//! ([`nested`]) every environment gets a user namespace of its own too (see `spawn.rs`): 993 and 990
+//! inside map to 0 of Nimbus's namespace, which is Nimbus's user on the host. The environment's mount,
+//! pid, ipc, uts and cgroup namespaces belong to that user namespace, so init may build its root there;
+//! its network namespace stays Nimbus's (the zygote joins it for the clone), so nothing inside may
+//! reconfigure it.
+//!
+//! The function therefore runs as Nimbus's own user on the host. Its namespaces, seccomp and the
+//! read-only mounts keep it from Nimbus's processes and files, but the kernel's per-user limits (processes
+//! under RLIMIT_NPROC, inotify instances, epoll watches, pipe pages, message queues) are counted for
+//! that one user across Nimbus and every environment, so a function can use up what Nimbus needs. The
+//! server says so at start; subordinate ids (`newuidmap`) would give functions a user of their own.
 //!
 //! What this mode cannot give (the kernel reserves these to the host's root): cgroups, unless the
 //! service manager delegated Nimbus a subtree (systemd `Delegate=yes`, or a directory chowned to its
@@ -19,25 +26,37 @@
 //! namespace's `setgroups` is denied, so run Nimbus as a user without them); a negative
 //! `oom_score_adj` for init; and raising a process's priority again (pasta starts at the normal one).
 //!
-//! Which mode applies is read from `/proc/self/uid_map`, so a Nimbus started as root inside someone
-//! else's user namespace (a rootless container) takes the same path.
+//! A Nimbus started as root in a user namespace that maps 993 and 990 (a rootless container with a
+//! range of ids) needs none of this: its environments run as the container's 993, a user of their own.
 
 use std::io;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why entering a user namespace failed, if it was tried and failed; the tier reports it.
 static ENTER_FAILED: OnceLock<String> = OnceLock::new();
+/// Whether this process entered a user namespace of its own (see [`enter_if_unprivileged`]).
+static ENTERED: AtomicBool = AtomicBool::new(false);
 
 /// Enters a user namespace of this process's own when it is not root, mapping its uid and gid to 0.
-/// Must run while the process has a single thread (the kernel refuses otherwise); a failure is kept
-/// for [`enter_failure`] and leaves the process as it was.
+/// Must run while the process has a single thread (the kernel refuses otherwise). A failure before the
+/// namespace exists is kept for [`enter_failure`] and leaves the process as it was; a failure after
+/// (its id maps refused) leaves it unmapped, where nothing works: it ends the process.
 pub fn enter_if_unprivileged() {
     if nix::unistd::geteuid().is_root() {
         return;
     }
-    if let Err(e) = enter() {
-        let _ = ENTER_FAILED.set(e.to_string());
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
+        let _ = ENTER_FAILED.set(format!("unshare(CLONE_NEWUSER): {e}"));
+        return;
     }
+    if let Err(e) = write_own_maps(uid, gid) {
+        eprintln!("nimbus: entered a user namespace but cannot map its ids ({e}); start Nimbus with --sandbox process");
+        std::process::exit(1);
+    }
+    ENTERED.store(true, Ordering::Relaxed);
 }
 
 /// Why a non-root Nimbus has no user namespace of its own, if it tried.
@@ -45,11 +64,7 @@ pub fn enter_failure() -> Option<&'static str> {
     ENTER_FAILED.get().map(String::as_str)
 }
 
-fn enter() -> io::Result<()> {
-    let uid = nix::unistd::geteuid().as_raw();
-    let gid = nix::unistd::getegid().as_raw();
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER)
-        .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("unshare(CLONE_NEWUSER): {e}")))?;
+fn write_own_maps(uid: u32, gid: u32) -> io::Result<()> {
     let write = |file: &str, text: String| {
         std::fs::write(format!("/proc/self/{file}"), &text)
             .map_err(|e| io::Error::new(e.kind(), format!("write {text:?} to /proc/self/{file}: {e}")))
@@ -60,11 +75,31 @@ fn enter() -> io::Result<()> {
     write("gid_map", format!("0 {gid} 1"))
 }
 
-/// Whether this process is outside the host's initial user namespace, so each environment needs a
-/// user namespace of its own to run as uid 993.
+/// Whether each environment needs a user namespace of its own to run as uid 993: Nimbus entered one at
+/// start (only its own ids exist there), or runs in one that does not map 993 and 990. Decided in the
+/// server; the zygote is told (it is a new process, and it starts with no environment).
 pub fn nested() -> bool {
-    static NESTED: OnceLock<bool> = OnceLock::new();
-    *NESTED.get_or_init(|| std::fs::read_to_string("/proc/self/uid_map").map(|m| !is_initial_map(&m)).unwrap_or(false))
+    ENTERED.load(Ordering::Relaxed) || !maps_function_ids()
+}
+
+fn maps_function_ids() -> bool {
+    let read = |file: &str| std::fs::read_to_string(format!("/proc/self/{file}")).unwrap_or_default();
+    maps(&read("uid_map"), super::SANDBOX_UID) && maps(&read("gid_map"), super::SANDBOX_GID)
+}
+
+/// Whether `id` lies in one of a map's ranges (`inside outside count` per line).
+fn maps(map: &str, id: u32) -> bool {
+    map.lines().any(|line| {
+        let n: Vec<u64> = line.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+        matches!(n[..], [inside, _, count] if (inside..inside + count).contains(&u64::from(id)))
+    })
+}
+
+/// Whether this is the host's root: root in the initial user namespace, which maps every id to itself.
+/// Only it may raise a process's priority again, for one.
+pub fn host_root() -> bool {
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    nix::unistd::geteuid().is_root() && is_initial_map(&map)
 }
 
 /// The initial user namespace maps every id to itself: `0 0 4294967295`, one line.
@@ -83,5 +118,15 @@ mod tests {
         assert!(!is_initial_map("         0       1000          1\n"));
         assert!(!is_initial_map("         0       1000          1\n         1     100000      65536\n"));
         assert!(!is_initial_map(""));
+    }
+
+    #[test]
+    fn the_function_ids_are_mapped_only_inside_a_range() {
+        assert!(maps("         0          0 4294967295\n", 993));
+        assert!(maps("         0     100000      65536\n", 993), "a rootless container's range");
+        assert!(!maps("         0       1000          1\n", 993), "Nimbus's own namespace: only 0");
+        assert!(maps("         0       1000          1\n       993     200000          1\n", 993));
+        assert!(!maps("       994     200000         10\n", 993));
+        assert!(!maps("", 993));
     }
 }
