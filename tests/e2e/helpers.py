@@ -223,12 +223,16 @@ class NimbusServer:
                  extra_args: tuple[str, ...] = (), extra_env: dict | None = None, rootless=False,
                  prefix: tuple[str, ...] = (), tty: bool = False):
         # A rootless server (see rootless.py) runs as an unprivileged user in a workdir that user owns:
-        # `rootless=True` sets that up for this server alone, a `Rootless` shares one the caller cleans up.
+        # `rootless=True` (or "no-subids": without subordinate ids) sets that up for this server alone, a
+        # `Rootless` shares one the caller cleans up.
         self.rootless = None
-        self.owns_rootless = rootless is True
+        self.owns_rootless = rootless is True or isinstance(rootless, str)
         if rootless:
             from rootless import Rootless
-            self.rootless = Rootless() if rootless is True else rootless
+            if self.owns_rootless:
+                self.rootless = Rootless(subids=rootless != "no-subids")
+            else:
+                self.rootless = rootless
             workdir = self.rootless.new_workdir()
         self.workdir = workdir
         self.data_dir = workdir / "data"

@@ -6,7 +6,8 @@ hierarchy the namespace tier uses and hands it to the user (chown, which is what
 puts the server's process into it before it drops to the user with setpriv. The server then enters a user
 namespace of its own (see crates/sandbox/src/namespace/user.rs).
 
-The user has no passwd entry and no groups (a bare uid, like a DynamicUser= service). The test venv's
+Two kinds of user: one with subordinate ids (functions get a host user of their own) and a bare uid with
+no passwd entry and no groups (like a DynamicUser= service; functions share its uid). The test venv's
 interpreter lives under /root, which it may not read, so python3.x functions run on the host's
 /usr/bin/python3 through a venv without pip whose .pth adds the test venv's site-packages (boto3 and
 botocore are pure Python, so the host's 3.11 loads them).
@@ -25,7 +26,11 @@ from pathlib import Path
 
 import pytest
 
-UID = 4242
+# With subordinate ids (a user in /etc/passwd with ranges in /etc/subuid and /etc/subgid, as useradd makes
+# them, and newuidmap from the uidmap package): functions run as a host user of their own.
+SUBIDS_USER, SUBIDS_UID = "nimbus-e2e", 4242
+# Without: a bare uid (no passwd entry, like a DynamicUser= service); functions run as this uid too.
+BARE_UID = 4243
 CONTROLLERS = ("memory", "pids", "freezer", "cpu")
 HOST_PYTHON = Path("/usr/bin/python3")
 
@@ -46,18 +51,44 @@ def cgroup_mounts() -> list[tuple[str, Path]]:
     return v1 or v2
 
 
+def ensure_subids_user() -> int:
+    """The user with subordinate ids, made once on this machine (CI's is fresh)."""
+    if shutil.which("newuidmap") is None or shutil.which("newgidmap") is None:
+        pytest.skip("the rootless tests with subordinate ids need newuidmap and newgidmap (package uidmap)")
+    if subprocess.run(["getent", "passwd", SUBIDS_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--uid", str(SUBIDS_UID), "--user-group", "--no-create-home",
+                        "--shell", "/usr/sbin/nologin", SUBIDS_USER], check=True)
+    if subuid_start(SUBIDS_USER) is None:
+        subprocess.run(["usermod", "--add-subuids", "300000-365535", "--add-subgids", "300000-365535",
+                        SUBIDS_USER], check=True)
+    return SUBIDS_UID
+
+
+def subuid_start(user: str) -> int | None:
+    try:
+        with open("/etc/subuid") as f:
+            for line in f:
+                owner, start, _count = line.strip().split(":")
+                if owner == user:
+                    return int(start)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class Rootless:
     """Everything a rootless server needs that only root can give it; undone by `cleanup`."""
 
-    def __init__(self, delegate: bool = True) -> None:
+    def __init__(self, delegate: bool = True, subids: bool = True) -> None:
         if os.geteuid() != 0:
             pytest.skip("the rootless tests need root to delegate cgroups to the unprivileged user (CI is root)")
         if not HOST_PYTHON.exists() or shutil.which("setpriv") is None:
             pytest.skip(f"the rootless tests need {HOST_PYTHON} and setpriv (util-linux)")
-        self.uid = UID
+        self.uid = ensure_subids_user() if subids else BARE_UID
+        self.subuid_start = subuid_start(SUBIDS_USER) if subids else None
         self.workdir = Path(tempfile.mkdtemp(prefix="nimbus-rootless-", dir="/tmp"))
         os.chmod(self.workdir, 0o755)
-        os.chown(self.workdir, UID, UID)
+        os.chown(self.workdir, self.uid, self.uid)
         self.cgroups: list[Path] = []
         name = f"nimbus-rootless-{uuid.uuid4().hex[:8]}"
         for version, mount in cgroup_mounts() if delegate else []:
@@ -67,7 +98,7 @@ class Rootless:
             delegated = [d] + [d / f for f in ("cgroup.procs", "tasks", "cgroup.subtree_control", "cgroup.threads")]
             for p in delegated:
                 if p.exists():
-                    os.chown(p, UID, UID)
+                    os.chown(p, self.uid, self.uid)
         self.bin_dir = self._python()
 
     def _python(self) -> Path:
@@ -76,6 +107,10 @@ class Rootless:
         lib = next((venv / "lib").glob("python3*")) / "site-packages"
         (lib / "test-venv.pth").write_text("\n".join(site.getsitepackages()) + "\n")
         return venv / "bin"
+
+    def function_host_uid(self) -> int:
+        """The host uid a function's uid 993 is: 992 into the subordinate range, or the server's own."""
+        return self.subuid_start + 992 if self.subuid_start is not None else self.uid
 
     def join_cgroups(self) -> None:
         """preexec_fn of the server's Popen: the child moves itself into the delegated cgroups, as root."""
@@ -93,12 +128,12 @@ class Rootless:
     def new_workdir(self) -> Path:
         workdir = Path(tempfile.mkdtemp(prefix="server-", dir=self.workdir))
         os.chmod(workdir, 0o755)
-        os.chown(workdir, UID, UID)
+        os.chown(workdir, self.uid, self.uid)
         return workdir
 
     def prepare(self, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
-        os.chown(data_dir, UID, UID)
+        os.chown(data_dir, self.uid, self.uid)
 
     def cleanup(self) -> None:
         """After the server stopped: its cgroups (deepest first; it removes its own unless it crashed) and

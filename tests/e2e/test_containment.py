@@ -30,11 +30,15 @@ from helpers import (NimbusServer, create_function, invoke, make_zip, python_zip
 pytestmark = pytest.mark.timeout(300)
 
 
-@pytest.fixture(scope="module", params=["root", "rootless"])
+# How the server runs: as root; rootless with subordinate ids; rootless without (see rootless.py).
+MODES = {"root": False, "rootless": True, "rootless-no-subids": "no-subids"}
+
+
+@pytest.fixture(scope="module", params=list(MODES))
 def srv(request, tmp_path_factory):
-    """The server every test tries to get out of: run as root, then rootless (as an unprivileged user with
-    delegated cgroups, see rootless.py): the same containment either way."""
-    rootless = request.param == "rootless"
+    """The server every test tries to get out of, in each mode (rootless: an unprivileged user with
+    delegated cgroups, see rootless.py): the same containment every way."""
+    rootless = MODES[request.param]
     s = NimbusServer(tmp_path_factory.mktemp("nimbus-ns"), extra_args=("--sandbox", "auto"), rootless=rootless)
     s = require_namespace(s.start())
     yield s
@@ -82,6 +86,28 @@ def test_function_runs_unprivileged_and_confined(lam, srv):
     mounts = {line.split()[1]: line.split()[3].split(",") for line in ident["mounts"]}
     assert "ro" in mounts["/"] and "ro" in mounts["/var/task"] and "ro" in mounts["/usr"]
     assert "rw" in mounts["/tmp"]
+
+
+def test_the_function_runs_as_a_host_user_of_its_own(lam, srv):
+    """Its uid 993 is the host's 993 as root, a subordinate id rootless; only rootless without subordinate
+    ids is it the server's own uid (which the server warns about at start)."""
+    attempt(lam, deploy(lam, "cont-hostuid"), {"identity": True})
+    from helpers import descendants
+    uids = set()
+    for pid in descendants(srv.proc.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        if b"bootstrap.py" in cmdline:
+            uids.add(int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1]))
+    expected = srv.rootless.function_host_uid() if srv.rootless else 993
+    assert uids == {expected}, (uids, expected)
+    if srv.rootless and expected == srv.rootless.uid:
+        assert "functions run as Nimbus's own user on the host" in srv.log_text()
+    else:
+        assert "functions run as Nimbus's own user on the host" not in srv.log_text()
 
 
 def test_data_dir_other_functions_and_host_files_are_invisible(lam, srv):
@@ -224,7 +250,7 @@ def test_no_leases_on_shared_files(lam, srv):
         assert lease.get("errno") == "EPERM", (path, lease)
 
 
-@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+@pytest.mark.parametrize("rootless", list(MODES.values()), ids=list(MODES))
 def test_the_servers_terminal_is_not_the_functions(server_factory, rootless):
     # Run by hand, the server has a controlling terminal; a function that could open it could read the
     # keys typed there, write to it, or inject a Ctrl-C into it (TIOCSTI).
@@ -479,7 +505,7 @@ def _cgroup_dirs(server_pid: int) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+@pytest.mark.parametrize("rootless", list(MODES.values()), ids=list(MODES))
 def test_nothing_is_left_after_the_server_stops(server_factory, rootless):
     s = require_namespace(server_factory(extra_args=("--sandbox", "auto"), rootless=rootless))
     lam = s.lambda_client()
@@ -496,12 +522,12 @@ def test_nothing_is_left_after_the_server_stops(server_factory, rootless):
         assert str(s.data_dir) not in f.read(), "no mount of an environment is visible on the host"
 
 
-@pytest.mark.parametrize("rootless", [False, True], ids=["root", "rootless"])
+@pytest.mark.parametrize("rootless", list(MODES.values()), ids=list(MODES))
 def test_a_crashed_servers_environments_and_cgroups_are_cleaned_up(server_factory, tmp_path, rootless):
     # Rootless, both servers share one set of delegated cgroups, as one service's runs do.
     if rootless:
         from rootless import Rootless
-        shared = Rootless()
+        shared = Rootless(subids=rootless != "no-subids")
         try:
             crash_and_restart(server_factory, shared)
         finally:

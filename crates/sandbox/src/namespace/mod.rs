@@ -367,9 +367,13 @@ impl NamespaceSandbox {
                 None
             }
         };
+        if !user::nested() && !user::host_root() {
+            tracing::info!("rootless: functions run as uid 993 of Nimbus's user namespace, a host user of their own");
+        }
         if user::nested() {
             tracing::warn!(
-                "rootless: functions run as Nimbus's own user on the host (there are no subordinate ids). \
+                "rootless: functions run as Nimbus's own user on the host (its user has no subordinate ids \
+                 in /etc/subuid and /etc/subgid, or newuidmap is missing). \
                  Namespaces, seccomp and read-only mounts keep them from Nimbus and each other, but the \
                  kernel's per-user limits (processes, inotify instances, epoll watches, pipe pages) are \
                  shared with Nimbus: a function can use up what Nimbus needs"
