@@ -280,7 +280,18 @@ impl TmpDisks {
             // asserted above) from a pointer valid for the call; both descriptors are open.
             let rc = unsafe { libc::ioctl(open.as_raw_fd(), LOOP_CONFIGURE as _, &config as *const LoopConfig) };
             if rc == 0 {
-                return Ok((device, open));
+                // LOOP_CONFIGURE needs a writable descriptor (a read-only one makes a read-only device),
+                // but Nimbus's must not count as a writer of the device the environment mounts: a
+                // kernel built without CONFIG_BLK_DEV_WRITE_MOUNTED refuses to mount a device open for
+                // writing. The read-only one is opened before the other closes, so the device is never
+                // without an opener (and never detached).
+                let hold = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&device)
+                    .map_err(|source| TmpDiskError::OpenDevice { device: device.clone(), source })?;
+                drop(open);
+                return Ok((device, hold));
             }
             let source = io::Error::last_os_error();
             match source.raw_os_error() {
