@@ -202,6 +202,29 @@ def processes_using(path: Path) -> list[int]:
     return hits
 
 
+def loop_devices_into(path: Path) -> dict[str, str]:
+    """Loop devices whose backing file lies under `path` (a server's data dir, where the namespace tier's
+    disk-backed /tmp images are), as {device: backing file}; the kernel appends " (deleted)" to the name of
+    an unlinked image, which the tier unlinks as soon as it is attached."""
+    prefix = str(path.resolve()) + "/"
+    found = {}
+    try:
+        names = os.listdir("/sys/block")
+    except OSError:
+        return found
+    for name in names:
+        if not name.startswith("loop"):
+            continue
+        try:
+            with open(f"/sys/block/{name}/loop/backing_file") as f:
+                backing = f.read().strip()
+        except OSError:
+            continue  # not bound
+        if backing.startswith(prefix):
+            found[f"/dev/{name}"] = backing
+    return found
+
+
 def describe_pid(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -383,7 +406,9 @@ class NimbusServer:
         while True:
             leaked = {pid for pid, start in self._watched.items() if alive(pid, start)}
             leaked.update(processes_using(self.data_dir))
-            if not leaked or time.monotonic() > deadline:
+            # An environment's /tmp disk (namespace tier) detaches when the environment and the server are gone.
+            disks = loop_devices_into(self.data_dir)
+            if not (leaked or disks) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         if leaked:
@@ -394,6 +419,7 @@ class NimbusServer:
                 except ProcessLookupError:
                     pass
             raise AssertionError(f"processes left behind by nimbus serve: {described}")
+        assert not disks, f"loop devices still backed by the stopped server's data dir: {disks}"
         self._watched.clear()
 
     def teardown(self) -> None:

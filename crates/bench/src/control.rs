@@ -108,6 +108,19 @@ impl Control {
         self.wait_ready(name)
     }
 
+    /// UpdateFunctionConfiguration with another `EphemeralStorage` (its /tmp size).
+    pub fn set_ephemeral_storage(&self, name: &str, size_mb: u32) -> anyhow::Result<()> {
+        let body = json!({ "EphemeralStorage": { "Size": size_mb } });
+        let response = self.send(
+            Method::PUT,
+            &format!("/2015-03-31/functions/{name}/configuration"),
+            &[JSON],
+            body.to_string().into_bytes(),
+        )?;
+        self.expect(response, 200, &format!("UpdateFunctionConfiguration {name}"))?;
+        self.wait_ready(name)
+    }
+
     /// The `Duration` of every REPORT line of `name`'s logs, by request id, read with the
     /// CloudWatch Logs API (FilterLogEvents). Waits (up to 10 s) until every id in `wanted` has
     /// one, since Nimbus writes logs in batches after the invocation has answered.

@@ -83,6 +83,10 @@ pub struct Args {
     /// MemorySize of the functions (1769 MB is where Lambda gives a function one full vCPU).
     #[arg(long, default_value_t = 1769)]
     memory_mb: u32,
+    /// EphemeralStorage of the functions in MB (their /tmp size); unset: the default, 512. Another size
+    /// costs the namespace tier a /tmp disk made at launch.
+    #[arg(long)]
+    ephemeral_storage_mb: Option<u32>,
     /// Skip the second server started with `--auth none`.
     #[arg(long)]
     no_auth_none: bool,
@@ -278,6 +282,12 @@ fn measure_signed(
     for spec in specs {
         progress(format!("deploying {} ({} byte zip)", spec.name, spec.zip.len()));
         control.create_function(spec, args.memory_mb)?;
+        if let Some(size_mb) = args.ephemeral_storage_mb {
+            control.set_ephemeral_storage(&spec.name, size_mb)?;
+        }
+    }
+    if let Some(size_mb) = args.ephemeral_storage_mb {
+        notes.push(format!("the functions' EphemeralStorage is {size_mb} MB"));
     }
     memory.server_rss_deployed_kib = server.rss_kib();
 

@@ -4,6 +4,8 @@ sandbox and reports what happened. The event names one attempt:
     {"read": [paths]}              read or list each path
     {"write": [paths]}             create a file at each path
     {"fill_tmp": true}             write /tmp full, 1 MB at a time
+    {"tmp_write_mb": n,            write n MB to /tmp/big 1 MB at a time (each MB its own bytes), fsync
+     "fsync": bool}                it if asked, read it back and check every MB, then remove it
     {"alloc_mb": n}                allocate and touch n MB
     {"fork_bomb": true}            fork until refused, then clean up
     {"kill": pid}                  signal pid (0, then SIGKILL)
@@ -71,6 +73,34 @@ def _fill_tmp():
     finally:
         try:
             os.remove("/tmp/fill")
+        except OSError:
+            pass
+
+
+def _tmp_write(mb, fsync):
+    path = "/tmp/big"
+    written = 0
+    try:
+        with open(path, "wb") as f:
+            for i in range(mb):
+                f.write(bytes([i % 251]) * (1 << 20))
+                written += 1
+            if fsync:
+                os.fsync(f.fileno())
+        with open(path, "rb") as f:
+            for i in range(mb):
+                if f.read(1 << 20) != bytes([i % 251]) * (1 << 20):
+                    return {"error": "mismatch", "at_mb": i, "written_mb": written}
+            if f.read(1):
+                return {"error": "longer than written", "written_mb": written}
+        return {"ok": True, "written_mb": written, "verified_mb": mb}
+    except OSError as e:
+        result = _error(e)
+        result["written_mb"] = written
+        return result
+    finally:
+        try:
+            os.remove(path)
         except OSError:
             pass
 
@@ -224,6 +254,8 @@ def handler(event, context):
         results[f"write {path}"] = _write(path)
     if event.get("fill_tmp"):
         results["fill_tmp"] = _fill_tmp()
+    if "tmp_write_mb" in event:
+        results["tmp_write"] = _tmp_write(int(event["tmp_write_mb"]), bool(event.get("fsync")))
     if "alloc_mb" in event:
         results["alloc"] = _alloc(int(event["alloc_mb"]))
     if event.get("fork_bomb"):

@@ -3,8 +3,8 @@
 //! cgroup namespaces and already in its network namespace and cgroups (see `spawn.rs`).
 //!
 //! It reads its [`InitConfig`] from fd 3, builds the root (a tmpfs with read-only bind mounts, the
-//! code at /var/task, a sized tmpfs /tmp, fresh /proc, minimal /dev and /etc), pivots into it, then
-//! forks the runtime: no capabilities, an unprivileged uid, `no_new_privs`, Lambda's rlimits and the
+//! code at /var/task, a sized /tmp (an ext4 disk, or a tmpfs), fresh /proc, minimal /dev and /etc),
+//! pivots into it, then forks the runtime: no capabilities, an unprivileged uid, `no_new_privs`, Lambda's rlimits and the
 //! seccomp filter, then exec. It stays as pid 1, with the same uid and no capabilities, to reap orphans
 //! (a runtime exec'd as pid 1 would have to reap its own, which most do not) and to forward SIGTERM and
 //! friends to every process of the environment (a pid 1 ignores signals it has no handler for). When
@@ -53,7 +53,8 @@ pub(crate) struct BaseConfig {
 /// A runtime started ahead of demand (see `crate::Prestart`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PrestartConfig {
-    /// Its mounts beyond the base: /tmp (resized at launch), the interpreter's directories, /var/runtime.
+    /// Its mounts beyond the base: /tmp (replaced or resized at launch when the environment's size
+    /// differs), the interpreter's directories, /var/runtime.
     pub steps: Vec<Step>,
     pub program: PathBuf,
     pub args: Vec<OsString>,
@@ -120,6 +121,18 @@ pub(crate) enum Step {
     Resize {
         dst: PathBuf,
         size_mb: u32,
+    },
+    /// An ext4 filesystem on a loop device Nimbus attached (see `tmpdisk.rs`; Nimbus keeps it open,
+    /// so the path names that disk until the environment is gone), mounted nosuid and nodev, its root
+    /// given `mode` and emptied of mkfs's lost+found: it looks like the tmpfs it replaces.
+    Disk {
+        device: PathBuf,
+        dst: PathBuf,
+        mode: u32,
+    },
+    /// Lazily unmounts what is mounted at `dst` (a slot's /tmp, when the environment has its own).
+    Unmount {
+        dst: PathBuf,
     },
     Proc {
         dst: PathBuf,
@@ -378,6 +391,32 @@ fn apply_step(root: &Path, step: &Step) -> Result<(), String> {
                 ),
                 || format!("resize the tmpfs on {}", dst.display()),
             )
+        }
+        Step::Disk { device, dst, mode } => {
+            let path = inside(root, dst);
+            mkdirs(&path, 0o755)?;
+            ctx(
+                mount(
+                    Some(device.as_path()),
+                    &path,
+                    Some("ext4"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(super::tmpdisk::MOUNT_DATA),
+                ),
+                || format!("mount {} (ext4) on {}", device.display(), dst.display()),
+            )?;
+            ctx(std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)), || {
+                format!("chmod {}", dst.display())
+            })?;
+            match std::fs::remove_dir(path.join("lost+found")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("remove {}/lost+found: {e}", dst.display()))
+                }
+                _ => Ok(()),
+            }
+        }
+        Step::Unmount { dst } => {
+            ctx(umount2(&inside(root, dst), MntFlags::MNT_DETACH), || format!("unmount {}", dst.display()))
         }
         Step::Proc { dst } => {
             let path = inside(root, dst);

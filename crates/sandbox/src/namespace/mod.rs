@@ -13,14 +13,21 @@
 //!
 //! What an environment sees: `/usr`, `/lib*`, `/bin`, `/sbin` of the host (read-only; merged-/usr
 //! symlinks kept as symlinks), the interpreters' prefixes the launch spec lists, `/var/task` (the code),
-//! `/var/runtime` (Nimbus's bootstraps), an empty `/opt`, a tmpfs `/tmp` of `EphemeralStorage` MB, fresh
+//! `/var/runtime` (Nimbus's bootstraps), an empty `/opt`, a `/tmp` of `EphemeralStorage` MB, fresh
 //! `/proc`, a `/dev` with null, zero, full, random, urandom and tty, and an `/etc` with generated
 //! passwd, group, hosts, nsswitch.conf and resolv.conf plus the host's certificates and loader cache.
 //! Nothing of the data directory, other functions or the host's home directories.
 //!
 //! Limits: memory = `MemorySize` (no swap), pids 1024, CPU in proportion to memory (1769 MB = 1
 //! vCPU, capped by the host) once init is done (init runs unthrottled), freezer between invocations,
-//! `RLIMIT_NOFILE` 1024. `/tmp` is a tmpfs: what a function keeps there counts toward its memory.
+//! `RLIMIT_NOFILE` 1024.
+//!
+//! `/tmp` is an ext4 filesystem on a loop device backed by a sparse image in `<data>/sandbox/tmp`
+//! (`tmpdisk.rs`): full at its size (ENOSPC), and what a function keeps there is page cache that can be
+//! written back and reclaimed, so it does not count toward its memory the way a tmpfs's pages do (a
+//! 128 MB function can keep 300 MB there, as on Lambda). Each slot's disk is made with the slot at
+//! `SLOT_TMP_MB` (512); another size is made at launch. Where disks cannot be made (no loop devices, no
+//! `mkfs.ext4`, not root; said once at start) `/tmp` is a tmpfs, whose pages do count toward memory.
 //!
 //! Environments are made ahead of demand as *slots* (see `Slot`); a slot of a [`Prestart`] kind also
 //! has the runtime (a Python or Node interpreter with its bootstrap) already running in it, waiting for
@@ -41,6 +48,7 @@ pub mod net;
 pub mod pasta;
 pub mod seccomp;
 mod spawn;
+mod tmpdisk;
 pub mod user;
 
 use std::ffi::OsString;
@@ -86,8 +94,10 @@ const SLOTS_READY: usize = 2;
 const REFILL_DELAY_MS: u64 = 30;
 /// Kinds of pre-started runtimes kept (each has its own slots); more kinds get plain slots.
 const PRESTART_KINDS_MAX: usize = 4;
-/// The size of a pre-started slot's /tmp until launch gives it the environment's.
-const PRESTART_TMP_MB: u32 = 512;
+/// The size of every slot's /tmp, made ahead of demand: the most common size (Lambda's default
+/// `EphemeralStorage`); an environment of another size gets its /tmp made (disk) or resized (tmpfs) at
+/// launch.
+const SLOT_TMP_MB: u32 = 512;
 
 /// Host directories every environment sees read-only (those that exist; symlinks stay symlinks).
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
@@ -137,6 +147,8 @@ pub(crate) struct Slot {
     output: (OwnedFd, OwnedFd),
     /// The kind of runtime the child started ahead, if any.
     prestart: Option<Prestart>,
+    /// The disk the child mounts as /tmp ([`SLOT_TMP_MB`]); `None`: a tmpfs /tmp (see `tmp_steps`).
+    tmp: Option<tmpdisk::TmpDisk>,
     took: Duration,
 }
 
@@ -145,6 +157,10 @@ struct SlotMaker {
     spawner: spawn::Spawner,
     /// Connects slots to the outside network; `None` where pasta is missing or does not work.
     pasta: Option<pasta::Pasta>,
+    /// Makes disk-backed /tmps; `None`: environments get a tmpfs /tmp (said at start).
+    disks: Option<tmpdisk::TmpDisks>,
+    /// A disk could not be made for the last slot (said once, until one can again).
+    disk_failing: AtomicBool,
     next: AtomicU64,
 }
 
@@ -162,6 +178,11 @@ impl SlotMaker {
             )),
             None => None,
         };
+        let tmp = self.disk(&name, SLOT_TMP_MB);
+        let slot_base = match &tmp {
+            Some(disk) => with_disk(base, disk),
+            None => base.clone(),
+        };
         let made = (|| {
             let cgroup_procs = match &cgroup {
                 Some(c) => c.procs_files().map_err(|source| SandboxError::Cgroup { source })?,
@@ -174,7 +195,7 @@ impl SlotMaker {
                 .map_err(|source| SandboxError::Namespace { what: clone_what(), source: explain_clone(source) })?;
             let (out_r, out_w) = pipe()?;
             let (err_r, err_w) = pipe()?;
-            let fds = spawn::BaseFds { base: config_memfd(base)?, stdout: out_w, stderr: err_w };
+            let fds = spawn::BaseFds { base: config_memfd(&slot_base)?, stdout: out_w, stderr: err_w };
             spawn::send_base(&waiting, fds)
                 .map_err(|source| SandboxError::Namespace { what: "hand a waiting init its base", source })?;
             Ok((waiting, (out_r, err_r)))
@@ -187,7 +208,7 @@ impl SlotMaker {
                     pasta_ms = ms(net.connect_took),
                     "environment slot made"
                 );
-                Ok(Slot { net, cgroup, waiting, output, prestart: prestart.cloned(), took: started.elapsed() })
+                Ok(Slot { net, cgroup, waiting, output, prestart: prestart.cloned(), tmp, took: started.elapsed() })
             }
             Err(e) => {
                 if let Some(c) = &cgroup {
@@ -217,6 +238,45 @@ fn explain_clone(e: std::io::Error) -> std::io::Error {
         ),
         _ => e,
     }
+}
+
+impl SlotMaker {
+    /// A disk for a /tmp of `size_mb`, or `None` for a tmpfs: disks are off, or making one failed (said
+    /// once until one is made again; a full data disk or exhausted loop devices need not stop launches).
+    fn disk(&self, name: &str, size_mb: u32) -> Option<tmpdisk::TmpDisk> {
+        match self.disks.as_ref()?.make(name, size_mb) {
+            Ok(disk) => {
+                if self.disk_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("/tmp disks are made again");
+                }
+                Some(disk)
+            }
+            Err(e) => {
+                if !self.disk_failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, size_mb, "cannot make a /tmp disk: environments get a tmpfs /tmp, which counts toward their memory, until one can be made");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// `base` for a slot whose /tmp is `disk`: mounted while the slot waits, where a tmpfs /tmp would be
+/// (a pre-started runtime's comes before its read-only paths, so that one under the host's /tmp shows
+/// on top of it; a plain slot's is the last of the base, before the launch's read-only paths).
+fn with_disk(base: &BaseConfig, disk: &tmpdisk::TmpDisk) -> BaseConfig {
+    let mut base = base.clone();
+    let step = disk_step(disk);
+    match &mut base.prestart {
+        Some(p) => {
+            match p.steps.iter_mut().find(|s| matches!(s, Step::Tmpfs { dst, .. } if dst == Path::new("/tmp"))) {
+                Some(tmpfs) => *tmpfs = step,
+                None => p.steps.insert(0, step),
+            }
+        }
+        None => base.steps.push(step),
+    }
+    base
 }
 
 /// Keeps a few slots of one kind ready; a background thread refills it.
@@ -367,6 +427,14 @@ impl NamespaceSandbox {
                 None
             }
         };
+        // After the cgroup leftovers: killing a crashed run's environments releases the disks they hold.
+        let disks = match tmpdisk::TmpDisks::start(&state.join("tmp")) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "namespace tier: /tmp is a tmpfs, which counts toward a function's memory (no disk-backed /tmp)");
+                None
+            }
+        };
         if !user::nested() && !user::host_root() {
             tracing::info!("rootless: functions run as uid 993 of Nimbus's user namespace, a host user of their own");
         }
@@ -389,7 +457,14 @@ impl NamespaceSandbox {
             steps: base_steps(&resolv_conf(&host_resolv, pasta.is_some())),
             prestart: None,
         };
-        let maker = Arc::new(SlotMaker { cgroups, spawner, pasta, next: AtomicU64::new(1) });
+        let maker = Arc::new(SlotMaker {
+            cgroups,
+            spawner,
+            pasta,
+            disks,
+            disk_failing: AtomicBool::new(false),
+            next: AtomicU64::new(1),
+        });
         Ok(Self {
             data_dir: options.data_dir.clone(),
             slots: SlotPool::start(maker, base, None, SLOTS_READY),
@@ -408,7 +483,7 @@ impl NamespaceSandbox {
         if pools.len() >= PRESTART_KINDS_MAX {
             return self.slots.clone();
         }
-        let mut steps = vec![tmp_step(PRESTART_TMP_MB)];
+        let mut steps = vec![tmp_step(SLOT_TMP_MB)];
         steps.extend(ro_steps(&self.data_dir, &prestart.ro_paths, &prestart.runtime_dir));
         let mut env = prestart.env.clone();
         env.push((crate::PRESTART_FD_VAR.into(), init::PRESTART_WAIT_FD.to_string().into()));
@@ -461,6 +536,42 @@ impl NamespaceSandbox {
         }
         tracing::debug!(took_ms = started.elapsed().as_secs_f64() * 1000.0, "namespace tier probe");
         Ok(())
+    }
+}
+
+impl NamespaceSandbox {
+    /// The steps that give an environment its /tmp of `spec.scratch_mb`, and the disks to hold until it
+    /// is gone. /tmp comes before the read-only paths: one under the host's /tmp (an interpreter in a
+    /// virtualenv there, say) is then bound on top of it instead of being hidden by it.
+    fn tmp_steps(
+        &self,
+        spec: &LaunchSpec,
+        slot_disk: Option<tmpdisk::TmpDisk>,
+        prestarted: bool,
+    ) -> (Vec<Step>, Vec<tmpdisk::TmpDisk>) {
+        let size_mb = spec.scratch_mb;
+        let Some(slot_disk) = slot_disk else {
+            // A tmpfs; a pre-started slot has one mounted already, which only gets its size.
+            let step = if prestarted { Step::Resize { dst: "/tmp".into(), size_mb } } else { tmp_step(size_mb) };
+            return (vec![step], Vec::new());
+        };
+        if slot_disk.size_mb() == size_mb {
+            return (Vec::new(), vec![slot_disk]); // mounted while the slot waited
+        }
+        // Another size: a disk of the environment's own, made now (the one part of making disks that
+        // is on a cold start, and only for a non-default size), in place of the slot's.
+        let own = self.slots.maker.disk(&spec.id, size_mb);
+        let mut steps = vec![Step::Unmount { dst: "/tmp".into() }];
+        steps.push(match &own {
+            Some(disk) => disk_step(disk),
+            None => tmp_step(size_mb),
+        });
+        if let (true, Some(p)) = (prestarted, &spec.prestart) {
+            // The unmount took the runtime's read-only paths under /tmp along: bind them again.
+            let under_tmp = |s: &Step| matches!(s, Step::Bind { dst, .. } if dst.starts_with("/tmp"));
+            steps.extend(ro_steps(&self.data_dir, &p.ro_paths, &p.runtime_dir).into_iter().filter(under_tmp));
+        }
+        (steps, [Some(slot_disk), own].into_iter().flatten().collect())
     }
 }
 
@@ -606,9 +717,15 @@ fn ro_steps(data_dir: &Path, ro_paths: &[PathBuf], runtime_dir: &Path) -> Vec<St
     steps
 }
 
-/// /tmp, sized for the environment.
+/// A tmpfs /tmp, sized for the environment (where there are no disks: its pages count toward the
+/// environment's memory).
 fn tmp_step(tmp_mb: u32) -> Step {
     Step::Tmpfs { dst: "/tmp".into(), size_mb: tmp_mb, mode: 0o1777 }
+}
+
+/// A disk /tmp, world-writable with the sticky bit, as the tmpfs.
+fn disk_step(disk: &tmpdisk::TmpDisk) -> Step {
+    Step::Disk { device: disk.device().to_owned(), dst: "/tmp".into(), mode: 0o1777 }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
@@ -668,7 +785,7 @@ impl Sandbox for NamespaceSandbox {
             Some(slot) => slot,
             None => self.slots.take()?,
         };
-        let Slot { net, cgroup, waiting, output: (out_r, err_r), prestart, took: prepare_took } = slot;
+        let Slot { net, cgroup, waiting, output: (out_r, err_r), prestart, tmp, took: prepare_took } = slot;
         let prestarted = prestart.is_some();
         if prestarted && prestart != spec.prestart {
             drop(waiting);
@@ -712,16 +829,11 @@ impl Sandbox for NamespaceSandbox {
             return Err(SandboxError::Cgroup { source });
         }
         let cgroup_took = started.elapsed() - disconnect_took;
-        // The environment's /tmp comes first: a read-only path that lives under the host's /tmp (an
-        // interpreter in a virtualenv there, say) is then bound on top of it instead of being hidden by it.
-        // A pre-started slot has /tmp and the runtime's paths already; its /tmp only gets its size.
-        let mut steps = if prestarted {
-            vec![Step::Resize { dst: "/tmp".into(), size_mb: spec.scratch_mb }]
-        } else {
-            let mut steps = vec![tmp_step(spec.scratch_mb)];
+        let (mut steps, disks) = self.tmp_steps(spec, tmp, prestarted);
+        let tmp_took = started.elapsed() - cgroup_took - disconnect_took;
+        if !prestarted {
             steps.extend(ro_steps(&self.data_dir, &spec.ro_paths, &spec.runtime_dir));
-            steps
-        };
+        }
         steps.push(Step::Bind { src: spec.code_dir.clone(), dst: TASK_ROOT.into() });
         let config = InitConfig {
             steps,
@@ -747,7 +859,7 @@ impl Sandbox for NamespaceSandbox {
                 return Err(e);
             }
         };
-        let spawn_took = started.elapsed() - cgroup_took - disconnect_took;
+        let spawn_took = started.elapsed() - cgroup_took - disconnect_took - tmp_took;
         let output = (|| {
             Ok::<_, std::io::Error>((pipe::Receiver::from_owned_fd(out_r)?, pipe::Receiver::from_owned_fd(err_r)?))
         })()
@@ -763,6 +875,7 @@ impl Sandbox for NamespaceSandbox {
             status: status_r,
             cgroup: cgroup.clone(),
             uplink,
+            disks,
             shared: shared.clone(),
             exit: exit_tx,
             launched: started,
@@ -772,6 +885,7 @@ impl Sandbox for NamespaceSandbox {
             slot_ms = ms(prepare_took),
             disconnect_ms = ms(disconnect_took),
             memory_limit_ms = ms(cgroup_took),
+            tmp_ms = ms(tmp_took),
             activate_ms = ms(spawn_took),
             prestarted,
             "namespace environment launched"
@@ -827,6 +941,9 @@ struct Reap {
     cgroup: Option<Arc<cgroup::EnvCgroup>>,
     /// Lives as long as the environment's init.
     uplink: Option<pasta::Uplink>,
+    /// Its /tmp disk (and a slot's it replaced): held until init is gone, so that no device is detached
+    /// and reused while the environment may still be about to mount it (see `tmpdisk.rs`).
+    disks: Vec<tmpdisk::TmpDisk>,
     shared: Arc<Shared>,
     exit: tokio::sync::oneshot::Sender<ExitDescription>,
     launched: Instant,
@@ -859,6 +976,8 @@ async fn reap(r: Reap) {
         }
     }
     wait_pidfd(&r.pidfd).await;
+    // The environment's mount namespace went with its last process: this was the disks' last user.
+    drop(r.disks);
     // Init reports how the runtime ended; an init that reported nothing was killed (destroy, or the
     // zygote's end).
     let description = reported.unwrap_or_else(|| ExitDescription::Signaled("killed".into()));
