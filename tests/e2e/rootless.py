@@ -86,7 +86,9 @@ class Rootless:
             pytest.skip(f"the rootless tests need {HOST_PYTHON} and setpriv (util-linux)")
         self.uid = ensure_subids_user() if subids else BARE_UID
         self.subuid_start = subuid_start(SUBIDS_USER) if subids else None
-        self.workdir = Path(tempfile.mkdtemp(prefix="nimbus-rootless-", dir="/tmp"))
+        # Not under /tmp: the server's python lives here, and a read-only path under the host's /tmp would
+        # show inside every environment's /tmp.
+        self.workdir = Path(tempfile.mkdtemp(prefix="nimbus-rootless-", dir="/var/tmp"))
         os.chmod(self.workdir, 0o755)
         os.chown(self.workdir, self.uid, self.uid)
         self.cgroups: list[Path] = []

@@ -207,7 +207,7 @@ def test_a_non_default_ephemeral_storage_is_the_environments_tmp_size(lam, srv):
     name = deploy(lam, "cont-fill-1g", MemorySize=1536, EphemeralStorage={"Size": 1024})
     fill = attempt(lam, name, {"fill_tmp": True})["results"]["fill_tmp"]
     assert fill.get("errno") == "ENOSPC", fill
-    assert 900 <= fill["written_mb"] < 1024, fill
+    assert 900 <= fill["written_mb"] <= 1024, fill  # a disk's ext4 takes ~4%; a tmpfs (rootless) none
     # The same on a plain slot (a custom runtime; the shell bootstrap keeps its headers in /tmp).
     shell = unique_name("cont-shell-1g")
     create_function(lam, shell, shell_zip(), runtime="provided.al2023", handler="unused", MemorySize=128,
