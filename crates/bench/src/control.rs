@@ -97,20 +97,16 @@ impl Control {
     /// UpdateFunctionConfiguration with a new environment, which retires the function's
     /// environments: the next invoke is a cold start.
     pub fn set_environment(&self, name: &str, variables: Value) -> anyhow::Result<()> {
-        let body = json!({ "Environment": { "Variables": variables } });
-        let response = self.send(
-            Method::PUT,
-            &format!("/2015-03-31/functions/{name}/configuration"),
-            &[JSON],
-            body.to_string().into_bytes(),
-        )?;
-        self.expect(response, 200, &format!("UpdateFunctionConfiguration {name}"))?;
-        self.wait_ready(name)
+        self.update_configuration(name, json!({ "Environment": { "Variables": variables } }))
     }
 
     /// UpdateFunctionConfiguration with another `EphemeralStorage` (its /tmp size).
     pub fn set_ephemeral_storage(&self, name: &str, size_mb: u32) -> anyhow::Result<()> {
-        let body = json!({ "EphemeralStorage": { "Size": size_mb } });
+        self.update_configuration(name, json!({ "EphemeralStorage": { "Size": size_mb } }))
+    }
+
+    /// UpdateFunctionConfiguration with `body`, then waits until the update is done.
+    fn update_configuration(&self, name: &str, body: Value) -> anyhow::Result<()> {
         let response = self.send(
             Method::PUT,
             &format!("/2015-03-31/functions/{name}/configuration"),
