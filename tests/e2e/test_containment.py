@@ -208,6 +208,13 @@ def test_a_non_default_ephemeral_storage_is_the_environments_tmp_size(lam, srv):
     fill = attempt(lam, name, {"fill_tmp": True})["results"]["fill_tmp"]
     assert fill.get("errno") == "ENOSPC", fill
     assert 900 <= fill["written_mb"] <= 1024, fill  # a disk's ext4 takes ~4%; a tmpfs (rootless) none
+    # The next environment of that size gets the spare disk made after this launch: fresh and as large.
+    lam.update_function_configuration(FunctionName=name, Description="the next environment")
+    wait_updated(lam, name)
+    second = attempt(lam, name, {"read": ["/tmp"], "fill_tmp": True})
+    assert second["results"]["read /tmp"]["listing"] == [], "a new environment's /tmp is empty"
+    assert second["results"]["fill_tmp"].get("errno") == "ENOSPC", second
+    assert 900 <= second["results"]["fill_tmp"]["written_mb"] <= 1024, second
     # The same on a plain slot (a custom runtime; the shell bootstrap keeps its headers in /tmp).
     shell = unique_name("cont-shell-1g")
     create_function(lam, shell, shell_zip(), runtime="provided.al2023", handler="unused", MemorySize=128,

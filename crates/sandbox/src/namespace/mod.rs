@@ -158,7 +158,9 @@ struct SlotMaker {
     /// Connects slots to the outside network; `None` where pasta is missing or does not work.
     pasta: Option<pasta::Pasta>,
     /// Makes disk-backed /tmps; `None`: environments get a tmpfs /tmp (said at start).
-    disks: Option<tmpdisk::TmpDisks>,
+    disks: Option<Arc<tmpdisk::TmpDisks>>,
+    /// Disks of other sizes made ahead (see [`tmpdisk::Spares`]); `None` with `disks`.
+    spares: Option<tmpdisk::Spares>,
     /// A disk could not be made for the last slot (said once, until one can again).
     disk_failing: AtomicBool,
     next: AtomicU64,
@@ -429,7 +431,7 @@ impl NamespaceSandbox {
         };
         // After the cgroup leftovers: killing a crashed run's environments releases the disks they hold.
         let disks = match tmpdisk::TmpDisks::start(&state.join("tmp")) {
-            Ok(d) => Some(d),
+            Ok(d) => Some(Arc::new(d)),
             Err(e) => {
                 tracing::warn!(error = %e, "namespace tier: /tmp is a tmpfs, which counts toward a function's memory (no disk-backed /tmp)");
                 None
@@ -461,6 +463,11 @@ impl NamespaceSandbox {
             cgroups,
             spawner,
             pasta,
+            spares: disks.clone().and_then(|d| {
+                tmpdisk::Spares::start(d)
+                    .inspect_err(|e| tracing::warn!(error = %e, "no spare /tmp disks: other sizes are made at launch"))
+                    .ok()
+            }),
             disks,
             disk_failing: AtomicBool::new(false),
             next: AtomicU64::new(1),
@@ -558,9 +565,13 @@ impl NamespaceSandbox {
         if slot_disk.size_mb() == size_mb {
             return (Vec::new(), vec![slot_disk]); // mounted while the slot waited
         }
-        // Another size: a disk of the environment's own, made now (the one part of making disks that
-        // is on a cold start, and only for a non-default size), in place of the slot's.
-        let own = self.slots.maker.disk(&spec.id, size_mb);
+        // Another size: a disk of the environment's own, in place of the slot's: the spare made after
+        // the last launch of this size, or one made now (the one part of making disks that can be on a
+        // cold start, and only for a non-default size).
+        let maker = &self.slots.maker;
+        let spare = maker.spares.as_ref().and_then(|s| s.take(size_mb));
+        tracing::debug!(env = %spec.id, size_mb, spare = spare.is_some(), "a /tmp disk of the environment's own size");
+        let own = spare.or_else(|| maker.disk(&spec.id, size_mb));
         let mut steps = vec![Step::Unmount { dst: "/tmp".into() }];
         steps.push(match &own {
             Some(disk) => disk_step(disk),

@@ -33,6 +33,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Where `mkfs.ext4` is looked for besides `PATH` (a server started by systemd or cron may lack sbin).
@@ -54,6 +55,8 @@ const LOOP_BLOCK_SIZE_BYTES: u32 = 4096;
 const ATTACH_ATTEMPTS: u32 = 8;
 /// The size of the disk made at start to prove that disks work here.
 const TRIAL_MB: u32 = 16;
+/// Sizes of /tmp, other than the slots', kept a spare disk of (see [`Spares`]).
+const SPARE_SIZES_MAX: usize = 4;
 
 // <linux/loop.h>
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
@@ -151,6 +154,57 @@ impl TmpDisk {
 
     pub fn size_mb(&self) -> u32 {
         self.size_mb
+    }
+}
+
+/// Disks of sizes other than the slots' made ahead: once an environment of some size made its disk at
+/// launch, one more of that size is made in the background, so the next environment of that size (the
+/// same function's, most likely) skips mkfs. One per size, for the [`SPARE_SIZES_MAX`] sizes launched
+/// last; an older size's spare is dropped (its device detaches).
+#[derive(Debug)]
+pub(crate) struct Spares {
+    ready: Arc<Mutex<Vec<TmpDisk>>>,
+    wanted: mpsc::SyncSender<u32>,
+}
+
+impl Spares {
+    /// Starts the thread that makes spares with `disks`.
+    pub fn start(disks: Arc<TmpDisks>) -> io::Result<Self> {
+        let ready: Arc<Mutex<Vec<TmpDisk>>> = Arc::default();
+        let (wanted, requests) = mpsc::sync_channel::<u32>(SPARE_SIZES_MAX);
+        let kept = ready.clone();
+        std::thread::Builder::new().name("nimbus-tmp-spares".into()).spawn(move || {
+            // Ends when the sandbox is dropped; the spares are dropped with it.
+            for size_mb in requests {
+                let have = kept.lock().is_ok_and(|r| r.iter().any(|d| d.size_mb == size_mb));
+                if have {
+                    continue;
+                }
+                match disks.make("spare", size_mb) {
+                    Ok(disk) => {
+                        if let Ok(mut r) = kept.lock() {
+                            r.push(disk);
+                            if r.len() > SPARE_SIZES_MAX {
+                                r.remove(0);
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(error = %e, size_mb, "making a spare /tmp disk"),
+                }
+            }
+        })?;
+        Ok(Self { ready, wanted })
+    }
+
+    /// The spare of `size_mb`, if one is ready; either way another is made for the next.
+    pub fn take(&self, size_mb: u32) -> Option<TmpDisk> {
+        let taken = self.ready.lock().ok().and_then(|mut r| {
+            let i = r.iter().position(|d| d.size_mb == size_mb)?;
+            Some(r.remove(i))
+        });
+        // A full queue means the thread is busy with enough already.
+        let _ = self.wanted.try_send(size_mb);
+        taken
     }
 }
 
