@@ -26,7 +26,8 @@
 //! (`tmpdisk.rs`): full at its size (ENOSPC), and what a function keeps there is page cache that can be
 //! written back and reclaimed, so it does not count toward its memory the way a tmpfs's pages do (a
 //! 128 MB function can keep 300 MB there, as on Lambda). Each slot's disk is made with the slot at
-//! `SLOT_TMP_MB` (512); another size is made at launch. Where disks cannot be made (no loop devices, no
+//! `SLOT_TMP_MB` (512); another size is a spare made after the last launch of that size, or made at
+//! launch. Where disks cannot be made (no loop devices, no
 //! `mkfs.ext4`, not root; said once at start) `/tmp` is a tmpfs, whose pages do count toward memory.
 //!
 //! Environments are made ahead of demand as *slots* (see `Slot`); a slot of a [`Prestart`] kind also
