@@ -21,6 +21,7 @@ import site
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -138,12 +139,34 @@ class Rootless:
         os.chown(data_dir, self.uid, self.uid)
 
     def cleanup(self) -> None:
-        """After the server stopped: its cgroups (deepest first; it removes its own unless it crashed) and
-        the workdir."""
+        """After the server stopped: its cgroups (deepest first; it removes its own unless it crashed, and a
+        crashed one's frozen environments are thawed and killed here, as the next server would) and the
+        workdir."""
         for root in self.cgroups:
-            for dirpath, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+            dirs = sorted((d for d, _, _ in os.walk(root)), key=lambda d: -d.count("/"))
+            for d in dirs:
+                for file, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):  # v1, v2
+                    try:
+                        Path(d, file).write_text(thawed)
+                    except OSError:
+                        pass
                 try:
-                    os.rmdir(dirpath)
+                    pids = Path(d, "cgroup.procs").read_text().split()
                 except OSError:
-                    pass
+                    pids = []
+                for pid in pids:
+                    try:
+                        os.kill(int(pid), 9)
+                    except (OSError, ValueError):
+                        pass
+        for root in self.cgroups:
+            for d in sorted((d for d, _, _ in os.walk(root)), key=lambda d: -d.count("/")):
+                for _ in range(50):  # killed tasks leave their cgroup a moment later
+                    try:
+                        os.rmdir(d)
+                        break
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        time.sleep(0.02)
         shutil.rmtree(self.workdir, ignore_errors=True)
