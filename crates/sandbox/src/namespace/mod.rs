@@ -100,6 +100,19 @@ const PRESTART_KINDS_MAX: usize = 4;
 /// launch.
 const SLOT_TMP_MB: u32 = 512;
 
+/// Where the host programs the tier runs (pasta, mkfs.ext4, newuidmap) are looked for after `PATH`: a
+/// service manager or cron may give Nimbus a short one, without the sbin directories.
+pub(crate) const PROGRAM_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"];
+
+/// The host program `name`, from `PATH` or [`PROGRAM_DIRS`].
+pub(crate) fn host_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(PROGRAM_DIRS.iter().map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 /// Host directories every environment sees read-only (those that exist; symlinks stay symlinks).
 const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 /// Files of the host's /etc that name resolution, TLS and the dynamic loader read.

@@ -64,14 +64,12 @@ const SERVING_NICE: libc::c_int = 0;
 const REQUESTS_MAX: usize = 4;
 /// Of pasta's error output, this much is kept for an error message.
 const STDERR_KEPT_BYTES: u64 = 4096;
-/// Where pasta is looked for besides `PATH` (a service manager may give Nimbus a short one).
-const SEARCH_DIRS: &[&str] = &["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PastaError {
     #[error(
         "pasta is not installed (looked in PATH and {}); install the `passt` package (Debian, Ubuntu: apt-get install passt) for functions to reach the outside network",
-        SEARCH_DIRS.join(", ")
+        super::PROGRAM_DIRS.join(", ")
     )]
     Missing,
     #[error("start the pasta launcher thread: {source}")]
@@ -133,7 +131,7 @@ impl std::fmt::Debug for Pasta {
 impl Pasta {
     /// Finds pasta and starts the thread that launches it.
     pub fn start() -> Result<Self, PastaError> {
-        let program = find().ok_or(PastaError::Missing)?;
+        let program = super::host_program("pasta").ok_or(PastaError::Missing)?;
         let (requests, incoming) = mpsc::sync_channel::<Request>(REQUESTS_MAX);
         let exe = program.clone();
         let lowered = super::user::host_root();
@@ -225,14 +223,6 @@ fn said(mut stderr: File) -> String {
     let _ = (&mut stderr).take(STDERR_KEPT_BYTES).read_to_string(&mut text);
     let lines: Vec<&str> = text.lines().filter(|l| !l.contains("bytes to syslog")).collect();
     if lines.is_empty() { "no message".into() } else { lines.join("; ") }
-}
-
-fn find() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(SEARCH_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join("pasta"))
-        .find(|candidate| candidate.is_file())
 }
 
 fn args() -> Vec<String> {

@@ -6,12 +6,13 @@
 //! starts one helper at start-up, the zygote: the Nimbus binary re-executed as
 //! `nimbus __sandbox-zygote`, single-threaded and small. Ahead of demand, Nimbus sends it a *slot*'s
 //! descriptors (a control socket, the netns and the cgroups' `cgroup.procs`) over a SEQPACKET socket;
-//! the zygote clones a child into new mount, pid, ipc and uts namespaces (with a pidfd) and
-//! sends the pid and pidfd back. The child starts a session of its own, joins its cgroups by writing "0" to
-//! each `cgroup.procs`, then a new cgroup namespace rooted there, joins the network namespace (rootless,
-//! the zygote has put it there already: see `user.rs`), asks to die with the zygote, and waits on its control socket. At
-//! launch, Nimbus sends it the environment's stdout, stderr, config memfd and status pipe ([`activate`]);
-//! it puts them in place and becomes the environment's init ([`super::init`]) without an exec. The
+//! the zygote clones a child into new mount, pid, ipc and uts namespaces (with a pidfd) and sends the
+//! pid and pidfd back. The child starts a session of its own, joins its cgroups by writing "0" to each
+//! `cgroup.procs`, then a new cgroup namespace rooted there, joins the network namespace (rootless, the
+//! zygote has put it there already: see `user.rs`), asks to die with the zygote, and waits on its
+//! control socket. At launch, Nimbus sends it the environment's stdout, stderr, config memfd and status
+//! pipe ([`activate`]); it puts them in place and becomes the environment's init ([`super::init`])
+//! without an exec (which closes every other descriptor it inherited, the zygote's among them). The
 //! zygote is single-threaded, so its children may run ordinary Rust code.
 //!
 //! The zygote ignores SIGCHLD (the kernel reaps the inits); Nimbus watches each init's pidfd and learns
@@ -237,13 +238,15 @@ pub(crate) fn zygote_main() -> ! {
         Ok(f) => OwnedFd::from(f),
         Err(_) => std::process::exit(1),
     };
-    let nested = std::env::args_os().nth(2).is_some_and(|a| a == NESTED_ARG);
-    // Rootless, the zygote enters each environment's network namespace for its clone and must come
-    // back after; it may enter only namespaces of Nimbus's user namespace, which the host's is not. So
-    // it lives in an empty one of its own (it needs no network).
-    if nested && nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).is_err() {
-        std::process::exit(1);
-    }
+    // Nested (rootless), the zygote enters each environment's network namespace for its clone and must
+    // come back after; it may enter only namespaces of Nimbus's user namespace, which the host's is not.
+    // So it lives in an empty one of its own (it needs no network), kept open to come back to.
+    let home_netns = std::env::args_os().nth(2).is_some_and(|a| a == NESTED_ARG).then(|| {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(io::Error::from)
+            .and_then(|()| std::fs::File::open("/proc/self/ns/net"))
+            .unwrap_or_else(|_| std::process::exit(1))
+    });
     loop {
         let mut header = [0u8; 2];
         let mut cmsg_space = nix::cmsg_space!([RawFd; FDS_MAX]);
@@ -267,7 +270,7 @@ pub(crate) fn zygote_main() -> ! {
         if bytes == 0 {
             std::process::exit(0); // Nimbus closed its end.
         }
-        let reply = match spawn_one(header, &fds, &devnull, nested) {
+        let reply = match spawn_one(header, &fds, &devnull, home_netns.as_ref()) {
             Ok((pid, pidfd)) => {
                 let value = pid.to_le_bytes();
                 let raw = [pidfd.as_raw_fd()];
@@ -288,12 +291,19 @@ pub(crate) fn zygote_main() -> ! {
 
 /// Clones one waiting child. Returns its pid and pidfd, or an errno.
 ///
-/// `nested` (rootless mode, see `user.rs`): the child also gets a user namespace of its own, which owns
-/// its other new namespaces; the zygote maps uid 993 and gid 990 in it to its own ids before the child
-/// goes on. The child could not join the network namespace from inside it (that namespace belongs to
-/// Nimbus's user namespace), so the zygote joins it for the clone and returns to its own after.
+/// `home_netns`, the zygote's own network namespace, is given when environments are nested (rootless,
+/// see `user.rs`): the child also gets a user namespace of its own, which owns its other new namespaces;
+/// the zygote maps uid 993 and gid 990 in it to its own ids before the child goes on. The child could not
+/// join the network namespace from inside it (that namespace belongs to Nimbus's user namespace), so the
+/// zygote joins it for the clone and returns to `home_netns` after.
 #[allow(unsafe_code)]
-fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) -> Result<(i32, OwnedFd), i32> {
+fn spawn_one(
+    header: [u8; 2],
+    fds: &[OwnedFd],
+    devnull: &OwnedFd,
+    home_netns: Option<&std::fs::File>,
+) -> Result<(i32, OwnedFd), i32> {
+    let nested = home_netns.is_some();
     let has_netns = header[0] == 1;
     let procs = usize::from(header[1]);
     if fds.len() != 1 + usize::from(has_netns) + procs {
@@ -309,25 +319,19 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) 
 
     let mut flags =
         libc::CLONE_PIDFD | libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWIPC | libc::CLONE_NEWUTS;
-    let errno = |e: nix::errno::Errno| e as i32;
     // The child waits on `mapped` until its uid and gid maps are written.
     let mapped = if nested {
         flags |= libc::CLONE_NEWUSER;
-        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(errno)?)
+        Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e as i32)?)
     } else {
         None
     };
-    let home_netns = match (nested, netns) {
-        (true, Some(ns)) => {
-            let home = std::fs::File::open("/proc/self/ns/net").map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))?;
-            // SAFETY: setns(2) on a descriptor the request handed us; the zygote is single-threaded.
-            if unsafe { libc::setns(ns, libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO));
-            }
-            Some(home)
+    if let (true, Some(ns)) = (nested, netns) {
+        // SAFETY: setns(2) on a descriptor the request handed us; the zygote is single-threaded.
+        if unsafe { libc::setns(ns, libc::CLONE_NEWNET) } != 0 {
+            return Err(last_errno());
         }
-        _ => None,
-    };
+    }
     let mut pidfd: RawFd = -1;
     let args = CloneArgs {
         flags: flags as u64,
@@ -338,10 +342,8 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) 
     // SAFETY: clone3 without CLONE_VM is fork(2) with namespaces; the zygote is single-threaded, so the
     // child may run any code (no lock can be held by another thread).
     let pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
-    let clone_errno = std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+    let clone_errno = last_errno();
     if pid == 0 {
-        // The zygote's own network namespace is not the environment's business.
-        drop(home_netns);
         // SAFETY: the child owns copies of every descriptor; plain system calls on them.
         unsafe {
             if let Some((read, write)) = mapped {
@@ -386,7 +388,7 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) 
         become_init(control, devnull);
     }
     if let Some(home) = home_netns {
-        // SAFETY: setns(2) back to the namespace the zygote was started in, through a descriptor we own.
+        // SAFETY: setns(2) back to the zygote's own namespace, through a descriptor it keeps open.
         if unsafe { libc::setns(home.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
             // Every later request joins its own namespace first, but a zygote that cannot come home
             // should not go on: Nimbus starts a new one when this one is gone.
@@ -409,6 +411,10 @@ fn spawn_one(header: [u8; 2], fds: &[OwnedFd], devnull: &OwnedFd, nested: bool) 
         }
     }
     Ok((pid as i32, pidfd))
+}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
 }
 
 /// Maps the function's uid and gid in a child's new user namespace to the zygote's own (which are

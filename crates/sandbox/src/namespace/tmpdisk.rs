@@ -36,8 +36,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
-/// Where `mkfs.ext4` is looked for besides `PATH` (a server started by systemd or cron may lack sbin).
-const MKFS_DIRS: &[&str] = &["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 const MKFS: &str = "mkfs.ext4";
 /// No journal (a crash loses the environment anyway), no reserved blocks and no room kept for growing
 /// the filesystem (the function gets as much of its size as ext4 allows: ~96%, the rest is inode tables
@@ -104,7 +102,7 @@ pub enum TmpDiskError {
         "Nimbus is not the host's root (rootless, or in a user namespace): attaching loop devices and mounting ext4 need it"
     )]
     NotRoot,
-    #[error("{MKFS} is not installed (looked in PATH and {}); install e2fsprogs", MKFS_DIRS.join(", "))]
+    #[error("{MKFS} is not installed (looked in PATH and {}); install e2fsprogs", super::PROGRAM_DIRS.join(", "))]
     MkfsMissing,
     #[error("create the image directory {path}: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
@@ -223,7 +221,7 @@ impl TmpDisks {
         if detached + removed > 0 {
             tracing::info!(detached, removed, dir = %dir.display(), "removed /tmp disks left by an earlier Nimbus run");
         }
-        let mkfs = find_mkfs().ok_or(TmpDiskError::MkfsMissing)?;
+        let mkfs = super::host_program(MKFS).ok_or(TmpDiskError::MkfsMissing)?;
         let control = OpenOptions::new()
             .read(true)
             .write(true)
@@ -377,14 +375,6 @@ impl Drop for Unlink<'_> {
             tracing::warn!(path = %self.0.display(), error = %e, "removing a /tmp disk image");
         }
     }
-}
-
-fn find_mkfs() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(MKFS_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join(MKFS))
-        .find(|candidate| candidate.is_file())
 }
 
 /// Mounts `device` on `target` in a mount namespace of a short-lived thread's own (nothing shows on the

@@ -52,22 +52,14 @@ pub fn enter_if_unprivileged() {
     }
     let uid = nix::unistd::geteuid().as_raw();
     let gid = nix::unistd::getegid().as_raw();
-    match Subordinate::of(uid, gid) {
-        Some(sub) => match enter_with_ranges(uid, gid, &sub) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = ENTER_FAILED.set(format!("unshare(CLONE_NEWUSER): {e}"));
-                return;
-            }
-        },
-        None => match nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
-            Ok(()) => {}
-            Err(e) => {
-                let _ = ENTER_FAILED.set(format!("unshare(CLONE_NEWUSER): {e}"));
-                return;
-            }
-        },
+    let entered = match Subordinate::of(uid) {
+        Some(sub) => enter_with_ranges(uid, gid, &sub),
+        None => nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER).map_err(io::Error::from),
     };
+    if let Err(e) = entered {
+        let _ = ENTER_FAILED.set(format!("unshare(CLONE_NEWUSER): {e}"));
+        return;
+    }
     // Whatever newuidmap/newgidmap did not map (they may refuse), Nimbus maps to its own ids.
     if let Err(e) = write_own_maps(uid, gid) {
         eprintln!("nimbus: entered a user namespace but cannot map its ids ({e}); start Nimbus with --sandbox process");
@@ -86,25 +78,18 @@ struct Subordinate {
 impl Subordinate {
     /// The ranges (start, count) `/etc/subuid` and `/etc/subgid` give `uid`'s user, if each holds
     /// Lambda's ids (993 and 990 inside, where 1.. is the range) and both helpers are installed.
-    fn of(uid: u32, gid: u32) -> Option<Self> {
+    fn of(uid: u32) -> Option<Self> {
         let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten()?.name;
         let owners = [name, uid.to_string()];
-        let _ = gid;
         let range = |file: &str, needed: u32| {
             let text = std::fs::read_to_string(file).ok()?;
             subordinate_range(&text, &owners).filter(|(_, count)| *count >= needed)
         };
-        let find = |program: &str| {
-            ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"]
-                .iter()
-                .map(|dir| std::path::Path::new(dir).join(program))
-                .find(|p| p.is_file())
-        };
         Some(Self {
             uids: range("/etc/subuid", super::SANDBOX_UID)?,
             gids: range("/etc/subgid", super::SANDBOX_GID)?,
-            newuidmap: find("newuidmap")?,
-            newgidmap: find("newgidmap")?,
+            newuidmap: super::host_program("newuidmap")?,
+            newgidmap: super::host_program("newgidmap")?,
         })
     }
 }
