@@ -8,7 +8,9 @@ mod function;
 pub mod limits;
 mod logs;
 mod name;
+mod permission;
 mod runtime;
+mod url;
 
 pub use config::{
     Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, NETWORK_TAG, NetworkAccess, RoleArn,
@@ -18,4 +20,6 @@ pub use error::{ValidationError, ValidationKind};
 pub use function::FunctionConfig;
 pub use logs::LogRetentionDays;
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
+pub use permission::{Conditions, LambdaAction, PolicyStatement, Principal, StatementId, policy_document};
 pub use runtime::{Runtime, RuntimeFamily};
+pub use url::{Cors, InvokeMode, UrlAuthType, UrlId};

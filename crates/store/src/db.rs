@@ -111,6 +111,8 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::mappings::META_MAPPINGS_V1).comment("event source mappings"),
         M::up(crate::aliases::META_ALIASES_V1).comment("aliases"),
         M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
+        M::up(crate::policies::META_POLICIES_V1).comment("resource-based policies of functions, versions, aliases"),
+        M::up(crate::urls::META_URLS_V1).comment("function URL configs"),
     ])
 }
 

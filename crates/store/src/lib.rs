@@ -26,8 +26,10 @@ mod error;
 mod functions;
 mod logs;
 mod mappings;
+mod policies;
 mod provisioned;
 mod queues;
+mod urls;
 
 pub use aliases::{AliasRecord, AliasUpdate, Routing};
 pub use async_events::{AsyncEvent, EventInvokeConfig, NewAsyncEvent};
@@ -37,7 +39,9 @@ pub use error::{Result, StoreError};
 pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
 pub use logs::{LogBatch, LogEvent, LogGroupInfo, LogStreamInfo, StoredLogEvent};
 pub use mappings::MappingRecord;
+pub use policies::{PolicyRecord, PolicyScope};
 pub use provisioned::ProvisionedConfig;
+pub use urls::{UrlConfig, UrlUpdate};
 pub use queues::{
     ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
 };
