@@ -8,6 +8,7 @@ mod function;
 pub mod limits;
 mod logs;
 mod name;
+pub mod policy;
 mod runtime;
 
 pub use config::{
