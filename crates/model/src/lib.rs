@@ -9,6 +9,7 @@ pub mod limits;
 mod logs;
 mod name;
 mod permission;
+pub mod policy;
 mod runtime;
 mod url;
 
@@ -20,6 +21,6 @@ pub use error::{ValidationError, ValidationKind};
 pub use function::FunctionConfig;
 pub use logs::LogRetentionDays;
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
-pub use permission::{Conditions, LambdaAction, PolicyStatement, Principal, StatementId, policy_document};
+pub use permission::{Conditions, LambdaAction, PolicyStatement, Principal as StatementPrincipal, StatementId, policy_document};
 pub use runtime::{Runtime, RuntimeFamily};
 pub use url::{Cors, InvokeMode, UrlAuthType, UrlId};

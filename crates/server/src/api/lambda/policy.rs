@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nimbus_model::{
-    Conditions, FunctionName, LambdaAction, PolicyStatement, Principal, Qualifier, StatementId, UrlAuthType,
+    Conditions, FunctionName, LambdaAction, PolicyStatement, Qualifier, StatementId, StatementPrincipal as Principal, UrlAuthType,
     policy_document,
 };
 use nimbus_store::{PolicyScope, StoreError, VersionId};
