@@ -86,6 +86,9 @@ pub struct Config {
     pub async_retry_base: Duration,
     /// Async invocations the dispatcher runs at once.
     pub async_concurrency: usize,
+    /// The base function URLs are published under (`https://{id}.lambda-url.example.com`), for an
+    /// operator's own DNS and TLS proxy; `None`: `http://<id>.lambda-url.<region>.localhost:<port>/`.
+    pub public_url_base: Option<api::function_url::PublicBase>,
 }
 
 impl Config {
@@ -104,6 +107,7 @@ impl Config {
             sandbox: SandboxChoice::Process,
             async_retry_base: Duration::from_secs(60),
             async_concurrency: 64,
+            public_url_base: None,
         }
     }
 }
@@ -227,6 +231,7 @@ pub async fn run(
         mappings,
         arns,
         code_urls: api::CodeUrls::new(&api_url),
+        url_hosts: api::function_url::UrlHosts::new(&config.region, api_addr.port(), config.public_url_base.clone()),
         auth_required: config.auth == AuthMode::SigV4,
         account_concurrency: config.account_concurrency,
     });
@@ -239,7 +244,8 @@ pub async fn run(
     });
     let mut http_stopping_wait = http_stopping.clone();
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        // The peer address is a function URL event's `sourceIp`.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = http_stopping_wait.wait_for(|s| *s).await;
             })

@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// Asynchronous invocations run at once.
     #[arg(long, default_value_t = 64)]
     async_concurrency: usize,
+    /// The base function URLs are published under, with `{id}` for the url-id, e.g.
+    /// `https://{id}.lambda-url.example.com` behind your own DNS and TLS proxy. Requests with such a
+    /// host are served too. Default: `http://{id}.lambda-url.<region>.localhost:<port>/`.
+    #[arg(long, env = "NIMBUS_PUBLIC_URL_BASE")]
+    public_url_base: Option<String>,
 }
 
 /// What must happen while the process has one thread: a Nimbus that is not root and may use the
@@ -106,6 +111,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     config.async_retry_base = Duration::from_millis(args.async_retry_base_ms);
     config.async_concurrency = args.async_concurrency.max(1);
+    config.public_url_base =
+        args.public_url_base.as_deref().map(nimbus_server::api::function_url::PublicBase::parse).transpose()?;
 
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;

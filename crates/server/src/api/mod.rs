@@ -1,10 +1,12 @@
 //! The AWS wire protocols on Nimbus's one endpoint. The other side is any AWS client (SDKs, the AWS
 //! CLI, `nimbus` subcommands); nothing it sends is trusted until it is SigV4-verified and parsed into
 //! the model's types. Requests are routed by the signing service of their credential scope: `lambda`
-//! (REST-JSON, routed on the path) and `logs` (JSON 1.1, routed on `X-Amz-Target`).
+//! (REST-JSON, routed on the path) and `logs` (JSON 1.1, routed on `X-Amz-Target`). Requests whose
+//! `Host` names a function URL are taken aside first, before authentication (`function_url`).
 
 mod code_url;
 mod error;
+pub mod function_url;
 mod lambda;
 mod logs;
 mod sqs;
@@ -38,6 +40,8 @@ pub struct ApiState {
     pub mappings: crate::events::mappings::Mappings,
     pub arns: crate::arn::Arns,
     pub code_urls: CodeUrls,
+    /// Renders function URLs and recognises their hosts.
+    pub url_hosts: function_url::UrlHosts,
     pub auth_required: bool,
     pub account_concurrency: u32,
 }
@@ -57,6 +61,8 @@ pub fn router(state: SharedState) -> Router {
         // `authenticate` already bounds every body; axum's own 2 MB default would refuse valid invokes.
         .layer(axum::extract::DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        // Function URLs are told apart by their Host before authentication: a NONE URL is public.
+        .layer(middleware::from_fn_with_state(state.clone(), function_url::edge))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }

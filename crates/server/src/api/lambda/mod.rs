@@ -8,9 +8,11 @@ mod functions;
 mod invoke;
 mod mappings;
 mod paging;
+mod policy;
 mod provisioned;
 mod shapes;
 mod tags;
+mod urls;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -54,6 +56,13 @@ pub fn routes() -> Router<SharedState> {
             get(event_invoke::get).put(event_invoke::put).post(event_invoke::update).delete(event_invoke::delete),
         )
         .route("/2019-09-25/functions/{name}/event-invoke-config/list", get(event_invoke::list))
+        .route("/2015-03-31/functions/{name}/policy", post(policy::add).get(policy::get))
+        .route("/2015-03-31/functions/{name}/policy/{sid}", axum::routing::delete(policy::remove))
+        .route(
+            "/2021-10-31/functions/{name}/url",
+            post(urls::create).get(urls::get).put(urls::update).delete(urls::delete),
+        )
+        .route("/2021-10-31/functions/{name}/urls", get(urls::list))
         .route("/2015-03-31/event-source-mappings", post(mappings::create).get(mappings::list))
         .route("/2015-03-31/event-source-mappings/", post(mappings::create).get(mappings::list))
         .route(

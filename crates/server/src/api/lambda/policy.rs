@@ -11,6 +11,7 @@ use nimbus_model::{
     Conditions, FunctionName, LambdaAction, PolicyStatement, Qualifier, StatementId, StatementPrincipal as Principal, UrlAuthType,
     policy_document,
 };
+use nimbus_model::policy::limits::LAMBDA_RESOURCE_POLICY_BYTES;
 use nimbus_store::{PolicyScope, StoreError, VersionId};
 use serde::Deserialize;
 use serde_json::json;
@@ -103,11 +104,25 @@ pub async fn add(
     let resource = state.arns.function(&name, qualifier.as_ref());
     let statement = PolicyStatement::allow(sid, principal, action, resource, conditions)?;
     let rendered = statement.to_json();
+    let scope = scope(qualifier.as_ref());
+    // AWS bounds a function's policy at 20 KB; checked against what is stored now.
+    let current = state.store.get_policy(&name, &scope).map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?;
+    let size = policy_document(
+        current.iter().flat_map(|p| p.statements.iter().map(String::as_str)).chain([rendered.as_str()]),
+    )
+    .len();
+    if size > LAMBDA_RESOURCE_POLICY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "PolicyLengthExceededException",
+            format!("The final policy size ({size}) is bigger than the limit ({LAMBDA_RESOURCE_POLICY_BYTES})."),
+        ));
+    }
     state
         .store
         .add_policy_statement(
             &name,
-            &scope(qualifier.as_ref()),
+            &scope,
             statement.sid.as_str(),
             &rendered,
             input.revision_id.as_deref(),

@@ -1,0 +1,270 @@
+//! Function URLs on Nimbus's one listener. The other side is any HTTP client — a browser, a webhook,
+//! `curl` — and for AuthType `NONE` it is anonymous: nothing it sends is trusted. The edge
+//! ([`edge`]) picks URL requests by their `Host` before SigV4 authentication; everything else goes on
+//! to the AWS APIs unchanged.
+//!
+//! A URL request: url-id → config (403 `{"Message":"Forbidden"}` when none) → CORS preflight answered
+//! here → body read (at most 6 MB, within [`BODY_READ_TIMEOUT`]) → access: `NONE` needs the function's
+//! resource policy to allow `lambda:InvokeFunctionUrl` (and `lambda:InvokeFunction`, for URLs created
+//! since October 2025, i.e. all of Nimbus's) to anonymous callers, decided by `nimbus_model::policy`;
+//! `AWS_IAM` needs a valid SigV4 signature for service `lambda` → payload 2.0 event
+//! ([`event`]) → `Invoker::invoke` → the answer interpreted ([`response`]) with CORS headers ([`cors`]).
+
+mod cors;
+mod event;
+mod hosts;
+mod response;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
+use nimbus_model::limits::SYNC_REQUEST_BYTES_MAX;
+use nimbus_model::policy::{self, Action, PolicyDocument, PolicyKind, PrincipalKind, RequestContext};
+use nimbus_model::{Qualifier, UrlAuthType, policy_document};
+use nimbus_store::{PolicyScope, UrlConfig};
+
+pub use hosts::{BaseError, HostMatch, PublicBase, UrlHosts};
+
+use super::{RequestId, SharedState};
+use crate::environment::Outcome;
+use crate::invoke::{InvokeError, InvokeRequest};
+
+/// How long an unauthenticated client may take to send its body. A slow sender holds a connection
+/// and a buffer of up to 6 MB, so it is cut off.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// AWS's rule of October 2025: URLs created since then need `lambda:InvokeFunction` as well as
+/// `lambda:InvokeFunctionUrl` (2025-10-01T00:00:00Z).
+const INVOKE_FUNCTION_REQUIRED_SINCE_MS: i64 = 1_759_276_800_000;
+
+static INVOKE_FUNCTION_URL: Action = Action::from_static("lambda:InvokeFunctionUrl");
+static INVOKE_FUNCTION: Action = Action::from_static("lambda:InvokeFunction");
+
+fn message(status: StatusCode, text: &str) -> Response {
+    let body = serde_json::json!({ "Message": text }).to_string();
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+fn forbidden() -> Response {
+    message(StatusCode::FORBIDDEN, "Forbidden")
+}
+
+/// What Lambda answers when the function failed, timed out or answered with something that is not
+/// a response.
+fn bad_gateway() -> Response {
+    (StatusCode::BAD_GATEWAY, [("content-type", "application/json")], "Internal Server Error").into_response()
+}
+
+/// The edge: URL hosts are served here, anything else continues to the AWS APIs.
+pub async fn edge(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    match state.url_hosts.classify(host) {
+        HostMatch::Api => next.run(request).await,
+        HostMatch::Malformed => forbidden(),
+        HostMatch::Url(id) => match state.store.url_config_by_id(&id) {
+            Ok(Some(config)) => serve(&state, config, request).await,
+            Ok(None) => forbidden(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a function URL config");
+                message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        },
+    }
+}
+
+async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Some(cors) = &config.cors
+        && cors::is_preflight(&parts.method, &parts.headers)
+    {
+        let mut response = StatusCode::OK.into_response();
+        response.headers_mut().extend(cors::preflight(cors, &parts.headers));
+        return response;
+    }
+    let too_large = || {
+        message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Request must be smaller than {SYNC_REQUEST_BYTES_MAX} bytes for the InvokeFunction operation"),
+        )
+    };
+    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, SYNC_REQUEST_BYTES_MAX).collect()).await
+    {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Ok(Err(_)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
+        Err(_) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+    };
+    let source_ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
+    let caller = match config.auth_type {
+        UrlAuthType::None => {
+            if !public_access_allowed(state, &config, &source_ip) {
+                return message(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden. For troubleshooting Function URL authorization issues, see: \
+                     https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html",
+                );
+            }
+            None
+        }
+        UrlAuthType::AwsIam => match iam_caller(state, &parts, &body) {
+            Ok(caller) => Some(caller),
+            Err(response) => return response,
+        },
+    };
+    let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let domain = state.url_hosts.domain(&config.url_id);
+    let protocol = format!("{:?}", parts.version);
+    let event = event::build(&event::EventInput {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        protocol: &protocol,
+        headers: &parts.headers,
+        body: &body,
+        source_ip,
+        url_id: config.url_id.as_str(),
+        domain: &domain,
+        request_id: &request_id,
+        epoch_ms: crate::clock::now_ms(),
+        caller: caller.as_ref(),
+    });
+    let payload = Bytes::from(event.to_string());
+    if payload.len() > SYNC_REQUEST_BYTES_MAX {
+        return too_large();
+    }
+    let invocation = InvokeRequest {
+        request_id,
+        function: config.function.clone(),
+        qualifier: config.alias.clone().map(Qualifier::Alias),
+        payload,
+        want_log_tail: false,
+        client_context: None,
+    };
+    let mut response = match state.invoker.invoke(invocation).await {
+        Ok(result) => answer(&result.outcome),
+        Err(InvokeError::Throttled(_)) => message(StatusCode::TOO_MANY_REQUESTS, "Rate Exceeded."),
+        Err(InvokeError::NotFound { .. }) => forbidden(),
+        Err(e) => {
+            tracing::error!(error = %e, "function URL invocation");
+            message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    };
+    if let Some(cors) = &config.cors {
+        let added = cors::actual(cors, &parts.headers);
+        for (name, _) in &added {
+            response.headers_mut().remove(name);
+        }
+        response.headers_mut().extend(added);
+    }
+    response
+}
+
+/// The function's outcome as the URL's HTTP answer.
+fn answer(outcome: &Outcome) -> Response {
+    let Outcome::Success { payload } = outcome else { return bad_gateway() };
+    match response::interpret(payload) {
+        Ok(answer) => {
+            let mut response = Response::new(Body::from(answer.body));
+            *response.status_mut() = answer.status;
+            let headers = response.headers_mut();
+            for (name, value) in answer.headers {
+                headers.append(name, value);
+            }
+            response
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "a function URL's function answered with a malformed response");
+            bad_gateway()
+        }
+    }
+}
+
+/// Whether the function's resource policy lets anyone call a `NONE` URL: `lambda:InvokeFunctionUrl`
+/// with `lambda:FunctionUrlAuthType` = `NONE`, and (October 2025 on) `lambda:InvokeFunction` with
+/// `lambda:InvokedViaFunctionUrl` = `true`.
+fn public_access_allowed(state: &SharedState, config: &UrlConfig, source_ip: &str) -> bool {
+    let (scope, qualifier) = match &config.alias {
+        Some(a) => (PolicyScope::Alias(a.clone()), Some(Qualifier::Alias(a.clone()))),
+        None => (PolicyScope::Function, None),
+    };
+    let policy = match state.store.get_policy(&config.function, &scope) {
+        Ok(Some(p)) => p,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a function's policy for its URL");
+            return false;
+        }
+    };
+    let text = policy_document(policy.statements.iter().map(String::as_str));
+    let document = match PolicyDocument::parse(PolicyKind::Resource, &text) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(function = %config.function, error = %e, "a stored function policy does not parse");
+            return false;
+        }
+    };
+    let resource = state.arns.function(&config.function, qualifier.as_ref());
+    let anonymous = policy::Principal {
+        arn: String::new(),
+        account: String::new(),
+        user_id: String::new(),
+        kind: PrincipalKind::Anonymous,
+    };
+    let allowed = |action: &Action, via_url: bool| {
+        let mut ctx = RequestContext::new(anonymous.clone(), action.clone(), resource.clone());
+        ctx.set("lambda:FunctionUrlAuthType", "NONE").set("aws:SourceIp", source_ip);
+        if via_url {
+            ctx.set("lambda:InvokedViaFunctionUrl", "true");
+        }
+        let policies = policy::Policies { resource: Some(&document), ..Default::default() };
+        policy::evaluate(&policies, &ctx).is_allowed()
+    };
+    allowed(&INVOKE_FUNCTION_URL, false)
+        && (config.created_ms < INVOKE_FUNCTION_REQUIRED_SINCE_MS || allowed(&INVOKE_FUNCTION, true))
+}
+
+/// An `AWS_IAM` URL's caller: a SigV4 signature for service `lambda` by a credential Nimbus knows.
+/// Nimbus has no identity policies yet, so any such caller may invoke, as it may through Invoke.
+fn iam_caller(
+    state: &SharedState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<event::IamCaller, Response> {
+    let caller = crate::auth::verify(parts, body, std::time::SystemTime::now(), |key| state.credentials.lookup(key))
+        .map_err(|e| match e {
+            crate::auth::AuthError::MissingAuthentication => forbidden(),
+            other => message(StatusCode::FORBIDDEN, &other.to_string()),
+        })?;
+    if caller.service != "lambda" {
+        return Err(message(
+            StatusCode::FORBIDDEN,
+            &format!("Credential should be scoped to correct service: 'lambda'. (signed for '{}')", caller.service),
+        ));
+    }
+    let account = state.arns.account.clone();
+    let user_arn = if caller.session {
+        format!("arn:aws:sts::{account}:assumed-role/nimbus-function/{}", caller.access_key_id)
+    } else {
+        format!("arn:aws:iam::{account}:root")
+    };
+    Ok(event::IamCaller {
+        access_key: caller.access_key_id.clone(),
+        caller_id: account.clone(),
+        user_id: account.clone(),
+        account_id: account,
+        user_arn,
+    })
+}
