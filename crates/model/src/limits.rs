@@ -23,6 +23,9 @@ pub const ENV_VARS_BYTES_MAX: usize = 4 * 1024;
 /// "Response payload size exceeded maximum allowed payload size (6291556 bytes)".
 pub const SYNC_REQUEST_BYTES_MAX: usize = 6 * 1024 * 1024;
 pub const SYNC_RESPONSE_BYTES_MAX: usize = 6 * 1024 * 1024 + 100;
+/// A streamed response (InvokeWithResponseStream, RESPONSE_STREAM URLs): AWS's limit since July 2025
+/// is 200 MB ("Lambda quotas": response streaming payload).
+pub const STREAMED_RESPONSE_BYTES_MAX: usize = 200 * 1024 * 1024;
 /// "256 KB (asynchronous)" was raised to 1 MB in 2025.
 pub const ASYNC_PAYLOAD_BYTES_MAX: usize = 1024 * 1024;
 /// The deprecated InvokeAsync operation keeps the old 256 KB bound.

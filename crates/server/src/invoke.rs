@@ -11,7 +11,7 @@ use nimbus_store::{FunctionRecord, Store, StoreError, VersionId};
 use tokio::sync::oneshot;
 
 use crate::arn::Arns;
-use crate::environment::{Invocation, Outcome};
+use crate::environment::{Invocation, Outcome, ResponseStream, StreamSlot};
 use crate::pool::{AcquireError, EnvKey, PlanError, Planner, Pool, Throttle};
 use crate::runtimes::Runtimes;
 
@@ -26,6 +26,9 @@ pub struct InvokeRequest {
     pub want_log_tail: bool,
     /// The client context as JSON text (already base64-decoded).
     pub client_context: Option<String>,
+    /// Where a streamed response goes, for callers that stream; `None`: a streamed response is
+    /// collected into the outcome's payload (within the sync payload limit).
+    pub stream: Option<crate::environment::StreamSlot>,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,17 @@ pub struct InvokeResult {
     pub log_tail: Option<Vec<u8>>,
     /// Set when this invocation paid for a cold start.
     pub init_duration: Option<Duration>,
+}
+
+/// What [`Invoker::invoke_streaming`] returns.
+pub enum Started {
+    /// The function streams: its bytes arrive on `stream.chunks`; `done` resolves once it ended.
+    Streaming {
+        stream: ResponseStream,
+        done: std::pin::Pin<Box<dyn std::future::Future<Output = Result<InvokeResult, InvokeError>> + Send>>,
+    },
+    /// The invocation ended without streaming (a buffered answer, an error, a throttle).
+    Finished(Result<InvokeResult, InvokeError>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +128,32 @@ impl Invoker {
             .map_err(|e| InvokeError::Internal { request_id, reason: format!("invocation task: {e}") })?
     }
 
+    /// Runs one invocation for a caller that streams: returns as soon as the function starts streaming
+    /// its response (the bytes then follow on the stream, the outcome on `done`), or when the
+    /// invocation ends without streaming. Still the one invoke path: this is [`Invoker::invoke`] with a
+    /// [`StreamSlot`] the runtime's streamed response is handed to.
+    pub async fn invoke_streaming(self: &Arc<Self>, mut request: InvokeRequest) -> Started {
+        let (slot, mut started) = StreamSlot::new();
+        request.stream = Some(slot);
+        let this = self.clone();
+        let mut done = tokio::spawn(async move { this.invoke(request).await });
+        let joined = |r: Result<Result<InvokeResult, InvokeError>, tokio::task::JoinError>| {
+            r.unwrap_or_else(|e| Err(InvokeError::Internal { request_id: String::new(), reason: format!("invocation task: {e}") }))
+        };
+        tokio::select! {
+            biased;
+            stream = &mut started => match stream {
+                Ok(stream) => Started::Streaming { stream, done: Box::pin(async move { joined(done.await) }) },
+                Err(_) => Started::Finished(joined(done.await)),
+            },
+            result = &mut done => match started.try_recv() {
+                // It streamed and finished before this task looked.
+                Ok(stream) => Started::Streaming { stream, done: Box::pin(std::future::ready(joined(result))) },
+                Err(_) => Started::Finished(joined(result)),
+            },
+        }
+    }
+
     async fn run(&self, record: Arc<FunctionRecord>, request: InvokeRequest) -> Result<InvokeResult, InvokeError> {
         let executed_version = record.version.to_string();
         let invoked_function_arn = self.arns.function(&request.function, request.qualifier.as_ref());
@@ -145,6 +185,7 @@ impl Invoker {
                 client_context: request.client_context.clone(),
                 cognito_identity: None,
                 want_log_tail: request.want_log_tail,
+                stream: request.stream.clone(),
                 reply,
             };
             if lease.env.invoke(invocation).await.is_err() {

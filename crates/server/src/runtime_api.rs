@@ -13,9 +13,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use base64::Engine;
 use http_body_util::{BodyExt, Limited};
-use nimbus_model::limits::SYNC_RESPONSE_BYTES_MAX;
+use nimbus_model::limits::{STREAMED_RESPONSE_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::environment::{ResponseStream, StreamSlot};
 
 /// The event a `/next` call receives.
 #[derive(Debug)]
@@ -56,6 +59,29 @@ pub enum RuntimeMsg {
         body: Bytes,
         reply: oneshot::Sender<Ack>,
     },
+    /// A streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`) begins: the driver
+    /// answers with where it goes (`None`: the caller takes a buffered answer).
+    StreamStart {
+        request_id: String,
+        reply: oneshot::Sender<Result<Option<StreamSlot>, Ack>>,
+    },
+    /// A streamed response ended: its body was complete, or the runtime reported an error in its
+    /// trailers, or it passed the limit.
+    StreamEnd {
+        request_id: String,
+        end: StreamEnd,
+        reply: oneshot::Sender<Ack>,
+    },
+}
+
+/// How a streamed response ended.
+#[derive(Debug)]
+pub enum StreamEnd {
+    /// The body as collected when the caller did not stream (empty when it did).
+    Complete { buffered: Bytes },
+    /// `Lambda-Runtime-Function-Error-Type` / `-Body` trailers (or a body cut off mid-way).
+    Error { error_type: Option<String>, body: Bytes },
+    TooLarge { limit: usize },
 }
 
 /// The driver's verdict on a report.
@@ -119,7 +145,18 @@ fn next_response(event: NextEvent) -> Response {
     response
 }
 
-async fn response(State(tx): State<mpsc::Sender<RuntimeMsg>>, Path(request_id): Path<String>, body: Body) -> Response {
+async fn response(
+    State(tx): State<mpsc::Sender<RuntimeMsg>>,
+    Path(request_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let streaming = headers
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if streaming {
+        return streamed_response(&tx, request_id, &headers, body).await;
+    }
     let (reply, rx) = oneshot::channel();
     let msg = match read_limited(body).await {
         Ok(body) => RuntimeMsg::Response { request_id, body, reply },
@@ -153,6 +190,82 @@ async fn init_error(State(tx): State<mpsc::Sender<RuntimeMsg>>, headers: HeaderM
     ack(&tx, RuntimeMsg::InitError { error_type, body, reply }, rx).await
 }
 
+/// Chunks in flight between a streaming runtime and its caller; a slow caller slows the runtime's
+/// upload rather than growing a buffer.
+const STREAM_CHUNKS_IN_FLIGHT: usize = 16;
+
+/// A streamed response: its bytes go to the caller as they arrive (or are collected, within the sync
+/// limit, for a caller that does not stream); the error trailers, if any, end it as a function error.
+async fn streamed_response(tx: &mpsc::Sender<RuntimeMsg>, request_id: String, headers: &HeaderMap, body: Body) -> Response {
+    let (reply, rx) = oneshot::channel();
+    if tx.send(RuntimeMsg::StreamStart { request_id: request_id.clone(), reply }).await.is_err() {
+        return container_error();
+    }
+    let slot = match rx.await {
+        Ok(Ok(slot)) => slot,
+        Ok(Err(ack)) => return ack_response(Ok(ack)),
+        Err(_) => return container_error(),
+    };
+    let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (chunk_tx, chunk_rx) = mpsc::channel(STREAM_CHUNKS_IN_FLIGHT);
+    let sink = slot
+        .and_then(|s| s.take())
+        .and_then(|caller| caller.send(ResponseStream { content_type, chunks: chunk_rx }).ok())
+        .map(|()| chunk_tx);
+    let limit = if sink.is_some() { STREAMED_RESPONSE_BYTES_MAX } else { SYNC_RESPONSE_BYTES_MAX };
+    let mut buffered = bytes::BytesMut::new();
+    let mut total = 0usize;
+    let mut body = body;
+    let end = loop {
+        match body.frame().await {
+            None => break StreamEnd::Complete { buffered: buffered.split().freeze() },
+            Some(Err(_)) => {
+                break StreamEnd::Error {
+                    error_type: Some("Runtime.TruncatedResponse".into()),
+                    body: Bytes::from_static(b"The response stream was cut off."),
+                };
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => {
+                    total += data.len();
+                    if total > limit {
+                        break StreamEnd::TooLarge { limit };
+                    }
+                    match &sink {
+                        // A caller that went away no longer reads; the rest is drained and dropped.
+                        Some(sink) => {
+                            let _ = sink.send(data).await;
+                        }
+                        None => buffered.extend_from_slice(&data),
+                    }
+                }
+                Err(frame) => {
+                    if let Some(trailers) = frame.into_trailers().ok()
+                        && let Some(error_type) = error_type_header(&trailers)
+                    {
+                        let body = trailers
+                            .get("lambda-runtime-function-error-body")
+                            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
+                            .map(Bytes::from)
+                            .unwrap_or_default();
+                        break StreamEnd::Error { error_type: Some(error_type), body };
+                    }
+                }
+            },
+        }
+    };
+    drop(sink);
+    let too_large = matches!(end, StreamEnd::TooLarge { .. });
+    let (reply, rx) = oneshot::channel();
+    if tx.send(RuntimeMsg::StreamEnd { request_id, end, reply }).await.is_err() {
+        return container_error();
+    }
+    match rx.await {
+        Ok(Ack::Accepted) if too_large => ack_response(Ok(Ack::TooLarge)),
+        other => ack_response(other.map_err(|_| ())),
+    }
+}
+
 fn error_type_header(headers: &HeaderMap) -> Option<String> {
     headers.get("lambda-runtime-function-error-type").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
@@ -161,7 +274,11 @@ async fn ack(tx: &mpsc::Sender<RuntimeMsg>, msg: RuntimeMsg, rx: oneshot::Receiv
     if tx.send(msg).await.is_err() {
         return container_error();
     }
-    match rx.await {
+    ack_response(rx.await.map_err(|_| ()))
+}
+
+fn ack_response(ack: Result<Ack, ()>) -> Response {
+    match ack {
         Ok(Ack::Accepted) => {
             (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#).into_response()
         }

@@ -113,7 +113,7 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
 fn changes_functions(parts: &axum::http::request::Parts) -> bool {
     let path = parts.uri.path();
     let reads = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
-    let invokes = path.ends_with("/invocations") || path.ends_with("/invoke-async") || path.ends_with("/invoke-async/");
+    let invokes = path.ends_with("/invocations") || path.ends_with("/response-streaming-invocations") || path.ends_with("/invoke-async") || path.ends_with("/invoke-async/");
     !reads && !invokes && path != "/"
 }
 

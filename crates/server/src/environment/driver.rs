@@ -24,7 +24,7 @@ use super::{Command, Invocation, InvokeReport, Outcome};
 use crate::clock;
 use crate::logs::{self, ReportLine};
 use crate::pool::EnvId;
-use crate::runtime_api::{Ack, NextEvent, RuntimeMsg};
+use crate::runtime_api::{Ack, NextEvent, RuntimeMsg, StreamEnd};
 
 /// AWS returns "the last 4 KB of the execution log" with `LogType: Tail`.
 const LOG_TAIL_BYTES: usize = 4096;
@@ -78,6 +78,7 @@ struct Current {
     timeout: Duration,
     init_duration: Option<Duration>,
     tail: Option<Vec<u8>>,
+    stream: Option<super::StreamSlot>,
 }
 
 /// Why the driver stopped.
@@ -222,6 +223,7 @@ impl Driver {
                 timeout: invocation.timeout,
                 init_duration,
                 tail: self.queued_tail.take().or_else(|| invocation.want_log_tail.then(Vec::new)),
+                stream: invocation.stream,
             };
             let start = logs::start_line(&current.request_id, &self.p.version);
             push_line(&mut self.pending_logs, current.tail.as_mut(), start);
@@ -273,6 +275,30 @@ impl Driver {
                 let payload = error_report(&body, error_type.as_deref());
                 let ack = self.complete_if_current(&request_id, || Outcome::FunctionError { payload }, None);
                 let _ = reply.send(ack);
+                None
+            }
+            RuntimeMsg::StreamStart { request_id, reply } => {
+                let answer = match &self.current {
+                    Some(c) if c.request_id == request_id => Ok(c.stream.clone()),
+                    _ => Err(Ack::InvalidRequestId),
+                };
+                let _ = reply.send(answer);
+                None
+            }
+            RuntimeMsg::StreamEnd { request_id, end, reply } => {
+                let outcome = match end {
+                    StreamEnd::Complete { buffered } => Outcome::Success { payload: buffered },
+                    StreamEnd::Error { error_type, body } => {
+                        Outcome::FunctionError { payload: error_report(&body, error_type.as_deref()) }
+                    }
+                    StreamEnd::TooLarge { limit } => Outcome::ResponseTooLarge {
+                        payload: Outcome::platform_error(
+                            "Function.ResponseSizeTooLarge",
+                            format!("Response payload size exceeded maximum allowed payload size ({limit} bytes)."),
+                        ),
+                    },
+                };
+                let _ = reply.send(self.complete_if_current(&request_id, || outcome, None));
                 None
             }
             RuntimeMsg::InitError { error_type, body, reply } => {
@@ -365,6 +391,7 @@ impl Driver {
             timeout: invocation.timeout,
             init_duration: Some(self.p.launched_at.elapsed()),
             tail,
+            stream: None,
         });
         self.complete(outcome, status, Vec::new());
     }

@@ -26,7 +26,33 @@ pub struct Invocation {
     pub cognito_identity: Option<String>,
     /// Keep the invocation's log lines for `X-Amz-Log-Type: Tail`.
     pub want_log_tail: bool,
+    /// Set when the caller can take a streamed response (InvokeWithResponseStream, RESPONSE_STREAM URLs).
+    pub stream: Option<StreamSlot>,
     pub reply: oneshot::Sender<InvokeReport>,
+}
+
+/// A streamed response as it arrives from the runtime: its declared content type, then its bytes in
+/// order (the channel closes when the runtime's body ends; how it ended is the invocation's outcome).
+#[derive(Debug)]
+pub struct ResponseStream {
+    pub content_type: Option<String>,
+    pub chunks: mpsc::Receiver<Bytes>,
+}
+
+/// Where a streamed response goes: taken by the first runtime response that streams. Shared (an
+/// invocation whose init timed out is handed to a second environment), taken at most once.
+#[derive(Debug, Clone)]
+pub struct StreamSlot(Arc<std::sync::Mutex<Option<oneshot::Sender<ResponseStream>>>>);
+
+impl StreamSlot {
+    pub fn new() -> (Self, oneshot::Receiver<ResponseStream>) {
+        let (tx, rx) = oneshot::channel();
+        (Self(Arc::new(std::sync::Mutex::new(Some(tx)))), rx)
+    }
+
+    pub fn take(&self) -> Option<oneshot::Sender<ResponseStream>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 /// How an invocation ended. A function failing is an outcome, not an error of Nimbus's.

@@ -310,6 +310,7 @@ impl Dispatcher {
             payload: Bytes::from(event.payload.clone()),
             want_log_tail: false,
             client_context: event.client_context.clone(),
+            stream: None,
         };
         match self.invoker.invoke(request).await {
             Ok(result) if !result.outcome.is_function_error() => {

@@ -316,6 +316,7 @@ impl Worker {
             payload: Bytes::from(payload),
             want_log_tail: false,
             client_context: None,
+            stream: None,
         };
         let handles: Vec<(String, (i64, String))> =
             keep.iter().map(|(m, _)| (m.message_id.clone(), (m.row_id, m.receipt_token.clone()))).collect();

@@ -152,6 +152,7 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
         payload,
         want_log_tail: false,
         client_context: None,
+        stream: None,
     };
     let mut response = match state.invoker.invoke(invocation).await {
         Ok(result) => answer(&result.outcome),

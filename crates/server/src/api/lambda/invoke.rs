@@ -85,6 +85,7 @@ pub async fn invoke(
         payload: if body.is_empty() { Bytes::from_static(b"{}") } else { body },
         want_log_tail,
         client_context,
+        stream: None,
     };
     match kind {
         InvocationType::DryRun => {
@@ -184,6 +185,7 @@ pub async fn invoke_async(
         payload: if body.is_empty() { Bytes::from_static(b"{}") } else { body },
         want_log_tail: false,
         client_context: None,
+        stream: None,
     };
     state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
     accept_event(&state, request).await?;

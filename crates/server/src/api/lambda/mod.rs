@@ -11,6 +11,7 @@ mod paging;
 mod policy;
 mod provisioned;
 mod shapes;
+pub(crate) mod stream;
 mod tags;
 mod urls;
 
@@ -37,6 +38,7 @@ pub fn routes() -> Router<SharedState> {
             get(aliases::get).put(aliases::update).delete(aliases::delete),
         )
         .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
+        .route("/2021-11-15/functions/{name}/response-streaming-invocations", post(stream::invoke))
         .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))
         .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
         .route("/2016-08-19/account-settings", get(functions::account_settings))
