@@ -18,7 +18,7 @@ const EXIT_RUNTIME_API_FAILURE = 1;
 const EXIT_UNCAUGHT_EXCEPTION = 129; // as AWS: also used after an init error
 const EXIT_UNHANDLED_REJECTION = 128; // as AWS
 
-let http, fs, path, url, util, nodeModule;
+let http, fs, path, url, util, nodeModule, nodeStream;
 let userRequire; // a require() for the function's CommonJS modules
 
 // ------------------------------------------------------------------------------------------------
@@ -535,6 +535,13 @@ async function invokeOnce() {
       },
     };
     const event = JSON.parse(body);
+    if (handler[STREAMING_SYMBOL] === 'response') {
+      settled = true;
+      reported = true;
+      beforeExitListener = null;
+      invokeStreaming(id, event, context);
+      return;
+    }
     const result = handler(event, context, callback);
     if (result && typeof result.then === 'function') {
       // Only a returned promise (thenable) answers: a plain return value of a non-async handler is
@@ -544,6 +551,129 @@ async function invokeOnce() {
   } catch (err) {
     callback(err);
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Response streaming: `awslambda.streamifyResponse(handler)` marks a handler that takes
+// (event, responseStream, context); its bytes go to /response as a chunked body with
+// `Lambda-Runtime-Function-Response-Mode: streaming`, written as the function writes them. An error
+// after the first byte is reported in the trailers (`Lambda-Runtime-Function-Error-Type`, and the
+// error JSON base64-encoded in `Lambda-Runtime-Function-Error-Body`), before it as an ordinary /error.
+// `awslambda.HttpResponseStream.from(stream, prelude)` makes the body a function URL's HTTP response:
+// content type application/vnd.awslambda.http-integration-response, the prelude JSON (statusCode,
+// headers, cookies), eight NUL bytes, then the payload.
+
+const STREAMING_SYMBOL = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HANDLER_HIGHWATERMARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+const HTTP_INTEGRATION_CONTENT_TYPE = 'application/vnd.awslambda.http-integration-response';
+const ERROR_BODY_TRAILER = 'Lambda-Runtime-Function-Error-Body';
+
+function installAwsLambdaGlobal() {
+  class HttpResponseStream {
+    static from(underlyingStream, prelude) {
+      underlyingStream.setContentType(HTTP_INTEGRATION_CONTENT_TYPE);
+      const json = Buffer.from(JSON.stringify(prelude || {}));
+      underlyingStream._prelude = Buffer.concat([json, Buffer.alloc(8)]);
+      return underlyingStream;
+    }
+  }
+  globalThis.awslambda = {
+    streamifyResponse(handler, options) {
+      handler[STREAMING_SYMBOL] = 'response';
+      if (options && Number.isInteger(options.highWaterMark)) handler[HANDLER_HIGHWATERMARK] = options.highWaterMark;
+      return handler;
+    },
+    HttpResponseStream,
+  };
+}
+
+function makeResponseStream(id) {
+  // The request to /response is opened at the first write (or the end), so setContentType and
+  // HttpResponseStream.from work until then.
+  let req = null;
+  let answered = null;
+  let contentType = 'application/octet-stream';
+  const open = (self) => {
+    req = http.request({
+      hostname: client.hostname,
+      port: client.port,
+      path: `${API_PREFIX}/invocation/${encodeURIComponent(id)}/response`,
+      method: 'POST',
+      agent: client.agent,
+      headers: {
+        'Content-Type': contentType,
+        'Lambda-Runtime-Function-Response-Mode': 'streaming',
+        'Transfer-Encoding': 'chunked',
+        Trailer: `${ERROR_TYPE_HEADER}, ${ERROR_BODY_TRAILER}`,
+      },
+    });
+    req.on('socket', (socket) => socket.setNoDelay(true));
+    answered = new Promise((resolve, reject) => {
+      req.on('response', (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }));
+      });
+      req.on('error', (e) => reject(new RuntimeAPIError(`POST /response (streaming) failed: ${e.message}`)));
+    });
+    if (self._prelude) req.write(self._prelude);
+  };
+  const stream = new nodeStream.Writable({
+    write(chunk, encoding, callback) {
+      if (!req) open(this);
+      req.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      if (!req) open(this);
+      callback();
+    },
+  });
+  stream.setContentType = (value) => {
+    if (req) throw new Error('Content type cannot be set after the stream has been written to');
+    contentType = String(value);
+  };
+  // Ends the invocation: the body (with error trailers for `err`), or a plain /error if nothing was sent.
+  stream._finishInvocation = async (err) => {
+    if (err !== null && err !== undefined && !req) {
+      logError('Invoke Error', err);
+      return client.postError(id, err);
+    }
+    if (err !== null && err !== undefined) {
+      logError('Invoke Error', err);
+      const response = toErrorResponse(err);
+      req.addTrailers({
+        [ERROR_TYPE_HEADER]: headerSafe(response.errorType),
+        [ERROR_BODY_TRAILER]: Buffer.from(JSON.stringify(response)).toString('base64'),
+      });
+    } else if (!stream.writableFinished) {
+      await new Promise((resolve) => {
+        stream.once('finish', resolve);
+        stream.once('error', resolve);
+        if (!stream.writableEnded) stream.end();
+      });
+    }
+    req.end();
+    const res = await answered;
+    if (res.status >= 500) throw new RuntimeAPIError(`POST /response (streaming) answered ${res.status}: ${res.body}`);
+    if (res.status >= 300) process.stderr.write(`nimbus-bootstrap: POST /response answered ${res.status}: ${res.body}\n`);
+  };
+  return stream;
+}
+
+function invokeStreaming(id, event, context) {
+  const stream = makeResponseStream(id);
+  let result;
+  try {
+    result = Promise.resolve(handler(event, stream, context));
+  } catch (err) {
+    result = Promise.reject(err);
+  }
+  result
+    .then(
+      () => stream._finishInvocation(null),
+      (err) => stream._finishInvocation(err),
+    )
+    .then(scheduleNext, fatalRuntimeAPIError);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -627,13 +757,14 @@ function warmUpHttp() {
 }
 
 async function main() {
-  [http, fs, path, url, util, nodeModule] = await Promise.all([
+  [http, fs, path, url, util, nodeModule, nodeStream] = await Promise.all([
     import('node:http'),
     import('node:fs'),
     import('node:path'),
     import('node:url'),
     import('node:util'),
     import('node:module'),
+    import('node:stream'),
   ]);
   const prestartFd = process.env._NIMBUS_PRESTART_FD;
   if (prestartFd !== undefined) {
@@ -671,6 +802,7 @@ async function main() {
     if (listener) listener();
   });
 
+  installAwsLambdaGlobal();
   const taskRoot = process.env.LAMBDA_TASK_ROOT || process.cwd();
   // require() for CommonJS code, anchored at this file (as AWS's is at its runtime's index.mjs).
   userRequire = nodeModule.createRequire(path.resolve(process.argv[1] || path.join(taskRoot, 'bootstrap.js')));

@@ -14,6 +14,7 @@ mod cors;
 mod event;
 mod hosts;
 mod response;
+mod streaming;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -26,14 +27,14 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use nimbus_model::limits::SYNC_REQUEST_BYTES_MAX;
 use nimbus_model::policy::{self, Action, PolicyDocument, PolicyKind, PrincipalKind, RequestContext};
-use nimbus_model::{Qualifier, UrlAuthType, policy_document};
+use nimbus_model::{InvokeMode, Qualifier, UrlAuthType, policy_document};
 use nimbus_store::{PolicyScope, UrlConfig};
 
 pub use hosts::{BaseError, HostMatch, PublicBase, UrlHosts};
 
 use super::{RequestId, SharedState};
 use crate::environment::Outcome;
-use crate::invoke::{InvokeError, InvokeRequest};
+use crate::invoke::{InvokeError, InvokeRequest, Started};
 
 /// How long an unauthenticated client may take to send its body. A slow sender holds a connection
 /// and a buffer of up to 6 MB, so it is cut off.
@@ -154,8 +155,16 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
         client_context: None,
         stream: None,
     };
-    let mut response = match state.invoker.invoke(invocation).await {
-        Ok(result) => answer(&result.outcome),
+    let result = match config.invoke_mode {
+        InvokeMode::Buffered => state.invoker.invoke(invocation).await.map(Answer::Buffered),
+        InvokeMode::ResponseStream => match state.invoker.invoke_streaming(invocation).await {
+            Started::Streaming { stream, .. } => Ok(Answer::Streamed(stream)),
+            Started::Finished(result) => result.map(Answer::Buffered),
+        },
+    };
+    let mut response = match result {
+        Ok(Answer::Buffered(result)) => answer(&result.outcome),
+        Ok(Answer::Streamed(stream)) => streaming::answer(stream).await.unwrap_or_else(bad_gateway),
         Err(InvokeError::Throttled(_)) => message(StatusCode::TOO_MANY_REQUESTS, "Rate Exceeded."),
         Err(InvokeError::NotFound { .. }) => forbidden(),
         Err(e) => {
@@ -171,6 +180,12 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
         response.headers_mut().extend(added);
     }
     response
+}
+
+enum Answer {
+    Buffered(crate::invoke::InvokeResult),
+    /// A RESPONSE_STREAM URL's function began streaming.
+    Streamed(crate::environment::ResponseStream),
 }
 
 /// The function's outcome as the URL's HTTP answer.

@@ -51,10 +51,11 @@ fn json_ok(body: Bytes) -> HttpAnswer {
     }
 }
 
-pub fn interpret(payload: &Bytes) -> Result<HttpAnswer, ResponseError> {
-    let value: Value = serde_json::from_slice(payload).map_err(|_| ResponseError::NotJson)?;
-    let Value::Object(object) = &value else { return Ok(json_ok(payload.clone())) };
-    let Some(status) = object.get("statusCode") else { return Ok(json_ok(payload.clone())) };
+/// Status, headers and cookies of a response object (the buffered answer, or a stream's prelude).
+fn head(
+    status: &Value,
+    object: &serde_json::Map<String, Value>,
+) -> Result<(StatusCode, Vec<(HeaderName, HeaderValue)>), ResponseError> {
     let status = status
         .as_u64()
         .and_then(|n| u16::try_from(n).ok())
@@ -87,6 +88,23 @@ pub fn interpret(payload: &Bytes) -> Result<HttpAnswer, ResponseError> {
         }
         Some(_) => return Err(ResponseError::Cookies),
     }
+    Ok((status, headers))
+}
+
+/// The prelude of a streamed HTTP response (`HttpResponseStream.from`): a JSON object with
+/// `statusCode` (200 when absent), `headers` and `cookies`.
+pub fn prelude(bytes: &[u8]) -> Result<(StatusCode, Vec<(HeaderName, HeaderValue)>), ResponseError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|_| ResponseError::NotJson)?;
+    let Value::Object(object) = &value else { return Err(ResponseError::NotJson) };
+    let ok = Value::from(200);
+    head(object.get("statusCode").unwrap_or(&ok), object)
+}
+
+pub fn interpret(payload: &Bytes) -> Result<HttpAnswer, ResponseError> {
+    let value: Value = serde_json::from_slice(payload).map_err(|_| ResponseError::NotJson)?;
+    let Value::Object(object) = &value else { return Ok(json_ok(payload.clone())) };
+    let Some(status) = object.get("statusCode") else { return Ok(json_ok(payload.clone())) };
+    let (status, mut headers) = head(status, object)?;
     let body = match object.get("body") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
