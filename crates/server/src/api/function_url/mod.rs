@@ -7,8 +7,10 @@
 //! here → body read (at most 6 MB, within [`BODY_READ_TIMEOUT`]) → access: `NONE` needs the function's
 //! resource policy to allow `lambda:InvokeFunctionUrl` (and `lambda:InvokeFunction`, for URLs created
 //! since October 2025, i.e. all of Nimbus's) to anonymous callers, decided by `nimbus_model::policy`;
-//! `AWS_IAM` needs a valid SigV4 signature for service `lambda` → payload 2.0 event
-//! ([`event`]) → `Invoker::invoke` → the answer interpreted ([`response`]) with CORS headers ([`cors`]).
+//! `AWS_IAM` needs a valid SigV4 signature for service `lambda` by an identity `authz` lets invoke
+//! → payload 2.0 event
+//! ([`event`]) → `Invoker::invoke` → the answer interpreted ([`response`]) with CORS headers ([`cors`]);
+//! `RESPONSE_STREAM` URLs send the function's bytes as they come ([`streaming`]).
 
 mod cors;
 mod event;
@@ -120,7 +122,7 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
             }
             None
         }
-        UrlAuthType::AwsIam => match iam_caller(state, &parts, &body) {
+        UrlAuthType::AwsIam => match iam_caller(state, &config, &parts, &body) {
             Ok(caller) => Some(caller),
             Err(response) => return response,
         },
@@ -252,10 +254,12 @@ fn public_access_allowed(state: &SharedState, config: &UrlConfig, source_ip: &st
         && (config.created_ms < INVOKE_FUNCTION_REQUIRED_SINCE_MS || allowed(&INVOKE_FUNCTION, true))
 }
 
-/// An `AWS_IAM` URL's caller: a SigV4 signature for service `lambda` by a credential Nimbus knows.
-/// Nimbus has no identity policies yet, so any such caller may invoke, as it may through Invoke.
+/// An `AWS_IAM` URL's caller: a SigV4 signature for service `lambda` by a credential Nimbus knows,
+/// whose identity may perform `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the URL's
+/// function (decided by `authz`, as every API request is).
 fn iam_caller(
     state: &SharedState,
+    config: &UrlConfig,
     parts: &axum::http::request::Parts,
     body: &[u8],
 ) -> Result<event::IamCaller, Response> {
@@ -270,17 +274,19 @@ fn iam_caller(
             &format!("Credential should be scoped to correct service: 'lambda'. (signed for '{}')", caller.service),
         ));
     }
+    let identity = super::identify(state, &caller).ok_or_else(forbidden)?;
+    let resource = state.arns.function(&config.function, config.alias.clone().map(Qualifier::Alias).as_ref());
+    for action in [&INVOKE_FUNCTION_URL, &INVOKE_FUNCTION] {
+        crate::authz::authorize(Some(&identity), action, &resource)
+            .map_err(|denied| message(StatusCode::FORBIDDEN, &denied.message))?;
+    }
+    let principal = identity.principal();
     let account = state.arns.account.clone();
-    let user_arn = if caller.session {
-        format!("arn:aws:sts::{account}:assumed-role/nimbus-function/{}", caller.access_key_id)
-    } else {
-        format!("arn:aws:iam::{account}:root")
-    };
     Ok(event::IamCaller {
         access_key: caller.access_key_id.clone(),
-        caller_id: account.clone(),
-        user_id: account.clone(),
+        caller_id: principal.user_id.clone(),
+        user_id: principal.user_id.clone(),
         account_id: account,
-        user_arn,
+        user_arn: principal.arn.clone(),
     })
 }
