@@ -21,6 +21,8 @@ pub use error::{ValidationError, ValidationKind};
 pub use function::FunctionConfig;
 pub use logs::LogRetentionDays;
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
-pub use permission::{Conditions, LambdaAction, PolicyStatement, Principal as StatementPrincipal, StatementId, policy_document};
+pub use permission::{
+    Conditions, LambdaAction, PolicyStatement, Principal as StatementPrincipal, StatementId, policy_document,
+};
 pub use runtime::{Runtime, RuntimeFamily};
 pub use url::{Cors, InvokeMode, UrlAuthType, UrlId};

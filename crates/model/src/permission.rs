@@ -80,7 +80,9 @@ pub enum Principal {
 
 impl Principal {
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let invalid = || ValidationError::invalid("The provided principal was invalid. Please check the principal and try again.");
+        let invalid = || {
+            ValidationError::invalid("The provided principal was invalid. Please check the principal and try again.")
+        };
         if s.is_empty() || s.len() > 2048 || s.chars().any(char::is_whitespace) {
             return Err(ValidationError::pattern("principal", s, "[^\\s]+"));
         }

@@ -145,7 +145,9 @@ impl Cors {
             }
         }
         for header in self.allow_headers.iter().flatten().chain(self.expose_headers.iter().flatten()) {
-            if header.is_empty() || !header.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)) {
+            if header.is_empty()
+                || !header.bytes().all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+            {
                 return Err(ValidationError::invalid(format!("Invalid header name {header:?} in Cors")));
             }
         }
@@ -161,7 +163,13 @@ impl Cors {
     }
 }
 
-fn list(field: &str, items: Option<&[String]>, max_items: usize, min_len: usize, max_len: usize) -> Result<(), ValidationError> {
+fn list(
+    field: &str,
+    items: Option<&[String]>,
+    max_items: usize,
+    min_len: usize,
+    max_len: usize,
+) -> Result<(), ValidationError> {
     let Some(items) = items else { return Ok(()) };
     let shown = || format!("[{}]", items.join(", "));
     if items.len() > max_items {
@@ -179,7 +187,11 @@ fn list(field: &str, items: Option<&[String]>, max_items: usize, min_len: usize,
             } else {
                 format!("Member must have length greater than or equal to {min_len}")
             };
-            return Err(ValidationError::constraint(field, shown(), format!("Member must satisfy constraint: [{rule}]")));
+            return Err(ValidationError::constraint(
+                field,
+                shown(),
+                format!("Member must satisfy constraint: [{rule}]"),
+            ));
         }
     }
     Ok(())

@@ -138,7 +138,9 @@ impl Invoker {
         let this = self.clone();
         let mut done = tokio::spawn(async move { this.invoke(request).await });
         let joined = |r: Result<Result<InvokeResult, InvokeError>, tokio::task::JoinError>| {
-            r.unwrap_or_else(|e| Err(InvokeError::Internal { request_id: String::new(), reason: format!("invocation task: {e}") }))
+            r.unwrap_or_else(|e| {
+                Err(InvokeError::Internal { request_id: String::new(), reason: format!("invocation task: {e}") })
+            })
         };
         tokio::select! {
             biased;

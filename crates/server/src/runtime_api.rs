@@ -78,10 +78,17 @@ pub enum RuntimeMsg {
 #[derive(Debug)]
 pub enum StreamEnd {
     /// The body as collected when the caller did not stream (empty when it did).
-    Complete { buffered: Bytes },
+    Complete {
+        buffered: Bytes,
+    },
     /// `Lambda-Runtime-Function-Error-Type` / `-Body` trailers (or a body cut off mid-way).
-    Error { error_type: Option<String>, body: Bytes },
-    TooLarge { limit: usize },
+    Error {
+        error_type: Option<String>,
+        body: Bytes,
+    },
+    TooLarge {
+        limit: usize,
+    },
 }
 
 /// The driver's verdict on a report.
@@ -196,7 +203,12 @@ const STREAM_CHUNKS_IN_FLIGHT: usize = 16;
 
 /// A streamed response: its bytes go to the caller as they arrive (or are collected, within the sync
 /// limit, for a caller that does not stream); the error trailers, if any, end it as a function error.
-async fn streamed_response(tx: &mpsc::Sender<RuntimeMsg>, request_id: String, headers: &HeaderMap, body: Body) -> Response {
+async fn streamed_response(
+    tx: &mpsc::Sender<RuntimeMsg>,
+    request_id: String,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
     let (reply, rx) = oneshot::channel();
     if tx.send(RuntimeMsg::StreamStart { request_id: request_id.clone(), reply }).await.is_err() {
         return container_error();

@@ -41,7 +41,7 @@ pub use logs::{LogBatch, LogEvent, LogGroupInfo, LogStreamInfo, StoredLogEvent};
 pub use mappings::MappingRecord;
 pub use policies::{PolicyRecord, PolicyScope};
 pub use provisioned::ProvisionedConfig;
-pub use urls::{UrlConfig, UrlUpdate};
 pub use queues::{
     ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
 };
+pub use urls::{UrlConfig, UrlUpdate};

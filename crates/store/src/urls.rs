@@ -88,9 +88,7 @@ fn not_found(function: &FunctionName, alias: Option<&str>) -> StoreError {
 }
 
 fn cors_json(cors: Option<&Cors>) -> Result<Option<String>> {
-    cors.map(serde_json::to_string)
-        .transpose()
-        .map_err(|e| StoreError::corrupt("function_urls", "cors", e))
+    cors.map(serde_json::to_string).transpose().map_err(|e| StoreError::corrupt("function_urls", "cors", e))
 }
 
 impl Store {
@@ -187,10 +185,17 @@ impl Store {
     }
 
     /// Up to `limit` URL configs of `function` whose qualifier sorts after `after`.
-    pub fn list_url_configs(&self, function: &FunctionName, after: Option<&str>, limit: usize) -> Result<Vec<UrlConfig>> {
+    pub fn list_url_configs(
+        &self,
+        function: &FunctionName,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<UrlConfig>> {
         self.meta.read(|tx| {
             let rows = tx
-                .prepare_cached(&format!("{SELECT} WHERE function = ?1 AND (?2 IS NULL OR qualifier > ?2) ORDER BY qualifier LIMIT ?3"))
+                .prepare_cached(&format!(
+                    "{SELECT} WHERE function = ?1 AND (?2 IS NULL OR qualifier > ?2) ORDER BY qualifier LIMIT ?3"
+                ))
                 .and_then(|mut s| {
                     s.query_map(params![function.as_str(), after, i64::try_from(limit).unwrap_or(i64::MAX)], raw)?
                         .collect::<rusqlite::Result<Vec<_>>>()

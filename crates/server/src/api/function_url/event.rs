@@ -42,14 +42,19 @@ fn is_text(content_type: Option<&str>) -> bool {
         || essence.ends_with("+xml")
         || matches!(
             essence.as_str(),
-            "application/json" | "application/javascript" | "application/xml" | "application/yaml" | "application/x-yaml"
+            "application/json"
+                | "application/javascript"
+                | "application/xml"
+                | "application/yaml"
+                | "application/x-yaml"
         )
 }
 
 /// `12/Mar/2020:19:03:58 +0000`
 pub fn request_time(epoch_ms: i64) -> String {
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let t = time::OffsetDateTime::from_unix_timestamp(epoch_ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(epoch_ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     format!(
         "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
         t.day(),
@@ -179,7 +184,13 @@ mod tests {
     #[test]
     fn payload_2_0_fields() {
         let e = event(
-            &[("X-Multi", "a"), ("x-multi", "b"), ("Cookie", "c1=v1; c2=v2"), ("Content-Type", "application/json"), ("User-Agent", "ua/1")],
+            &[
+                ("X-Multi", "a"),
+                ("x-multi", "b"),
+                ("Cookie", "c1=v1; c2=v2"),
+                ("Content-Type", "application/json"),
+                ("User-Agent", "ua/1"),
+            ],
             Some("p1=v1&p1=v2&e=a%20b&plus=a+b"),
             br#"{"k":1}"#,
             None,
@@ -198,7 +209,10 @@ mod tests {
         assert_eq!(ctx["accountId"], "anonymous");
         assert_eq!(ctx["apiId"], "abcdefghijklmnopqrstuvwxyz012345");
         assert_eq!(ctx["domainPrefix"], "abcdefghijklmnopqrstuvwxyz012345");
-        assert_eq!(ctx["http"], json!({"method": "POST", "path": "/my/path", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "ua/1"}));
+        assert_eq!(
+            ctx["http"],
+            json!({"method": "POST", "path": "/my/path", "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "ua/1"})
+        );
         assert_eq!(ctx["time"], "04/Mar/2020:19:03:58 +0000");
         assert_eq!(ctx["timeEpoch"], 1_583_348_638_390_i64);
         assert_eq!(ctx["stage"], "$default");

@@ -153,10 +153,13 @@ mod tests {
         let local = UrlHosts::new("us-east-1", 9001, None);
         assert_eq!(local.url(&id), format!("http://{ID}.lambda-url.us-east-1.localhost:9001/"));
         assert_eq!(local.domain(&id), format!("{ID}.lambda-url.us-east-1.localhost"));
-        let public = UrlHosts::new("us-east-1", 9001, Some(PublicBase::parse("https://{id}.fn.example.com:8443/").unwrap()));
+        let public =
+            UrlHosts::new("us-east-1", 9001, Some(PublicBase::parse("https://{id}.fn.example.com:8443/").unwrap()));
         assert_eq!(public.url(&id), format!("https://{ID}.fn.example.com:8443/"));
         assert_eq!(public.domain(&id), format!("{ID}.fn.example.com"));
-        for bad in ["ftp://{id}.x", "https://x.example.com", "https://{id}.x/path", "https://{id}{id}.x", "https://u@{id}.x"] {
+        for bad in
+            ["ftp://{id}.x", "https://x.example.com", "https://{id}.x/path", "https://{id}{id}.x", "https://u@{id}.x"]
+        {
             assert!(PublicBase::parse(bad).is_err(), "{bad}");
         }
     }

@@ -124,7 +124,7 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
         }
         UrlAuthType::AwsIam => match iam_caller(state, &config, &parts, &body) {
             Ok(caller) => Some(caller),
-            Err(response) => return response,
+            Err(response) => return *response,
         },
     };
     let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
@@ -262,23 +262,23 @@ fn iam_caller(
     config: &UrlConfig,
     parts: &axum::http::request::Parts,
     body: &[u8],
-) -> Result<event::IamCaller, Response> {
+) -> Result<event::IamCaller, Box<Response>> {
     let caller = crate::auth::verify(parts, body, std::time::SystemTime::now(), |key| state.credentials.lookup(key))
         .map_err(|e| match e {
-            crate::auth::AuthError::MissingAuthentication => forbidden(),
-            other => message(StatusCode::FORBIDDEN, &other.to_string()),
+            crate::auth::AuthError::MissingAuthentication => Box::new(forbidden()),
+            other => Box::new(message(StatusCode::FORBIDDEN, &other.to_string())),
         })?;
     if caller.service != "lambda" {
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::FORBIDDEN,
             &format!("Credential should be scoped to correct service: 'lambda'. (signed for '{}')", caller.service),
-        ));
+        )));
     }
-    let identity = super::identify(state, &caller).ok_or_else(forbidden)?;
+    let identity = super::identify(state, &caller).ok_or_else(|| Box::new(forbidden()))?;
     let resource = state.arns.function(&config.function, config.alias.clone().map(Qualifier::Alias).as_ref());
     for action in [&INVOKE_FUNCTION_URL, &INVOKE_FUNCTION] {
         crate::authz::authorize(Some(&identity), action, &resource)
-            .map_err(|denied| message(StatusCode::FORBIDDEN, &denied.message))?;
+            .map_err(|denied| Box::new(message(StatusCode::FORBIDDEN, &denied.message)))?;
     }
     let principal = identity.principal();
     let account = state.arns.account.clone();

@@ -31,7 +31,10 @@ pub enum ResponseError {
 
 /// Headers a function may not set: they describe the connection, which is ours.
 fn hop_by_hop(name: &HeaderName) -> bool {
-    matches!(name.as_str(), "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te" | "trailer")
+    matches!(
+        name.as_str(),
+        "content-length" | "transfer-encoding" | "connection" | "keep-alive" | "upgrade" | "te" | "trailer"
+    )
 }
 
 fn scalar(v: &Value) -> Option<String> {
@@ -143,7 +146,9 @@ mod tests {
         assert!(header(&a, "content-length").is_empty());
         assert_eq!(header(&a, "set-cookie"), ["a=1", "b=2; Secure"]);
         assert_eq!(a.body, "hi");
-        let a = answer(r#"{"statusCode":200,"body":"AAE=","isBase64Encoded":true,"headers":{"content-type":"image/png"}}"#).unwrap();
+        let a =
+            answer(r#"{"statusCode":200,"body":"AAE=","isBase64Encoded":true,"headers":{"content-type":"image/png"}}"#)
+                .unwrap();
         assert_eq!(a.body.as_ref(), b"\x00\x01");
         assert_eq!(header(&a, "content-type"), ["image/png"]);
         for other in [r#"{"message":"hi"}"#, r#""text""#, "[1,2]", "42", "null"] {

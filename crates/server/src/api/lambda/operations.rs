@@ -364,6 +364,40 @@ mod tests {
             "/2019-09-25/functions/{FunctionName}/event-invoke-config/list",
             "lambda:ListFunctionEventInvokeConfigs",
         ),
+        (
+            "InvokeWithResponseStream",
+            "POST",
+            "/2021-11-15/functions/{FunctionName}/response-streaming-invocations",
+            "lambda:InvokeFunction",
+        ),
+        ("AddPermission", "POST", "/2015-03-31/functions/{FunctionName}/policy", "lambda:AddPermission"),
+        (
+            "RemovePermission",
+            "DELETE",
+            "/2015-03-31/functions/{FunctionName}/policy/{StatementId}",
+            "lambda:RemovePermission",
+        ),
+        ("GetPolicy", "GET", "/2015-03-31/functions/{FunctionName}/policy", "lambda:GetPolicy"),
+        (
+            "CreateFunctionUrlConfig",
+            "POST",
+            "/2021-10-31/functions/{FunctionName}/url",
+            "lambda:CreateFunctionUrlConfig",
+        ),
+        ("GetFunctionUrlConfig", "GET", "/2021-10-31/functions/{FunctionName}/url", "lambda:GetFunctionUrlConfig"),
+        (
+            "UpdateFunctionUrlConfig",
+            "PUT",
+            "/2021-10-31/functions/{FunctionName}/url",
+            "lambda:UpdateFunctionUrlConfig",
+        ),
+        (
+            "DeleteFunctionUrlConfig",
+            "DELETE",
+            "/2021-10-31/functions/{FunctionName}/url",
+            "lambda:DeleteFunctionUrlConfig",
+        ),
+        ("ListFunctionUrlConfigs", "GET", "/2021-10-31/functions/{FunctionName}/urls", "lambda:ListFunctionUrlConfigs"),
         ("CreateEventSourceMapping", "POST", "/2015-03-31/event-source-mappings", "lambda:CreateEventSourceMapping"),
         ("ListEventSourceMappings", "GET", "/2015-03-31/event-source-mappings", "lambda:ListEventSourceMappings"),
         ("GetEventSourceMapping", "GET", "/2015-03-31/event-source-mappings/{UUID}", "lambda:GetEventSourceMapping"),
@@ -388,6 +422,7 @@ mod tests {
             .replace("{Name}", "{alias}")
             .replace("{UUID}", "{uuid}")
             .replace("{Resource}", "{arn}")
+            .replace("{StatementId}", "{sid}")
     }
 
     #[test]

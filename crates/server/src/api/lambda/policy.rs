@@ -7,11 +7,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use nimbus_model::{
-    Conditions, FunctionName, LambdaAction, PolicyStatement, Qualifier, StatementId, StatementPrincipal as Principal, UrlAuthType,
-    policy_document,
-};
 use nimbus_model::policy::limits::LAMBDA_RESOURCE_POLICY_BYTES;
+use nimbus_model::{
+    Conditions, FunctionName, LambdaAction, PolicyStatement, Qualifier, StatementId, StatementPrincipal as Principal,
+    UrlAuthType, policy_document,
+};
 use nimbus_store::{PolicyScope, StoreError, VersionId};
 use serde::Deserialize;
 use serde_json::json;
@@ -106,7 +106,8 @@ pub async fn add(
     let rendered = statement.to_json();
     let scope = scope(qualifier.as_ref());
     // AWS bounds a function's policy at 20 KB; checked against what is stored now.
-    let current = state.store.get_policy(&name, &scope).map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?;
+    let current =
+        state.store.get_policy(&name, &scope).map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?;
     let size = policy_document(
         current.iter().flat_map(|p| p.statements.iter().map(String::as_str)).chain([rendered.as_str()]),
     )
@@ -120,13 +121,7 @@ pub async fn add(
     }
     state
         .store
-        .add_policy_statement(
-            &name,
-            &scope,
-            statement.sid.as_str(),
-            &rendered,
-            input.revision_id.as_deref(),
-        )
+        .add_policy_statement(&name, &scope, statement.sid.as_str(), &rendered, input.revision_id.as_deref())
         .map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?;
     Ok((StatusCode::CREATED, Json(json!({ "Statement": rendered }))).into_response())
 }

@@ -41,8 +41,12 @@ pub struct ListQuery {
 /// The function and alias a URL request names; versions (and `$LATEST` spelled out) are refused.
 fn url_target(state: &SharedState, raw: &str, query: Option<&str>) -> Result<(FunctionName, Option<String>), ApiError> {
     let refuse = |q: &str| -> ApiError {
-        ValidationError::constraint("qualifier", q, "Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)")
-            .into()
+        ValidationError::constraint(
+            "qualifier",
+            q,
+            "Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)",
+        )
+        .into()
     };
     if let Some(q) = query.filter(|q| q.starts_with('$') || q.bytes().all(|b| b.is_ascii_digit())) {
         return Err(refuse(q));
@@ -136,8 +140,10 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let (name, alias) = url_target(&state, &raw, q.qualifier.as_deref())?;
     check_function(&state, &name, alias.as_deref())?;
-    let config =
-        state.store.get_url_config(&name, alias.as_deref()).map_err(|e| url_error(&state, &name, alias.as_deref(), e))?;
+    let config = state
+        .store
+        .get_url_config(&name, alias.as_deref())
+        .map_err(|e| url_error(&state, &name, alias.as_deref(), e))?;
     Ok(Json(config_json(&state, &config, true)).into_response())
 }
 
@@ -169,7 +175,10 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let (name, alias) = url_target(&state, &raw, q.qualifier.as_deref())?;
     check_function(&state, &name, alias.as_deref())?;
-    state.store.delete_url_config(&name, alias.as_deref()).map_err(|e| url_error(&state, &name, alias.as_deref(), e))?;
+    state
+        .store
+        .delete_url_config(&name, alias.as_deref())
+        .map_err(|e| url_error(&state, &name, alias.as_deref(), e))?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -202,7 +211,9 @@ fn check_function(state: &SharedState, name: &FunctionName, alias: Option<&str>)
         Some(a) => state.store.get_alias(name, a).map(|_| ()),
     };
     found.map_err(|e| match e {
-        StoreError::NotFound { .. } => url_error(state, name, alias, StoreError::NotFound { what: "function", name: String::new() }),
+        StoreError::NotFound { .. } => {
+            url_error(state, name, alias, StoreError::NotFound { what: "function", name: String::new() })
+        }
         other => other.into(),
     })
 }
