@@ -216,3 +216,12 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// The generation of `nimbus.db`: it changes when any write transaction on it has committed, so a
+    /// cache of anything read from it is good while the generation it was read under stands (read it
+    /// before the queries whose results are kept).
+    pub fn meta_generation(&self) -> u64 {
+        self.meta.generation()
+    }
+}

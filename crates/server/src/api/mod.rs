@@ -43,6 +43,8 @@ pub struct ApiState {
     pub code_urls: CodeUrls,
     /// Renders function URLs and recognises their hosts.
     pub url_hosts: function_url::UrlHosts,
+    /// URL configs and their compiled policies, while `nimbus.db` is unchanged.
+    pub url_cache: function_url::UrlCache,
     pub auth_required: bool,
     pub account_concurrency: u32,
 }

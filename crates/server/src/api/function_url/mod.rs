@@ -12,6 +12,7 @@
 //! ([`event`]) → `Invoker::invoke` → the answer interpreted ([`response`]) with CORS headers ([`cors`]);
 //! `RESPONSE_STREAM` URLs send the function's bytes as they come ([`streaming`]).
 
+mod cache;
 mod cors;
 mod event;
 mod hosts;
@@ -28,10 +29,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use nimbus_model::limits::SYNC_REQUEST_BYTES_MAX;
-use nimbus_model::policy::{self, Action, PolicyDocument, PolicyKind, PrincipalKind, RequestContext};
-use nimbus_model::{InvokeMode, Qualifier, UrlAuthType, policy_document};
-use nimbus_store::{PolicyScope, UrlConfig};
+use nimbus_model::policy::{self, Action, PolicyDocument, PrincipalKind, RequestContext};
+use nimbus_model::{InvokeMode, Qualifier, UrlAuthType};
+use nimbus_store::UrlConfig;
 
+pub use cache::UrlCache;
 pub use hosts::{BaseError, HostMatch, PublicBase, UrlHosts};
 
 use super::{RequestId, SharedState};
@@ -74,8 +76,8 @@ pub async fn edge(State(state): State<SharedState>, request: Request, next: Next
     match state.url_hosts.classify(host) {
         HostMatch::Api => next.run(request).await,
         HostMatch::Malformed => forbidden(),
-        HostMatch::Url(id) => match state.store.url_config_by_id(&id) {
-            Ok(Some(config)) => serve(&state, config, request).await,
+        HostMatch::Url(id) => match state.url_cache.resolve(&state.store, &id) {
+            Ok(Some(url)) => serve(&state, url, request).await,
             Ok(None) => forbidden(),
             Err(e) => {
                 tracing::error!(error = %e, "reading a function URL config");
@@ -85,7 +87,8 @@ pub async fn edge(State(state): State<SharedState>, request: Request, next: Next
     }
 }
 
-async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Response {
+async fn serve(state: &SharedState, url: cache::ResolvedUrl, request: Request) -> Response {
+    let config = &*url.config;
     let (parts, body) = request.into_parts();
     if let Some(cors) = &config.cors
         && cors::is_preflight(&parts.method, &parts.headers)
@@ -113,7 +116,7 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
         .map_or_else(|| "127.0.0.1".to_owned(), |c| c.0.ip().to_string());
     let caller = match config.auth_type {
         UrlAuthType::None => {
-            if !public_access_allowed(state, &config, &source_ip) {
+            if !public_access_allowed(state, config, url.policy.as_ref(), &source_ip) {
                 return message(
                     StatusCode::FORBIDDEN,
                     "Forbidden. For troubleshooting Function URL authorization issues, see: \
@@ -122,7 +125,7 @@ async fn serve(state: &SharedState, config: UrlConfig, request: Request) -> Resp
             }
             None
         }
-        UrlAuthType::AwsIam => match iam_caller(state, &config, &parts, &body) {
+        UrlAuthType::AwsIam => match iam_caller(state, config, &parts, &body) {
             Ok(caller) => Some(caller),
             Err(response) => return *response,
         },
@@ -213,27 +216,14 @@ fn answer(outcome: &Outcome) -> Response {
 /// Whether the function's resource policy lets anyone call a `NONE` URL: `lambda:InvokeFunctionUrl`
 /// with `lambda:FunctionUrlAuthType` = `NONE`, and (October 2025 on) `lambda:InvokeFunction` with
 /// `lambda:InvokedViaFunctionUrl` = `true`.
-fn public_access_allowed(state: &SharedState, config: &UrlConfig, source_ip: &str) -> bool {
-    let (scope, qualifier) = match &config.alias {
-        Some(a) => (PolicyScope::Alias(a.clone()), Some(Qualifier::Alias(a.clone()))),
-        None => (PolicyScope::Function, None),
-    };
-    let policy = match state.store.get_policy(&config.function, &scope) {
-        Ok(Some(p)) => p,
-        Ok(None) => return false,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading a function's policy for its URL");
-            return false;
-        }
-    };
-    let text = policy_document(policy.statements.iter().map(String::as_str));
-    let document = match PolicyDocument::parse(PolicyKind::Resource, &text) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(function = %config.function, error = %e, "a stored function policy does not parse");
-            return false;
-        }
-    };
+fn public_access_allowed(
+    state: &SharedState,
+    config: &UrlConfig,
+    document: Option<&PolicyDocument>,
+    source_ip: &str,
+) -> bool {
+    let Some(document) = document else { return false };
+    let qualifier = config.alias.clone().map(Qualifier::Alias);
     let resource = state.arns.function(&config.function, qualifier.as_ref());
     let anonymous = policy::Principal {
         arn: String::new(),
@@ -247,7 +237,7 @@ fn public_access_allowed(state: &SharedState, config: &UrlConfig, source_ip: &st
         if via_url {
             ctx.set("lambda:InvokedViaFunctionUrl", "true");
         }
-        let policies = policy::Policies { resource: Some(&document), ..Default::default() };
+        let policies = policy::Policies { resource: Some(document), ..Default::default() };
         policy::evaluate(&policies, &ctx).is_allowed()
     };
     allowed(&INVOKE_FUNCTION_URL, false)
