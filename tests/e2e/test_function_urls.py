@@ -38,6 +38,8 @@ def handler(event, context):
         return {"statusCode": "two hundred", "body": "x"}
     if path == "/bad-headers":
         return {"statusCode": 200, "headers": ["x"], "body": "x"}
+    if path == "/sleep":
+        time.sleep(30)
     if path == "/cors":
         return {"statusCode": 200, "headers": {"access-control-allow-origin": "https://wrong.example"}, "body": "c"}
     return {"statusCode": 200, "body": "ok"}
@@ -239,6 +241,21 @@ def test_response_mapping(lam, server):
     status, _, body = request(server, host, path="/")
     assert (status, body) == (200, b"ok")
     assert lam.get_function(FunctionName=name)["Configuration"]["FunctionName"] == name
+
+
+def test_timeouts_and_throttles(lam, server):
+    name, config = make_url_function(lam)
+    host = host_of(config)
+    lam.update_function_configuration(FunctionName=name, Timeout=1)
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    status, _, body = request(server, host, path="/sleep")
+    assert (status, body) == (502, b"Internal Server Error")
+    lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=0)
+    status, headers, body = request(server, host)
+    assert status == 429
+    assert json.loads(body) == {"Message": "Rate Exceeded."}
+    lam.delete_function_concurrency(FunctionName=name)
+    assert request(server, host)[:3:2] == (200, b"ok")
 
 
 def test_curl(lam, server):
