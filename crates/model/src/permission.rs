@@ -352,6 +352,67 @@ mod tests {
         }
     }
 
+    /// What AddPermission writes is what the evaluator reads: every statement shape parses as a
+    /// resource policy, and the two statements AWS's console adds for a public URL open it.
+    #[test]
+    fn rendered_statements_are_policies_the_evaluator_reads() {
+        use crate::policy::{self, Action, PolicyDocument, PolicyKind, PrincipalKind, RequestContext};
+        let url = |action: &str, conditions: Conditions| {
+            PolicyStatement::allow(
+                StatementId::parse(&action.replace(':', "")).unwrap(),
+                Principal::Any,
+                LambdaAction::parse(action).unwrap(),
+                "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+                conditions,
+            )
+            .unwrap()
+            .to_json()
+        };
+        let statements = [
+            url(
+                "lambda:InvokeFunctionUrl",
+                Conditions { function_url_auth_type: Some(UrlAuthType::None), ..Default::default() },
+            ),
+            url("lambda:InvokeFunction", Conditions { invoked_via_function_url: true, ..Default::default() }),
+            stmt(
+                "s3.amazonaws.com",
+                Conditions {
+                    source_arn: Some("arn:aws:s3:::bucket".into()),
+                    source_account: Some("123456789012".into()),
+                    ..Default::default()
+                },
+            ),
+            stmt(
+                "arn:aws:iam::123456789012:role/r",
+                Conditions { principal_org_id: Some("o-abcdefghij".into()), ..Default::default() },
+            )
+            .replace(r#""Sid":"s1""#, r#""Sid":"s2""#),
+        ];
+        let text = policy_document(statements.iter().map(String::as_str));
+        let document = PolicyDocument::parse(PolicyKind::Resource, &text).unwrap();
+        let anonymous = policy::Principal {
+            arn: String::new(),
+            account: String::new(),
+            user_id: String::new(),
+            kind: PrincipalKind::Anonymous,
+        };
+        let decide = |action: &'static str, keys: &[(&str, &str)]| {
+            let mut ctx = RequestContext::new(
+                anonymous.clone(),
+                Action::from_static(action),
+                "arn:aws:lambda:us-east-1:000000000000:function:f",
+            );
+            for (k, v) in keys {
+                ctx.set(k, *v);
+            }
+            policy::evaluate(&policy::Policies { resource: Some(&document), ..Default::default() }, &ctx).is_allowed()
+        };
+        assert!(decide("lambda:InvokeFunctionUrl", &[("lambda:FunctionUrlAuthType", "NONE")]));
+        assert!(!decide("lambda:InvokeFunctionUrl", &[("lambda:FunctionUrlAuthType", "AWS_IAM")]));
+        assert!(decide("lambda:InvokeFunction", &[("lambda:InvokedViaFunctionUrl", "true")]));
+        assert!(!decide("lambda:InvokeFunction", &[]), "a public URL does not open Invoke to anyone");
+    }
+
     #[test]
     fn documents_wrap_statements() {
         assert_eq!(
