@@ -26,6 +26,10 @@ pub const SYNC_RESPONSE_BYTES_MAX: usize = 6 * 1024 * 1024 + 100;
 /// A streamed response (InvokeWithResponseStream, RESPONSE_STREAM URLs): AWS's limit since July 2025
 /// is 200 MB ("Lambda quotas": response streaming payload).
 pub const STREAMED_RESPONSE_BYTES_MAX: usize = 200 * 1024 * 1024;
+/// "The first 6 MB of your function's response has uncapped bandwidth. Lambda streams additional bytes
+/// at a maximum rate of 2 MBps" (response streaming, bandwidth).
+pub const STREAM_UNCAPPED_BYTES: usize = 6 * 1024 * 1024;
+pub const STREAM_CAPPED_BYTES_PER_SEC: u64 = 2 * 1024 * 1024;
 /// "256 KB (asynchronous)" was raised to 1 MB in 2025.
 pub const ASYNC_PAYLOAD_BYTES_MAX: usize = 1024 * 1024;
 /// The deprecated InvokeAsync operation keeps the old 256 KB bound.

@@ -15,7 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use http_body_util::{BodyExt, Limited};
-use nimbus_model::limits::{STREAMED_RESPONSE_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX};
+use std::time::{Duration, Instant};
+
+use nimbus_model::limits::{
+    STREAM_CAPPED_BYTES_PER_SEC, STREAM_UNCAPPED_BYTES, STREAMED_RESPONSE_BYTES_MAX, SYNC_RESPONSE_BYTES_MAX,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::environment::{ResponseStream, StreamSlot};
@@ -227,6 +231,8 @@ async fn streamed_response(
     let limit = if sink.is_some() { STREAMED_RESPONSE_BYTES_MAX } else { SYNC_RESPONSE_BYTES_MAX };
     let mut buffered = bytes::BytesMut::new();
     let mut total = 0usize;
+    // When the response passed the uncapped bytes (the bandwidth cap's clock).
+    let mut capped_since: Option<Instant> = None;
     let mut body = body;
     let end = loop {
         match body.frame().await {
@@ -246,6 +252,14 @@ async fn streamed_response(
                     match &sink {
                         // A caller that went away no longer reads; the rest is drained and dropped.
                         Some(sink) => {
+                            let delay =
+                                pace(total, data.len(), capped_since.get_or_insert_with(Instant::now).elapsed());
+                            if total <= STREAM_UNCAPPED_BYTES {
+                                capped_since = None;
+                            }
+                            if !delay.is_zero() {
+                                tokio::time::sleep(delay).await;
+                            }
                             let _ = sink.send(data).await;
                         }
                         None => buffered.extend_from_slice(&data),
@@ -276,6 +290,20 @@ async fn streamed_response(
         Ok(Ack::Accepted) if too_large => ack_response(Ok(Ack::TooLarge)),
         other => ack_response(other.map_err(|_| ())),
     }
+}
+
+/// How long to hold a chunk so that what a stream sends past its first [`STREAM_UNCAPPED_BYTES`]
+/// goes at most [`STREAM_CAPPED_BYTES_PER_SEC`], as Lambda paces streamed responses. `total` counts
+/// `chunk` already; `elapsed` is the time since the stream passed the uncapped bytes.
+fn pace(total: usize, chunk: usize, elapsed: Duration) -> Duration {
+    if total <= STREAM_UNCAPPED_BYTES {
+        return Duration::ZERO;
+    }
+    // The capped bytes before this chunk may have taken this long; holding this chunk until they
+    // have keeps the average at the cap.
+    let capped_before = (total - chunk).saturating_sub(STREAM_UNCAPPED_BYTES) as u64;
+    let due = Duration::from_secs_f64(capped_before as f64 / STREAM_CAPPED_BYTES_PER_SEC as f64);
+    due.saturating_sub(elapsed)
 }
 
 fn error_type_header(headers: &HeaderMap) -> Option<String> {
@@ -337,4 +365,27 @@ fn bad_request(error_type: &str, message: &str) -> Response {
 fn container_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, json_error("ContainerError", "The execution environment is shutting down."))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_paced_past_the_uncapped_bytes() {
+        let mb = 1024 * 1024;
+        let cases = [
+            // Within the first 6 MB: never held.
+            (mb, mb, Duration::ZERO, Duration::ZERO),
+            (6 * mb, mb, Duration::ZERO, Duration::ZERO),
+            // The first capped chunk goes at once; the next waits for the one before it at 2 MB/s.
+            (6 * mb + mb, mb, Duration::ZERO, Duration::ZERO),
+            (8 * mb, mb, Duration::ZERO, Duration::from_millis(500)),
+            (8 * mb, mb, Duration::from_millis(200), Duration::from_millis(300)),
+            (10 * mb, mb, Duration::from_secs(5), Duration::ZERO),
+        ];
+        for (total, chunk, elapsed, want) in cases {
+            assert_eq!(pace(total, chunk, elapsed), want, "{total} {chunk} {elapsed:?}");
+        }
+    }
 }
