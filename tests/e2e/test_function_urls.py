@@ -197,6 +197,9 @@ def test_payload_2_0_event(lam, server):
     assert event["headers"]["content-type"] == "application/json"
     assert event["headers"]["x-multi"] == "one"
     assert event["headers"]["host"] == host
+    assert event["headers"]["x-forwarded-for"] == "127.0.0.1"
+    assert event["headers"]["x-forwarded-proto"] == "http"
+    assert event["headers"]["x-forwarded-port"] == str(urlsplit(server.url).port)
     assert "cookie" not in event["headers"]
     assert event["body"] == '{"in":"put"}'
     assert event["isBase64Encoded"] is False

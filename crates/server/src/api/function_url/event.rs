@@ -26,6 +26,9 @@ pub struct EventInput<'a> {
     pub headers: &'a HeaderMap,
     pub body: &'a [u8],
     pub source_ip: String,
+    /// The scheme and port the client reached the URL on (the published base's, behind a proxy).
+    pub scheme: &'a str,
+    pub port: u16,
     pub url_id: &'a str,
     pub domain: &'a str,
     pub request_id: &'a str,
@@ -100,6 +103,17 @@ pub fn build(input: &EventInput<'_>) -> Value {
             })
             .or_insert_with(|| decode(v));
     }
+    // As Lambda's front end does: the client's address appended to X-Forwarded-For, and the scheme and
+    // port the client used.
+    headers
+        .entry("x-forwarded-for".into())
+        .and_modify(|v| {
+            v.push_str(", ");
+            v.push_str(&input.source_ip);
+        })
+        .or_insert_with(|| input.source_ip.clone());
+    headers.insert("x-forwarded-proto".into(), input.scheme.to_owned());
+    headers.insert("x-forwarded-port".into(), input.port.to_string());
     let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
     let domain_prefix = input.domain.split('.').next().unwrap_or_default();
     let mut context = json!({
@@ -173,6 +187,8 @@ mod tests {
             headers: &map,
             body,
             source_ip: "127.0.0.1".into(),
+            scheme: "http",
+            port: 9001,
             url_id: "abcdefghijklmnopqrstuvwxyz012345",
             domain: "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.localhost",
             request_id: "rid",
@@ -202,6 +218,9 @@ mod tests {
         assert_eq!(e["cookies"], json!(["c1=v1", "c2=v2"]));
         assert_eq!(e["headers"]["x-multi"], "a,b");
         assert!(e["headers"].get("cookie").is_none());
+        assert_eq!(e["headers"]["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(e["headers"]["x-forwarded-proto"], "http");
+        assert_eq!(e["headers"]["x-forwarded-port"], "9001");
         assert_eq!(e["queryStringParameters"], json!({"p1": "v1,v2", "e": "a b", "plus": "a b"}));
         assert_eq!(e["body"], r#"{"k":1}"#);
         assert_eq!(e["isBase64Encoded"], false);

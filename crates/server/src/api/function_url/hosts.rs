@@ -72,6 +72,18 @@ impl UrlHosts {
         }
     }
 
+    /// The scheme and port clients reach URLs on: the published base's, or Nimbus's listener's.
+    pub fn scheme_and_port(&self) -> (&str, u16) {
+        match &self.public {
+            Some(p) => {
+                let default = if p.scheme == "https" { 443 } else { 80 };
+                let port = p.after.rsplit_once(':').and_then(|(_, port)| port.parse().ok()).unwrap_or(default);
+                (p.scheme.as_str(), port)
+            }
+            None => ("http", self.port),
+        }
+    }
+
     /// The domain name a URL's events carry (`requestContext.domainName`).
     pub fn domain(&self, id: &UrlId) -> String {
         match &self.public {
@@ -157,6 +169,8 @@ mod tests {
             UrlHosts::new("us-east-1", 9001, Some(PublicBase::parse("https://{id}.fn.example.com:8443/").unwrap()));
         assert_eq!(public.url(&id), format!("https://{ID}.fn.example.com:8443/"));
         assert_eq!(public.domain(&id), format!("{ID}.fn.example.com"));
+        assert_eq!(public.scheme_and_port(), ("https", 8443));
+        assert_eq!(local.scheme_and_port(), ("http", 9001));
         for bad in
             ["ftp://{id}.x", "https://x.example.com", "https://{id}.x/path", "https://{id}{id}.x", "https://u@{id}.x"]
         {

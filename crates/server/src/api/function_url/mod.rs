@@ -133,6 +133,7 @@ async fn serve(state: &SharedState, url: cache::ResolvedUrl, request: Request) -
     let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let domain = state.url_hosts.domain(&config.url_id);
     let protocol = format!("{:?}", parts.version);
+    let (scheme, port) = state.url_hosts.scheme_and_port();
     let event = event::build(&event::EventInput {
         method: &parts.method,
         path: parts.uri.path(),
@@ -141,6 +142,8 @@ async fn serve(state: &SharedState, url: cache::ResolvedUrl, request: Request) -
         headers: &parts.headers,
         body: &body,
         source_ip,
+        scheme,
+        port,
         url_id: config.url_id.as_str(),
         domain: &domain,
         request_id: &request_id,
