@@ -1,6 +1,10 @@
 //! `Code.Location` in GetFunction: a URL that downloads the function's zip without AWS credentials,
 //! valid for ten minutes, like the presigned S3 URL Lambda returns. The signature is an HMAC over the
 //! digest and expiry with a key that lives only in this server's memory.
+//!
+//! The URL names the address the GetFunction request came to (its `Host`, which SigV4 signs), not the
+//! public listener's: a function calling through its in-environment `AWS_ENDPOINT_URL` gets a URL on
+//! that listener, which it can reach, where the host's address may be unreachable from inside.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -28,10 +32,19 @@ impl CodeUrls {
         Self { base_url: base_url.trim_end_matches('/').to_owned(), key }
     }
 
-    pub fn url(&self, digest: &CodeDigest) -> String {
+    /// The download URL of `digest` on `host` (the request's `Host` header), or on the public
+    /// listener's address when the request named none that is a valid authority.
+    pub fn url(&self, host: Option<&axum::http::HeaderValue>, digest: &CodeDigest) -> String {
         let expires = crate::clock::now_ms() / 1000 + VALID_SECS;
         let hex = digest.to_hex();
-        format!("{}{PREFIX}{hex}.zip?Expires={expires}&Signature={}", self.base_url, self.sign(&hex, expires))
+        let signature = self.sign(&hex, expires);
+        match host
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.contains('@') && h.parse::<axum::http::uri::Authority>().is_ok())
+        {
+            Some(host) => format!("http://{host}{PREFIX}{hex}.zip?Expires={expires}&Signature={signature}"),
+            None => format!("{}{PREFIX}{hex}.zip?Expires={expires}&Signature={signature}", self.base_url),
+        }
     }
 
     fn sign(&self, hex: &str, expires: i64) -> String {
