@@ -66,8 +66,8 @@ pub const MEMORY_MB_PER_VCPU: u32 = 1769;
 // no numbers for these; each is chosen so that one client or one function cannot starve the others.
 
 /// Connections one environment may hold to its Runtime API listener. The official runtime clients
-/// keep one keep-alive connection; a few more leave room for a runtime that opens a second one.
-pub const RUNTIME_API_CONNECTIONS_MAX: usize = 8;
+/// keep one keep-alive connection; the Rust client may poll `/next` from several tasks at once.
+pub const RUNTIME_API_CONNECTIONS_MAX: usize = 16;
 /// Connections one environment may hold to the API listener inside its network (its
 /// `AWS_ENDPOINT_URL`): botocore's pool keeps up to 10 per client, so several clients fit.
 pub const ENVIRONMENT_API_CONNECTIONS_MAX: usize = 32;
@@ -84,7 +84,7 @@ pub const RUNTIME_API_IDLE_SECS: u64 = TIMEOUT_SECS_MAX as u64 + 60;
 /// Request bodies: bytes being received at once by all listeners together, and by the requests of one
 /// environment (arriving on its in-netns API listener). Past them a request waits up to
 /// `BODY_BUDGET_WAIT_MS` and is then throttled (429), instead of the server's memory growing.
-pub const REQUEST_BODY_BYTES_IN_FLIGHT_MAX: usize = 256 * 1024 * 1024;
+pub const REQUEST_BODY_BYTES_IN_FLIGHT_MAX: usize = 128 * 1024 * 1024;
 pub const ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX: usize = 16 * 1024 * 1024;
 pub const BODY_BUDGET_WAIT_MS: u64 = 2_000;
 /// A body must arrive within this much time plus one second per `BODY_BYTES_PER_SEC_MIN` of its
