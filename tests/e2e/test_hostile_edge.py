@@ -243,9 +243,13 @@ def test_a_function_holding_thousands_of_connections_starves_nobody(server_facto
     inv = result["inv"]
     assert inv.status == 200 and not inv.function_error, inv.raw
     held = inv.payload
-    for name, cap in (("api", ENVIRONMENT_API_CONNECTIONS_MAX), ("runtime", RUNTIME_API_CONNECTIONS_MAX)):
+    for name in ("api", "runtime"):
         assert held[name]["opened"] >= 1900, held
-        assert held[name]["held"] <= cap, held
+        # What the function still holds at the end: the connections the server serves (its caps) plus
+        # some it never accepted (with the accept queue full the kernel drops the handshake's last ACK,
+        # so the client's side looks connected while the server holds nothing for it). The server's own
+        # descriptor count above is the real bound.
+        assert held[name]["held"] < 200, held
     assert loop.calls >= 3, "the bystander loop ran while the connections were held"
     assert not loop.failures, loop.failures
     # And after: the hostile function works normally again (its Runtime API connection was kept).
@@ -287,9 +291,11 @@ def test_stalled_unauthenticated_uploads_cost_no_memory(server_factory):
     with Bystander(srv, bystander) as loop:
         for i in range(40):
             # No Authorization at all, or one naming a key the server does not have.
-            auth = "" if i % 2 else ("Authorization: AWS4-HMAC-SHA256 Credential=AKIDNOBODY/20240101/us-east-1/lambda/"
-                                     "aws4_request, SignedHeaders=host;x-amz-date, Signature=" + "0" * 64 + "\r\n"
-                                     "X-Amz-Date: " + time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "\r\n")
+            now = time.gmtime()
+            auth = "" if i % 2 else (
+                f"Authorization: AWS4-HMAC-SHA256 Credential=AKIDNOBODY/{time.strftime('%Y%m%d', now)}/us-east-1/"
+                f"lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}\r\n"
+                f"X-Amz-Date: {time.strftime('%Y%m%dT%H%M%SZ', now)}\r\n")
             head = (f"POST /2015-03-31/functions/{bystander}/invocations HTTP/1.1\r\nHost: {host}\r\n{auth}"
                     f"Content-Type: application/json\r\nContent-Length: 6000000\r\n\r\n")
             s, answer = raw_request(srv.url, head, b"x" * (1024 * 1024))
