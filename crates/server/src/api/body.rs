@@ -37,6 +37,28 @@ impl EnvironmentBodies {
     pub fn new() -> Self {
         Self(Arc::new(Semaphore::new(limits::ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX)))
     }
+
+    /// Reserves this environment's budget for a body of at most `limit` bytes (its declared length,
+    /// `size_hint().exact()`, where it has one) and returns the reservation with the deadline the body must arrive by. The
+    /// Runtime API's reports (`/response`, `/error`) draw on it too.
+    pub async fn reserve(
+        &self,
+        declared: Option<u64>,
+        limit: usize,
+    ) -> Result<(OwnedSemaphorePermit, Duration), BodyError> {
+        let want = match declared {
+            Some(declared) => usize::try_from(declared).unwrap_or(usize::MAX).min(limit),
+            None => limit,
+        };
+        let wait = Duration::from_millis(limits::BODY_BUDGET_WAIT_MS);
+        let permit = reserve(&self.0, want.min(limits::ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX), wait).await?;
+        Ok((permit, deadline(want)))
+    }
+}
+
+/// How long a body of `len` bytes may take to arrive.
+pub fn deadline(len: usize) -> Duration {
+    Duration::from_secs(limits::BODY_DEADLINE_BASE_SECS + len as u64 / limits::BODY_BYTES_PER_SEC_MIN)
 }
 
 /// The most an operation's request body may hold, and its name for the error.
@@ -132,7 +154,7 @@ pub async fn read(
         Some(env) => Some(reserve(&env.0, want.min(limits::ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX), wait).await?),
         None => None,
     };
-    let deadline = Duration::from_secs(limits::BODY_DEADLINE_BASE_SECS + want as u64 / limits::BODY_BYTES_PER_SEC_MIN);
+    let deadline = deadline(want);
     match tokio::time::timeout(deadline, Limited::new(body, want).collect()).await {
         Err(_) => Err(BodyError::TimedOut(deadline)),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),

@@ -162,12 +162,13 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     };
     let runtime_limits = limits(limits::RUNTIME_API_CONNECTIONS_MAX, limits::RUNTIME_API_IDLE_SECS, "runtime-api");
     let api_limits = limits(limits::ENVIRONMENT_API_CONNECTIONS_MAX, limits::CONNECTION_IDLE_SECS, "environment-api");
+    // Request bodies from inside the environment (its API requests and its runtime's reports) draw on
+    // one budget of its own, on top of the server's.
+    let bodies = crate::api::body::EnvironmentBodies::new();
     let server = tokio::spawn(async move {
-        let runtime = listen::serve(listener, app, runtime_limits, (), std::future::pending());
+        let runtime = listen::serve(listener, app, runtime_limits, bodies.clone(), std::future::pending());
         match (api_listener, api_app) {
             (Some(listener), Some(api)) => {
-                // Requests from inside the environment draw on its own body budget too.
-                let bodies = crate::api::body::EnvironmentBodies::new();
                 tokio::join!(runtime, listen::serve(listener, api, api_limits, bodies, std::future::pending()));
             }
             _ => runtime.await,
