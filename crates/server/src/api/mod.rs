@@ -1,7 +1,9 @@
 //! The AWS wire protocols on Nimbus's one endpoint. The other side is any AWS client (SDKs, the AWS
 //! CLI, `nimbus` subcommands); nothing it sends is trusted until it is SigV4-verified and parsed into
-//! the model's types. Requests are routed by the signing service of their credential scope: `lambda`
-//! (REST-JSON, routed on the path) and `logs` (JSON 1.1, routed on `X-Amz-Target`).
+//! the model's types. The services served are one list (`service.rs`): Lambda (REST-JSON, routed on the
+//! path), CloudWatch Logs and SQS (JSON, routed on `X-Amz-Target`); a request's credential scope must
+//! name the service it addresses and the server's region. Bodies are read only after the headers are
+//! authenticated, within bounds (`body.rs`).
 
 pub mod body;
 mod code_url;
