@@ -33,9 +33,15 @@ impl BodyBudget {
 #[derive(Clone)]
 pub struct EnvironmentBodies(Arc<Semaphore>);
 
+impl Default for EnvironmentBodies {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(limits::ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX)))
+    }
+}
+
 impl EnvironmentBodies {
     pub fn new() -> Self {
-        Self(Arc::new(Semaphore::new(limits::ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX)))
+        Self::default()
     }
 
     /// Reserves this environment's budget for a body of at most `limit` bytes (its declared length,
