@@ -71,6 +71,10 @@ pub const RUNTIME_API_CONNECTIONS_MAX: usize = 16;
 /// Connections one environment may hold to the API listener inside its network (its
 /// `AWS_ENDPOINT_URL`): botocore's pool keeps up to 10 per client, so several clients fit.
 pub const ENVIRONMENT_API_CONNECTIONS_MAX: usize = 32;
+/// Connections of each of an environment's two listeners that do not draw on the budget all
+/// environments share (they come out of the descriptors kept in reserve): however many connections
+/// other functions hold, a runtime reaches its Runtime API and a function its API.
+pub const ENVIRONMENT_RESERVED_CONNECTIONS: usize = 2;
 /// Upper bounds of the connection budgets computed from the open-files limit (a quarter of it each).
 pub const PUBLIC_CONNECTIONS_MAX: usize = 16_384;
 pub const ENVIRONMENT_CONNECTIONS_TOTAL_MAX: usize = 65_536;

@@ -251,6 +251,7 @@ pub async fn run(
     let public_limits = listen::Limits {
         connections: Arc::new(tokio::sync::Semaphore::new(budgets.public_connections)),
         shared: None,
+        reserved: 0,
         when_full: listen::WhenFull::Wait,
         idle: Duration::from_secs(nimbus_model::limits::CONNECTION_IDLE_SECS),
         name: "api",

@@ -61,6 +61,9 @@ pub struct Limits {
     pub connections: Arc<Semaphore>,
     /// A budget this listener shares with others (every environment's listeners share one).
     pub shared: Option<Arc<Semaphore>>,
+    /// Connections served without drawing on `shared` (counted in the reserve instead), so that other
+    /// environments' connections can never keep a runtime from reaching its own Runtime API.
+    pub reserved: usize,
     pub when_full: WhenFull,
     /// How long a connection may wait for the complete header of its next request.
     pub idle: Duration,
@@ -121,6 +124,7 @@ pub async fn serve<A: Accept, X: Clone + Send + Sync + 'static>(
     let mut connections = JoinSet::new();
     let mut backoff = Backoff::default();
     let refused = AtomicU64::new(0);
+    let reserved = Arc::new(Semaphore::new(limits.reserved));
     tokio::pin!(shutdown);
     loop {
         while connections.try_join_next().is_some() {}
@@ -151,7 +155,7 @@ pub async fn serve<A: Accept, X: Clone + Send + Sync + 'static>(
         };
         let permits = match waited {
             Some(own) => Permits { _own: own, _shared: None },
-            None => match take_permits(&limits) {
+            None => match take_permits(&limits, &reserved) {
                 Some(permits) => permits,
                 None => {
                     // Dropping the stream closes it: the function's connect succeeded, its first read
@@ -175,8 +179,11 @@ pub async fn serve<A: Accept, X: Clone + Send + Sync + 'static>(
     while connections.join_next().await.is_some() {}
 }
 
-fn take_permits(limits: &Limits) -> Option<Permits> {
+fn take_permits(limits: &Limits, reserved: &Arc<Semaphore>) -> Option<Permits> {
     let own = limits.connections.clone().try_acquire_owned().ok()?;
+    if let Ok(reserved) = reserved.clone().try_acquire_owned() {
+        return Some(Permits { _own: own, _shared: Some(reserved) });
+    }
     let shared = match &limits.shared {
         Some(shared) => Some(shared.clone().try_acquire_owned().ok()?),
         None => None,
@@ -287,6 +294,7 @@ mod tests {
         Limits {
             connections: Arc::new(Semaphore::new(connections)),
             shared: None,
+            reserved: 0,
             when_full,
             idle: Duration::from_secs(5),
             name: "test",
@@ -354,6 +362,28 @@ mod tests {
             }
         };
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn reserved_connections_are_served_when_the_shared_budget_is_gone() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shared = Arc::new(Semaphore::new(0));
+        let mut limits = limits(WhenFull::Refuse, 4);
+        limits.shared = Some(shared);
+        limits.reserved = 1;
+        let server = tokio::spawn(serve(listener, app(), limits, (), std::future::pending()));
+        // The one reserved connection is served although others took the whole shared budget ...
+        let mut first = TcpStream::connect(addr).await.unwrap();
+        first.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 12];
+        first.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+        // ... and a second one is not.
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        let _ = second.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(second.read(&mut buf).await.unwrap_or(0), 0);
         server.abort();
     }
 

@@ -156,6 +156,7 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     let limits = |connections: usize, idle_secs: u64, name: &'static str| listen::Limits {
         connections: Arc::new(tokio::sync::Semaphore::new(connections)),
         shared: Some(ctx.connections.clone()),
+        reserved: limits::ENVIRONMENT_RESERVED_CONNECTIONS,
         when_full: listen::WhenFull::Refuse,
         idle: std::time::Duration::from_secs(idle_secs),
         name,
