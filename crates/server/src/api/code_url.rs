@@ -95,3 +95,33 @@ pub async fn download(
         Err(e) => ApiError::service(format!("reading code: {e}")).into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn urls_name_the_host_the_request_came_to() {
+        let urls = CodeUrls::new("http://192.0.2.1:9001/");
+        let digest = CodeDigest::from_hex(&"ab".repeat(32)).expect("digest");
+        let cases = [
+            (Some("127.0.0.1:9000"), "http://127.0.0.1:9000/nimbus/code/"),
+            (Some("[::1]:9000"), "http://[::1]:9000/nimbus/code/"),
+            (Some("nimbus.internal"), "http://nimbus.internal/nimbus/code/"),
+            // Not an authority, or one with user info: the public listener's address.
+            (Some("a b"), "http://192.0.2.1:9001/nimbus/code/"),
+            (Some("user@evil.example"), "http://192.0.2.1:9001/nimbus/code/"),
+            (None, "http://192.0.2.1:9001/nimbus/code/"),
+        ];
+        for (host, prefix) in cases {
+            let value = host.map(|h| HeaderValue::from_str(h).expect("header value"));
+            let url = urls.url(value.as_ref(), &digest);
+            assert!(url.starts_with(prefix), "{host:?}: {url}");
+            let query = url.split_once('?').expect("query").1;
+            let expires: i64 = query.split('&').find_map(|p| p.strip_prefix("Expires=")).unwrap().parse().unwrap();
+            let signature = query.split('&').find_map(|p| p.strip_prefix("Signature=")).unwrap();
+            assert!(urls.check(&digest.to_hex(), expires, signature));
+        }
+    }
+}
