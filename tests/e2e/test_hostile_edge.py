@@ -36,7 +36,7 @@ ENVIRONMENT_API_CONNECTIONS_MAX = 32
 RUNTIME_API_CONNECTIONS_MAX = 16
 
 HOSTILE = r'''
-import base64, json, os, socket, subprocess, sys, threading, time, urllib.request
+import base64, json, os, select, socket, subprocess, sys, threading, time, urllib.request
 from urllib.parse import urlparse
 
 # Runs in child processes: each may hold ~1,000 descriptors (the runtime's RLIMIT_NOFILE is 1024).
@@ -112,7 +112,10 @@ def stall_uploads(event):
         s.settimeout(hold)
         try:
             s.sendall(head.encode())
-            s.sendall(memoryview(body)[: size - 1024])
+            # A request past the body budget is answered after a bounded wait (2 s), before any body
+            # byte: read that answer before sending, as sending into a closed connection loses it.
+            if not select.select([s], [], [], 5)[0]:
+                s.sendall(memoryview(body)[: size - 1024])
         except OSError:
             pass
         try:
@@ -264,19 +267,20 @@ RSS_GROWTH_BOUND_KB = 100 * 1024
 
 
 def raw_request(url: str, head: str, body: bytes = b"", timeout: float = 10) -> tuple[socket.socket, bytes]:
-    """Sends `head` (and `body`) on a new connection and returns it with what the server answered."""
+    """Sends `head` on a new connection, reads what the server answers before any body (a refusal must
+    not wait for one), then sends `body` and leaves the connection open, stalled."""
     u = urlparse(url)
     s = socket.create_connection((u.hostname, u.port), timeout=timeout)
     s.sendall(head.encode())
+    try:
+        answer = s.recv(65536)
+    except OSError:
+        answer = b""
     if body:
         try:
             s.sendall(body)
         except OSError:
             pass
-    try:
-        answer = s.recv(65536)
-    except OSError:
-        answer = b""
     return s, answer
 
 
