@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -229,7 +230,7 @@ def test_a_function_holding_thousands_of_connections_starves_nobody(server_facto
     hostile = deploy(lam, "hold-conns", hostile_zip(), "hostile.handler", Timeout=120, MemorySize=256)
     bystander = deploy(lam, "bystander", python_zip(), "probe.handler")
     assert invoke(lam, bystander).status == 200
-    fds_before = len(list((__import__("pathlib").Path(f"/proc/{srv.proc.pid}/fd")).iterdir()))
+    fds_before = len(list(Path(f"/proc/{srv.proc.pid}/fd").iterdir()))
 
     with Bystander(srv, bystander) as loop:
         thread, result = invoke_in_thread(srv.lambda_client(read_timeout=300), hostile,
@@ -238,7 +239,7 @@ def test_a_function_holding_thousands_of_connections_starves_nobody(server_facto
         while thread.is_alive():
             lam2 = srv.lambda_client()
             assert lam2.get_function(FunctionName=bystander)["Configuration"]["FunctionName"] == bystander
-            fds = len(list((__import__("pathlib").Path(f"/proc/{srv.proc.pid}/fd")).iterdir()))
+            fds = len(list(Path(f"/proc/{srv.proc.pid}/fd").iterdir()))
             # The environment's connections are bounded by its caps, whatever it opens.
             assert fds < fds_before + ENVIRONMENT_API_CONNECTIONS_MAX + RUNTIME_API_CONNECTIONS_MAX + 100, fds
             thread.join(timeout=1)
