@@ -113,7 +113,8 @@ impl Decision {
 /// Root is decided like any principal; callers that give root full rights do not call this.
 pub fn evaluate(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
     let action = ctx.action.as_str().to_lowercase();
-    let request = Request { ctx, action: &action };
+    let service = action.split_once(':').map_or("", |(s, _)| s);
+    let request = Request { ctx, action: &action, service };
 
     // 1. An explicit deny anywhere wins.
     for (source, doc) in applicable(policies) {
@@ -187,12 +188,14 @@ fn applicable<'a>(policies: &'a Policies<'a>) -> impl Iterator<Item = (PolicySou
 struct Request<'a> {
     ctx: &'a RequestContext,
     action: &'a str,
+    /// The action's service prefix, lowercased: only statements that can name it are looked at.
+    service: &'a str,
 }
 
 impl Request<'_> {
     /// The first statement of `effect` that applies, with how the principal matched.
     fn first(&self, doc: &PolicyDocument, effect: Effect) -> Option<(usize, Match)> {
-        doc.statements().iter().enumerate().find_map(|(i, st)| {
+        doc.candidates(self.service).find_map(|(i, st)| {
             if st.effect != effect {
                 return None;
             }
@@ -204,7 +207,7 @@ impl Request<'_> {
     /// The Allow statement of a resource policy that matches the principal best.
     fn best(&self, doc: &PolicyDocument) -> Option<(usize, Match)> {
         let mut best: Option<(usize, Match)> = None;
-        for (i, st) in doc.statements().iter().enumerate() {
+        for (i, st) in doc.candidates(self.service) {
             if st.effect != Effect::Allow {
                 continue;
             }

@@ -165,6 +165,7 @@ fn cases() -> Vec<Case> {
         case("resource matching is case-sensitive", "lambda:InvokeFunction", &FN.replace("my-function", "My-Function"), vec![id(&allow("lambda:InvokeFunction", FN))], NO_ID),
         case("action wildcard", "lambda:GetFunctionConfiguration", FN, vec![id(&allow("lambda:Get*", "*"))], Allow),
         case("action ? wildcard", "lambda:GetAlias", FN, vec![id(&allow("lambda:GetA?ias", "*"))], Allow),
+        case("wildcard in the service prefix", "lambda:InvokeFunction", FN, vec![id(&allow("lamb?a*:Invoke*", "*"))], Allow),
         case("service wildcard does not cross services", "sqs:SendMessage", FN, vec![id(&allow("lambda:*", "*"))], NO_ID),
         case("resource wildcard over qualifiers", "lambda:InvokeFunction", &fn_v1, vec![id(&allow("lambda:InvokeFunction", &format!("{FN}:*")))], Allow),
         case("explicit deny beats allow", "lambda:DeleteFunction", FN, vec![id(&format!(r#"{},{{"Effect":"Deny","Action":"lambda:Delete*","Resource":"*"}}"#, allow("*", "*")))], Deny),
