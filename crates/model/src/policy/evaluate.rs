@@ -75,7 +75,12 @@ impl Decision {
     /// identity-based policy", "… in a resource-based policy", "… because no session policy allows …",
     /// "… because no permissions boundary allows …", "… because no resource-based policy allows …".
     pub fn denial_message(&self, ctx: &RequestContext) -> Option<String> {
-        let who = if ctx.principal.arn.is_empty() { "anonymous" } else { ctx.principal.arn.as_str() };
+        let who = match &ctx.principal.kind {
+            _ if !ctx.principal.arn.is_empty() => ctx.principal.arn.as_str(),
+            super::PrincipalKind::Service { name } => name.as_str(),
+            super::PrincipalKind::Federated { provider } => provider.as_str(),
+            _ => "anonymous",
+        };
         let (action, resource) = (&ctx.action, &ctx.resource);
         let why = match self {
             Decision::Allow(_) => return None,

@@ -327,6 +327,34 @@ fn decisions_name_their_statement_and_aws_message() {
 }
 
 #[test]
+fn denials_of_services_and_anonymous_callers_name_them() {
+    let ctx = RequestContext::new(service("sns.amazonaws.com"), Action::from_static("lambda:InvokeFunction"), FN);
+    let d = evaluate(&Policies::default(), &ctx);
+    assert_eq!(d, Decision::ImplicitDeny(DenyReason::NoResourceAllow));
+    assert_eq!(
+        d.denial_message(&ctx).unwrap(),
+        format!(
+            "User: sns.amazonaws.com is not authorized to perform: lambda:InvokeFunction on resource: {FN} because no resource-based policy allows the lambda:InvokeFunction action"
+        )
+    );
+    let anonymous = Principal {
+        arn: String::new(),
+        account: String::new(),
+        user_id: String::new(),
+        kind: PrincipalKind::Anonymous,
+    };
+    let ctx = RequestContext::new(anonymous, Action::from_static("lambda:InvokeFunction"), FN);
+    let public =
+        res(&format!(r#"{{"Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"{FN}"}}"#));
+    let named = res(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{ACCT}"}},"Action":"lambda:InvokeFunction","Resource":"{FN}"}}"#
+    ));
+    assert!(evaluate(&Policies { resource: Some(&public), ..Default::default() }, &ctx).is_allowed());
+    let d = evaluate(&Policies { resource: Some(&named), ..Default::default() }, &ctx);
+    assert!(d.denial_message(&ctx).unwrap().starts_with("User: anonymous is not authorized"));
+}
+
+#[test]
 fn malformed_documents_get_aws_messages() {
     use PolicyKind::*;
     let s = |body: &str| format!(r#"{{"Version":"2012-10-17","Statement":[{body}]}}"#);
