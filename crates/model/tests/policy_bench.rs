@@ -122,9 +122,13 @@ fn run(one_service: bool) {
 
     /// (name, action, whether the principal carries the protected tag, the decision expected).
     type Scenario = (&'static str, &'static str, bool, fn(&Decision) -> bool);
-    let scenarios: [Scenario; 3] = [
+    let scenarios: [Scenario; 4] = [
         ("allow (last statement of the last policy)", "lambda:InvokeFunction", false, |d| d.is_allowed()),
         ("implicit deny (every statement scanned)", "lambda:UpdateFunctionCode", false, |d| {
+            matches!(d, Decision::ImplicitDeny(_))
+        }),
+        // `List…` passes the first-character filter of every statement: all their patterns are matched.
+        ("implicit deny, a List… action (no filter helps)", "lambda:ListLayers", false, |d| {
             matches!(d, Decision::ImplicitDeny(_))
         }),
         ("explicit deny (condition on a principal tag)", "lambda:DeleteFunction", true, |d| {

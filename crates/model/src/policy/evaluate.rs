@@ -119,7 +119,8 @@ impl Decision {
 pub fn evaluate(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
     let action = ctx.action.as_str().to_lowercase();
     let service = action.split_once(':').map_or("", |(s, _)| s);
-    let request = Request { ctx, action: &action, service };
+    let name_start = action.split_once(':').and_then(|(_, n)| n.bytes().next()).filter(u8::is_ascii);
+    let request = Request { ctx, action: &action, service, name_start };
 
     // 1. An explicit deny anywhere wins.
     for (source, doc) in applicable(policies) {
@@ -195,6 +196,8 @@ struct Request<'a> {
     action: &'a str,
     /// The action's service prefix, lowercased: only statements that can name it are looked at.
     service: &'a str,
+    /// The first byte of the action's name, lowercased, when ASCII (see `Statement::name_starts`).
+    name_start: Option<u8>,
 }
 
 impl Request<'_> {
@@ -245,7 +248,11 @@ impl Request<'_> {
     /// Whether the statement's action, resource and conditions match (its principal aside).
     fn applies(&self, st: &Statement) -> bool {
         let vars = self.ctx as &dyn crate::policy::pattern::Variables;
-        let action = st.actions.iter().any(|p| p.matches(self.action, vars) == Some(true));
+        let action = match (st.name_starts, self.name_start) {
+            // No pattern can match an action name starting with this character.
+            (Some(mask), Some(b)) if mask & (1u128 << b) == 0 => false,
+            _ => st.actions.iter().any(|p| p.matches(self.action, vars) == Some(true)),
+        };
         if action == st.not_action {
             return false;
         }

@@ -212,7 +212,12 @@ fn glob(parts: &[Vec<Piece>], input: &str) -> bool {
             None => return false,
         }
     }
-    last.is_empty() || boundaries(input, pos).any(|start| match_at(last, input, start) == Some(input.len()))
+    match last.as_slice() {
+        [] => true,
+        // A literal tail: the input ends with it, after what the other parts took.
+        [Piece::Lit(tail)] => input.len() >= pos + tail.len() && input.ends_with(&**tail),
+        _ => boundaries(input, pos).any(|start| match_at(last, input, start) == Some(input.len())),
+    }
 }
 
 #[cfg(test)]
