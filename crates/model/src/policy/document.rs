@@ -82,8 +82,9 @@ const TEXT_BYTES_MAX: usize = 1 << 20;
 pub(crate) struct Statement {
     pub(crate) sid: Option<String>,
     pub(crate) effect: Effect,
-    /// `Action` (`negated`: false) or `NotAction` (true); patterns lowercased.
-    pub(crate) actions: Vec<Pattern>,
+    /// `Action` (`negated`: false) or `NotAction` (true); patterns lowercased, each with the first
+    /// character (lowercased ASCII) of the action names it can match, when that is fixed.
+    pub(crate) actions: Vec<(Option<u8>, Pattern)>,
     pub(crate) not_action: bool,
     /// `Resource`/`NotResource`; `None` when absent (resource policies may leave it out: the policy is
     /// attached to its resource).
@@ -289,9 +290,15 @@ fn compile_statement(
     let mut services = Some(Vec::new());
     let mut name_starts = (!not_action).then_some(0u128);
     for action in strings(action_value, budget, "Action")? {
-        let first = action.split_once(':').and_then(|(_, name)| name.bytes().next()).map(|b| b.to_ascii_lowercase());
+        // The name's first character, when the pattern fixes it (no wildcard before it).
+        let first = action
+            .split_once(':')
+            .filter(|(vendor, _)| !vendor.contains(['*', '?']))
+            .and_then(|(_, name)| name.bytes().next())
+            .map(|b| b.to_ascii_lowercase())
+            .filter(|b| b.is_ascii() && *b != b'*' && *b != b'?');
         match (&mut name_starts, first) {
-            (Some(mask), Some(b)) if b.is_ascii() && b != b'*' && b != b'?' => *mask |= 1u128 << b,
+            (Some(mask), Some(b)) => *mask |= 1u128 << b,
             _ => name_starts = None,
         }
         let vendor = action.split_once(':').map(|(v, _)| v.to_ascii_lowercase());
@@ -306,7 +313,7 @@ fn compile_statement(
         if kind == PolicyKind::Trust && !not_action && !trust_action(action) {
             return Err(PolicyError::TrustAction);
         }
-        actions.push(Pattern::compile(action, true, false, true));
+        actions.push((first, Pattern::compile(action, true, false, true)));
     }
 
     let (resource_value, not_resource) = exclusive(fields, "Resource", "NotResource")?;

@@ -111,10 +111,12 @@ impl Decision {
 /// identity-based policy (within the boundary and session policies, if any) or from the resource's
 /// policy; otherwise an implicit deny.
 ///
-/// Same-account rules: a resource policy allow that names the principal (its ARN, its role's ARN, or
-/// `*`) grants access on its own (within session policies); one that names only the principal's
+/// Same-account rules: a resource policy allow that names the principal itself (its own ARN, or `*`)
+/// grants access on its own, whatever its boundary and session policies; one that names a session's
+/// role ARN grants within the session policies and boundary; one that names only the principal's
 /// account (`arn:aws:iam::<acct>:root` or the bare id) delegates to the account, so the principal's
 /// identity policies must allow. Cross-account requests need both an identity and a resource allow.
+/// Services and anonymous callers (no account) are allowed only by a resource policy.
 /// Root is decided like any principal; callers that give root full rights do not call this.
 pub fn evaluate(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
     let action = ctx.action.as_str().to_lowercase();
@@ -251,7 +253,10 @@ impl Request<'_> {
         let action = match (st.name_starts, self.name_start) {
             // No pattern can match an action name starting with this character.
             (Some(mask), Some(b)) if mask & (1u128 << b) == 0 => false,
-            _ => st.actions.iter().any(|p| p.matches(self.action, vars) == Some(true)),
+            _ => st.actions.iter().any(|(first, p)| {
+                // A byte compare first: most patterns of a statement start unlike the action's name.
+                (first.is_none() || *first == self.name_start) && p.matches(self.action, vars) == Some(true)
+            }),
         };
         if action == st.not_action {
             return false;

@@ -176,6 +176,8 @@ fn cases() -> Vec<Case> {
         // --- NotAction / NotResource -------------------------------------------------------------------
         case("NotAction allow: everything but IAM", "lambda:DeleteFunction", FN, vec![id(r#"{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}"#)], Allow),
         case("NotAction allow does not grant the excluded action", "iam:CreateUser", "arn:aws:iam::111122223333:user/x", vec![id(r#"{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}"#)], NO_ID),
+        case("NotAction with a literal name start excludes it", "lambda:DeleteFunction", FN, vec![id(r#"{"Effect":"Allow","NotAction":["lambda:Delete*","lambda:Update*"],"Resource":"*"}"#)], NO_ID),
+        case("NotAction with a literal name start allows others", "lambda:InvokeFunction", FN, vec![id(r#"{"Effect":"Allow","NotAction":["lambda:Delete*","lambda:Update*"],"Resource":"*"}"#)], Allow),
         case("NotAction deny: deny all but listed without MFA", "s3:GetObject", BUCKET, vec![id(&allow("*", "*")), id(r#"{"Effect":"Deny","NotAction":["iam:ListUsers","sts:GetSessionToken"],"Resource":"*","Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}"#)], Deny),
         case("NotAction deny leaves the listed actions alone", "iam:ListUsers", "*", vec![id(&allow("*", "*")), id(r#"{"Effect":"Deny","NotAction":["iam:ListUsers","sts:GetSessionToken"],"Resource":"*","Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}"#)], Allow),
         case("NotAction deny passes with MFA", "s3:GetObject", BUCKET, vec![id(&allow("*", "*")), id(r#"{"Effect":"Deny","NotAction":"iam:*","Resource":"*","Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}"#)], Allow).keys(&[("aws:MultiFactorAuthPresent", &["true"])]),
