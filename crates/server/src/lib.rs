@@ -17,6 +17,7 @@ pub mod credentials;
 mod environment;
 mod events;
 mod invoke;
+pub mod listen;
 mod logs;
 pub mod pool;
 mod retention;
@@ -187,6 +188,15 @@ pub async fn run(
     let billing = logs::Billing { granularity_ms: config.billing_granularity_ms };
     let freeze_idle = config.freeze_idle;
     let api_for_envs = Arc::new(std::sync::OnceLock::new());
+    let open_files = listen::open_files_limit();
+    let budgets = listen::Budgets::from_open_files_limit(open_files);
+    tracing::info!(
+        open_files,
+        public_connections = budgets.public_connections,
+        environment_connections = budgets.environment_connections,
+        "connection budgets"
+    );
+    let env_connections = Arc::new(tokio::sync::Semaphore::new(budgets.environment_connections));
     let ctx_api = api_for_envs.clone();
     let (pool, pool_task) = pool::Pool::start(limits, move |pool_events| environment::LaunchContext {
         sandbox: ctx_sandbox,
@@ -198,6 +208,7 @@ pub async fn run(
         alive,
         freeze_idle,
         api: ctx_api,
+        connections: env_connections.clone(),
     });
     drop(log_sink);
     for (function, reserved) in store.all_reserved_concurrency()? {
@@ -236,22 +247,28 @@ pub async fn run(
         url_hosts: api::function_url::UrlHosts::new(&config.region, api_addr.port(), config.public_url_base.clone()),
         auth_required: config.auth == AuthMode::SigV4,
         account_concurrency: config.account_concurrency,
+        region: config.region.clone(),
+        bodies: api::body::BodyBudget::new(nimbus_model::limits::REQUEST_BODY_BYTES_IN_FLIGHT_MAX),
     });
     let app = api::router(state);
     let _ = api_for_envs.set(app.clone());
 
     let (stop_http, http_stopping) = watch::channel(false);
-    let listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let mut http_stopping_wait = http_stopping.clone();
+    let public_limits = listen::Limits {
+        connections: Arc::new(tokio::sync::Semaphore::new(budgets.public_connections)),
+        shared: None,
+        reserved: 0,
+        when_full: listen::WhenFull::Wait,
+        idle: Duration::from_secs(nimbus_model::limits::CONNECTION_IDLE_SECS),
+        name: "api",
+    };
     let server = tokio::spawn(async move {
-        // The peer address is a function URL event's `sourceIp`.
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = http_stopping_wait.wait_for(|s| *s).await;
-            })
-            .await
+        listen::serve(api_listener, app, public_limits, (), async move {
+            let _ = http_stopping_wait.wait_for(|s| *s).await;
+        })
+        .await;
+        Ok::<(), std::io::Error>(())
     });
     on_ready(&Ready { api_url, api_addr, root: credentials.root().clone(), root_source, sandbox_tier: sandbox.tier() });
 

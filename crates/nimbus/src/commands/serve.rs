@@ -81,6 +81,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
 
+    // Every connection costs a descriptor; the listeners' budgets are computed from this limit.
+    match nimbus_server::listen::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-files limit"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit; connection budgets use the current one")
+        }
+    }
     let auth = match args.auth.as_str() {
         "none" => {
             tracing::warn!("--auth none: every request is accepted without a signature; never expose this server");

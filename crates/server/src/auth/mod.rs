@@ -5,4 +5,4 @@
 
 pub mod sigv4;
 
-pub use sigv4::{AuthError, Caller, Secret, verify};
+pub use sigv4::{AuthError, Caller, HeadersChecked, Secret, check_headers, verify};

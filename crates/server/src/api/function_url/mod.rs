@@ -4,7 +4,7 @@
 //! to the AWS APIs unchanged.
 //!
 //! A URL request: url-id → config (403 `{"Message":"Forbidden"}` when none) → CORS preflight answered
-//! here → body read (at most 6 MB, within [`BODY_READ_TIMEOUT`]) → access: `NONE` needs the function's
+//! here → body read (at most 6 MB, within the server's body budget and deadline, `api::body`) → access: `NONE` needs the function's
 //! resource policy to allow `lambda:InvokeFunctionUrl` (and `lambda:InvokeFunction`, for URLs created
 //! since October 2025, i.e. all of Nimbus's) to anonymous callers, decided by `nimbus_model::policy`;
 //! `AWS_IAM` needs a valid SigV4 signature for service `lambda` by an identity `authz` lets invoke
@@ -20,14 +20,12 @@ mod response;
 mod streaming;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
 use nimbus_model::limits::SYNC_REQUEST_BYTES_MAX;
 use nimbus_model::policy::{self, Action, PolicyDocument, PrincipalKind, RequestContext};
 use nimbus_model::{InvokeMode, Qualifier, UrlAuthType};
@@ -36,13 +34,10 @@ use nimbus_store::UrlConfig;
 pub use cache::UrlCache;
 pub use hosts::{BaseError, HostMatch, PublicBase, UrlHosts};
 
+use super::body::{self, BodyError};
 use super::{RequestId, SharedState};
 use crate::environment::Outcome;
 use crate::invoke::{InvokeError, InvokeRequest, Started};
-
-/// How long an unauthenticated client may take to send its body. A slow sender holds a connection
-/// and a buffer of up to 6 MB, so it is cut off.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// AWS's rule of October 2025: URLs created since then need `lambda:InvokeFunction` as well as
 /// `lambda:InvokeFunctionUrl` (2025-10-01T00:00:00Z).
@@ -103,12 +98,15 @@ async fn serve(state: &SharedState, url: cache::ResolvedUrl, request: Request) -
             &format!("Request must be smaller than {SYNC_REQUEST_BYTES_MAX} bytes for the InvokeFunction operation"),
         )
     };
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, SYNC_REQUEST_BYTES_MAX).collect()).await
-    {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Ok(Err(_)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
-        Err(_) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+    // The same bounds as every API body: the operation's limit, the server-wide budget of bytes in
+    // flight, and a deadline for slow senders.
+    let limit = body::OperationLimit { bytes: SYNC_REQUEST_BYTES_MAX, operation: "InvokeFunction" };
+    let body = match body::read(body, limit, &state.bodies, None).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge(_)) => return too_large(),
+        Err(BodyError::Busy) => return message(StatusCode::TOO_MANY_REQUESTS, "Rate Exceeded."),
+        Err(BodyError::TimedOut(_)) => return message(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+        Err(BodyError::Broken(_)) => return message(StatusCode::BAD_REQUEST, "Bad Request"),
     };
     let source_ip = parts
         .extensions
