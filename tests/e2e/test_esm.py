@@ -135,7 +135,7 @@ def test_batching_window_collects_large_batches(lam, sqs, rec_dir):
 
 def test_failed_batches_return_and_reach_the_dead_letter_queue(lam, sqs, rec_dir):
     name = unique_name("esm-fail")
-    create_recorder(lam, name, rec_dir, env={"FAIL_BATCH": "1"})
+    create_recorder(lam, name, rec_dir, env={"FAIL_BATCH": "1"}, Timeout=1)
     dlq = unique_name("esm-dlq")
     dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
     qname = unique_name("esm-fail-q")
@@ -153,7 +153,8 @@ def test_failed_batches_return_and_reach_the_dead_letter_queue(lam, sqs, rec_dir
 
 def test_partial_batch_failures(lam, sqs, rec_dir):
     name = unique_name("esm-partial")
-    create_recorder(lam, name, rec_dir)
+    # The queue's 1 s visibility timeout must not be shorter than the function's (Lambda refuses it).
+    create_recorder(lam, name, rec_dir, Timeout=1)
     dlq = unique_name("esm-partial-dlq")
     dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
     qname = unique_name("esm-partial-q")
