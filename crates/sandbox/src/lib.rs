@@ -58,6 +58,10 @@ pub struct LaunchSpec {
     /// The network it reaches besides its loopback; the namespace tier enforces it (the process tier
     /// shares the host's network and cannot).
     pub egress: Egress,
+    /// Environments with the same group (the server uses the function's name) share one bound on
+    /// their processes and threads beyond each one's own, where the tier can enforce it (namespace:
+    /// a pids cgroup per group), so a function invoking itself cannot multiply its share of the host.
+    pub group: String,
 }
 
 /// Which network an environment reaches besides its own loopback.

@@ -419,6 +419,14 @@ impl NamespaceSandbox {
                 if removed > 0 {
                     tracing::info!(removed, "removed cgroups left by an earlier Nimbus run");
                 }
+                let budget = c.budget();
+                tracing::info!(
+                    environments = budget.host,
+                    per_function = budget.function,
+                    per_function_enforced = c.per_function_pids(),
+                    per_environment = PIDS_MAX,
+                    "tasks (processes and threads) functions may have"
+                );
                 for controller in cgroup::Controller::ALL {
                     if !c.has(controller) {
                         tracing::warn!(
@@ -911,6 +919,13 @@ impl Sandbox for NamespaceSandbox {
         let disconnect_took = disconnecting.elapsed();
         if let Some(c) = &cgroup
             && let Err(source) = c.set_memory(u64::from(spec.memory_mb) * 1024 * 1024)
+        {
+            drop(waiting);
+            cleanup(&cgroup);
+            return Err(SandboxError::Cgroup { source });
+        }
+        if let (Some(c), Some(cgroups)) = (&cgroup, &self.slots.maker.cgroups)
+            && let Err(source) = cgroups.join_function(c, &spec.group)
         {
             drop(waiting);
             cleanup(&cgroup);
