@@ -93,11 +93,12 @@ import boto3
 from botocore.config import Config
 
 def handler(event, context):
-    # Threads are tasks as processes are, and cheap: as many as the kernel lets this environment have.
+    # Threads are tasks as processes are, and cheap: as many as the kernel lets this environment have
+    # (the one that fans out keeps its own for its calls).
     threading.stack_size(32 * 1024)
     stop = threading.Event()
     started, refused = 0, None
-    while started < event.get("tasks", 2000):
+    while not event.get("fanout") and started < event.get("tasks", 2000):
         try:
             threading.Thread(target=stop.wait, daemon=True).start()
             started += 1
@@ -147,7 +148,7 @@ def test_a_self_invoking_fork_bomb_stays_within_its_functions_task_budget(srv, l
                     "per-environment and Nimbus-wide bounds apply (see cgroup.rs)")
     name = unique_name("forkbomb")
     create_function(lam, name, make_zip({"bomb.py": FORK_BOMB}), handler="bomb.handler", Timeout=120,
-                    MemorySize=512)
+                    MemorySize=1769)
     function_dir = pids_dir(srv) / f"fn-{name}"
     fanout = per_function // per_env + 3  # more environments than the function's budget can fill
     seen_function, seen_all = [0], [0]
@@ -165,23 +166,24 @@ def test_a_self_invoking_fork_bomb_stays_within_its_functions_task_budget(srv, l
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     with Bystander(srv, lam):
-        inv = invoke(lam, name, {"fanout": fanout, "tasks": 2000, "hold": 5})
+        inv = invoke(lam, name, {"fanout": fanout, "tasks": 2000, "hold": 15})
     done.set()
     watcher.join()
     assert inv.status == 200 and inv.function_error is None, inv.raw[:2000]
     result = inv.payload
     children = [c for c in result["children"] if c and c["status"] == 200 and not c["error"]]
-    started = result["started"] + sum(c["body"]["started"] for c in children)
-    # The environment's own bound held (the first one stops at its pids.max, less init and runtime)...
-    assert result["started"] < per_env and result["refused"], result
-    # ...and so did the function's: all its environments together never had more tasks than its budget,
-    # though it asked for more (fanout+1 environments of up to 1024 each).
-    assert (fanout + 1) * per_env > per_function
+    # Each environment's own bound held (less init and the runtime's own threads)...
+    assert children and all(c["body"]["started"] < per_env and c["body"]["refused"] for c in children), result
+    # ...and so did the function's: its environments together never had more tasks than its budget,
+    # though they asked for more (fanout environments of up to 1024 each, holding them together), and
+    # some were refused well before their own bound because of it.
+    assert fanout * per_env > per_function
     assert 0 < seen_function[0] <= per_function, (seen_function, per_function)
-    assert started <= per_function, (started, per_function)
-    assert any(c["body"]["refused"] for c in children) or len(children) < fanout, result
+    short = [c["body"]["started"] for c in children if c["body"]["started"] < per_env - 64]
+    failed = [c for c in result["children"] if not c or c["status"] != 200 or c["error"]]
+    assert short or failed, [c["body"]["started"] for c in children]
     assert seen_all[0] <= nimbus_total
-    # The function's directory goes with its last environment... which is still warm: it is there.
+    # The function's directory is there while its environments are (they are warm now).
     assert function_dir.is_dir()
 
 
