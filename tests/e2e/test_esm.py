@@ -85,6 +85,29 @@ def test_mapping_lifecycle_and_validation(lam, sqs, srv, rec_dir):
     wait_until(gone, what="the mapping to be deleted")
 
 
+def test_a_queue_whose_visibility_timeout_is_shorter_than_the_functions_timeout_is_refused(lam, sqs, rec_dir):
+    """Messages would reappear while the function still works on them: Lambda refuses the mapping at
+    create (and when it is pointed at such a function), not when the function's timeout changes later."""
+    slow, quick = unique_name("esm-slow"), unique_name("esm-quick")
+    create_recorder(lam, slow, rec_dir, Timeout=60)
+    create_recorder(lam, quick, rec_dir, Timeout=30)
+    qname = unique_name("esm-vis-q")
+    sqs.create_queue(QueueName=qname)  # VisibilityTimeout: 30 s, the default
+    with pytest.raises(ClientError) as e:
+        lam.create_event_source_mapping(EventSourceArn=queue_arn(qname), FunctionName=slow)
+    assert error_code(e.value) == "InvalidParameterValueException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.value.response["Error"]["Message"] == (
+        "Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds")
+    assert lam.list_event_source_mappings(EventSourceArn=queue_arn(qname))["EventSourceMappings"] == []
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn(qname), FunctionName=quick, Enabled=False)["UUID"]
+    with pytest.raises(ClientError) as e:
+        lam.update_event_source_mapping(UUID=uuid, FunctionName=slow)
+    assert error_code(e.value) == "InvalidParameterValueException"
+    assert lam.get_event_source_mapping(UUID=uuid)["FunctionArn"] == function_arn(quick)
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
 def test_messages_reach_the_function_as_sqs_events(lam, sqs, rec_dir):
     name = unique_name("esm-shape")
     create_recorder(lam, name, rec_dir)
