@@ -264,8 +264,13 @@ impl Cgroups {
         self.budget
     }
 
-    /// Whether environments can be moved under a per-function pids cgroup (see the module doc).
+    /// Whether environments can be moved under a per-function pids cgroup (see the module doc). Moving
+    /// another user's process (the function's uid) into a v1 cgroup takes the host's root: a rootless
+    /// Nimbus, root only in its own user namespace, is refused, and keeps the other two bounds.
     pub fn per_function_pids(&self) -> bool {
+        if !host_root() {
+            return false;
+        }
         match self.places.get(&Controller::Pids) {
             Some(p) => p.version == Version::V1 && self.places.iter().all(|(c, o)| *c == Controller::Pids || o.own != p.own),
             None => false,
@@ -438,6 +443,13 @@ impl Cgroups {
             remove_tree(version, &own.join(&self.base_name));
         }
     }
+}
+
+/// Whether this process is root of the host's user namespace (its uid map is the identity of all ids).
+fn host_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 /// `nimbus-<pid>` or `nimbus-<pid>-server` → pid.
