@@ -174,7 +174,8 @@ pub async fn run(
         runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url, sandbox.path_view())
             .await?,
     );
-    let (log_sink, log_writer) = logs::LogSink::start(store.clone(), data_dir.to_owned(), config.log_disk_reserve_bytes);
+    let (log_sink, log_writer) =
+        logs::LogSink::start(store.clone(), data_dir.to_owned(), config.log_disk_reserve_bytes);
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let limits = pool::Limits {

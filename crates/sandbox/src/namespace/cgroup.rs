@@ -272,7 +272,9 @@ impl Cgroups {
             return false;
         }
         match self.places.get(&Controller::Pids) {
-            Some(p) => p.version == Version::V1 && self.places.iter().all(|(c, o)| *c == Controller::Pids || o.own != p.own),
+            Some(p) => {
+                p.version == Version::V1 && self.places.iter().all(|(c, o)| *c == Controller::Pids || o.own != p.own)
+            }
             None => false,
         }
     }
@@ -297,7 +299,9 @@ impl Cgroups {
                 Err(e) => Err(e),
             };
             let to = function.join(name);
-            match made.and_then(|()| fs::create_dir(&to).or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })) {
+            match made.and_then(|()| {
+                fs::create_dir(&to).or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })
+            }) {
                 Ok(()) => break to,
                 Err(e) if tries < 3 && e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(io::Error::new(e.kind(), format!("create {}: {e}", to.display()))),
@@ -820,7 +824,11 @@ mod tests {
             ((4_096, 4_096), (4_096, 2_048)),
         ];
         for ((pid_max, threads_max), (host, function)) in cases {
-            assert_eq!(Budget::from_host(pid_max, threads_max, 1024), Budget { host, function }, "{pid_max} {threads_max}");
+            assert_eq!(
+                Budget::from_host(pid_max, threads_max, 1024),
+                Budget { host, function },
+                "{pid_max} {threads_max}"
+            );
         }
     }
 

@@ -18,9 +18,13 @@
 //! passwd, group, hosts, nsswitch.conf and resolv.conf plus the host's certificates and loader cache.
 //! Nothing of the data directory, other functions or the host's home directories.
 //!
-//! Limits: memory = `MemorySize` (no swap), pids 1024, CPU in proportion to memory (1769 MB = 1
-//! vCPU, capped by the host) once init is done (init runs unthrottled), freezer between invocations,
-//! `RLIMIT_NOFILE` 1024.
+//! Limits: memory = `MemorySize` (no swap), pids 1024 (and per function and for all environments
+//! together, see [`cgroup::Budget`]), CPU in proportion to memory (1769 MB = 1 vCPU, capped by the
+//! host) once init is done (init runs unthrottled), freezer between invocations, `RLIMIT_NOFILE` 1024.
+//!
+//! What it sees of the host is what Lambda shows: a guest kernel's `/proc/cmdline`, a `/proc/meminfo` of
+//! its own memory, no host path in its mountinfo (overlays, see `init.rs`), and host paths under `/tmp`
+//! at [`HOST_TMP_VIEW`] instead, so its `/tmp` starts empty.
 //!
 //! `/tmp` is an ext4 filesystem on a loop device backed by a sparse image in `<data>/sandbox/tmp`
 //! (`tmpdisk.rs`): full at its size (ENOSPC), and what a function keeps there is page cache that can be

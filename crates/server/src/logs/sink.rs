@@ -99,7 +99,7 @@ impl DiskReserve {
 /// never stops logs).
 fn free_bytes(path: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(path).ok()?;
-    Some(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+    Some(st.blocks_available().saturating_mul(st.fragment_size()))
 }
 
 async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>, data_dir: PathBuf, reserve_bytes: u64) {

@@ -272,7 +272,9 @@ pub async fn update(
     let was_enabled = record.enabled;
     // Only a new function is checked against the queue; a queue gone since is the poller's problem.
     let visibility_timeout_s = match state.sqs.name_from_arn(&record.source_arn) {
-        Some(queue) => state.sqs.queue(queue).await.map(|q| QueueSettings::of(&q).visibility_timeout_s).unwrap_or(i64::MAX),
+        Some(queue) => {
+            state.sqs.queue(queue).await.map(|q| QueueSettings::of(&q).visibility_timeout_s).unwrap_or(i64::MAX)
+        }
         None => i64::MAX,
     };
     apply(&state, &mut record, input, fifo, visibility_timeout_s)?;
