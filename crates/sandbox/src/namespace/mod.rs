@@ -749,11 +749,10 @@ pub const HOST_TMP_VIEW: &str = "/var/host-tmp";
 /// new environment's /tmp is empty. (An interpreter found there runs from its new place: Python and
 /// node find their prefixes from where they run; a virtualenv whose base interpreter is under /tmp as
 /// well would not, as its `pyvenv.cfg` names that base by its host path.)
+/// Files that name such a path by its host path (a `.pth`, a `pyvenv.cfg`) do not follow: the server
+/// passes the interpreter's `sys.path` as seen inside to the bootstrap (`NIMBUS_PYTHON_HOST_PATH`).
 pub fn seen_at(host: &Path) -> PathBuf {
-    match host.strip_prefix("/tmp") {
-        Ok(rest) => Path::new(HOST_TMP_VIEW).join(rest),
-        Err(_) => host.to_owned(),
-    }
+    PathView { host_tmp: Some(HOST_TMP_VIEW.into()), ..PathView::default() }.host(host)
 }
 
 /// The environment's `/proc/meminfo`: Lambda's shows the function's memory as the machine's, not the
@@ -858,7 +857,11 @@ impl Sandbox for NamespaceSandbox {
     }
 
     fn path_view(&self) -> PathView {
-        PathView { task_root: Some(TASK_ROOT.into()), runtime_dir: Some(RUNTIME_DIR.into()) }
+        PathView {
+            task_root: Some(TASK_ROOT.into()),
+            runtime_dir: Some(RUNTIME_DIR.into()),
+            host_tmp: Some(HOST_TMP_VIEW.into()),
+        }
     }
 
     fn scratch_dir(&self, _id: &str) -> PathBuf {
