@@ -385,7 +385,11 @@ mod tests {
     }
 
     fn namespace_view() -> PathView {
-        PathView { task_root: Some("/var/task".into()), runtime_dir: Some("/var/runtime".into()) }
+        PathView {
+            task_root: Some("/var/task".into()),
+            runtime_dir: Some("/var/runtime".into()),
+            host_tmp: Some("/var/host-tmp".into()),
+        }
     }
 
     /// A plan's environment as `plan` writes it: the family's, Lambda's, the defaults, the function's.

@@ -1283,6 +1283,28 @@ mod tests {
     }
 
     #[test]
+    fn host_paths_under_tmp_are_shown_elsewhere_and_nothing_else_moves() {
+        for (host, inside) in [
+            ("/tmp/ci/checkout/.venv/bin/python3", "/var/host-tmp/ci/checkout/.venv/bin/python3"),
+            ("/tmp", "/var/host-tmp"),
+            ("/tmpfoo/bin", "/tmpfoo/bin"),
+            ("/usr/bin/python3", "/usr/bin/python3"),
+            ("/root/.pyenv/versions/3.11.7", "/root/.pyenv/versions/3.11.7"),
+        ] {
+            assert_eq!(seen_at(Path::new(host)), PathBuf::from(inside), "{host}");
+        }
+        let steps = ro_steps(Path::new("/data"), &["/tmp".into()], Path::new("/data/runtimes"));
+        assert!(steps.iter().all(|s| !matches!(s, Step::Bind { dst, .. } if dst.starts_with("/tmp"))), "{steps:?}");
+    }
+
+    #[test]
+    fn meminfo_shows_the_functions_memory_as_the_machines() {
+        let text = meminfo(256);
+        assert!(text.starts_with("MemTotal:         262144 kB\nMemFree:          262144 kB\n"), "{text}");
+        assert!(text.contains("SwapTotal:             0 kB\n") && text.ends_with("Hugepagesize:       2048 kB\n"));
+    }
+
+    #[test]
     fn a_host_resolver_on_loopback_is_replaced_by_pastas_forwarder() {
         let local = "# systemd-resolved\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch example.org\n";
         assert_eq!(
