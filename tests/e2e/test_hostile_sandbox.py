@@ -161,12 +161,19 @@ def test_a_self_invoking_fork_bomb_stays_within_its_functions_task_budget(srv, l
                     seen[0] = max(seen[0], int(path.read_text()))
                 except (OSError, ValueError):
                     pass
+            try:
+                snap = {str(p.parent.relative_to(pids_dir(srv))): int(p.read_text()) for p in pids_dir(srv).glob("**/pids.current")}
+                if sum(snap.values()) > sum(best[0].values()):
+                    best[0] = snap
+            except (OSError, ValueError):
+                pass
             time.sleep(0.05)
 
+    best = [{}]
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     with Bystander(srv, lam):
-        inv = invoke(lam, name, {"fanout": fanout, "tasks": 2000, "hold": 15})
+        inv = invoke(lam, name, {"fanout": fanout, "tasks": 2000, "hold": 40})
     done.set()
     watcher.join()
     assert inv.status == 200 and inv.function_error is None, inv.raw[:2000]
@@ -175,13 +182,13 @@ def test_a_self_invoking_fork_bomb_stays_within_its_functions_task_budget(srv, l
     # Each environment's own bound held (less init and the runtime's own threads)...
     assert children and all(c["body"]["started"] < per_env and c["body"]["refused"] for c in children), result
     # ...and so did the function's: its environments together never had more tasks than its budget,
-    # though they asked for more (fanout environments of up to 1024 each, holding them together), and
-    # some were refused well before their own bound because of it.
+    # though they asked for more (fanout environments of up to 1024 each, holding them for long enough
+    # to overlap), and some were refused well before their own bound because of it.
     assert fanout * per_env > per_function
     assert 0 < seen_function[0] <= per_function, (seen_function, per_function)
     short = [c["body"]["started"] for c in children if c["body"]["started"] < per_env - 64]
     failed = [c for c in result["children"] if not c or c["status"] != 200 or c["error"]]
-    assert short or failed, [c["body"]["started"] for c in children]
+    assert short or failed, ([c["body"]["started"] for c in children], seen_function, best[0])
     assert seen_all[0] <= nimbus_total
     # The function's directory is there while its environments are (they are warm now).
     assert function_dir.is_dir()
@@ -220,8 +227,9 @@ def test_200_mb_of_stdout_is_throttled_with_a_notice_and_logs_db_stays_bounded(s
         inv = invoke(lam, name, {"mib": 200})
         elapsed = time.monotonic() - started
     assert inv.status == 200 and inv.function_error is None, inv.raw[:500]
-    # The stream says it was throttled, and, once the function logs within its budget again, how much
-    # was dropped.
+    # The stream says it was throttled, and, once the function logs within its budget again (after a
+    # second's worth is earned back), how much was dropped.
+    time.sleep(2)
     invoke(lam, name, {"mib": 0, "after": "calm again"})
     events = wait_for_logs(logs, name, ["[nimbus] Log output throttled: this environment wrote more than",
                                         "were dropped", "calm again"])

@@ -308,14 +308,29 @@ impl Cgroups {
             }
         };
         write(&to, "pids.max", &read_string(&from.join("pids.max")).unwrap_or_else(|| super::PIDS_MAX.to_string()))?;
-        // Every process of the slot (its waiting child, a pre-started runtime); none forks meanwhile.
-        let procs = read_string(&from.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs.split_whitespace() {
-            match fs::write(to.join("cgroup.procs"), pid) {
-                Ok(()) => {}
-                // Gone meanwhile (a pre-started runtime that failed): nothing to move.
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
-                Err(e) => return Err(io::Error::new(e.kind(), format!("move {pid} to {}: {e}", to.display()))),
+        // Every process of the slot (its waiting child, a pre-started runtime). A slot made just now may
+        // not have joined yet (its child writes to cgroup.procs itself, soon after it is cloned): wait
+        // for it, then move until nothing is left, so a fork racing a move is moved too.
+        let waited = std::time::Instant::now();
+        let mut moved_any = false;
+        let mut rounds = 0;
+        while rounds < 16 {
+            let procs = read_string(&from.join("cgroup.procs")).unwrap_or_default();
+            if procs.is_empty() {
+                if moved_any || waited.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            rounds += 1;
+            for pid in procs.split_whitespace() {
+                match fs::write(to.join("cgroup.procs"), pid) {
+                    Ok(()) => moved_any = true,
+                    // Gone meanwhile (a pre-started runtime that failed): nothing to move.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => return Err(io::Error::new(e.kind(), format!("move {pid} to {}: {e}", to.display()))),
+                }
             }
         }
         // The slot's own pids directory stays, empty, until the environment is removed: removing it now

@@ -6,7 +6,9 @@
 //! CloudWatch Logs bounds ingestion per log stream (PutLogEvents quotas) and drops what is over it;
 //! here each environment (one stream) may write [`BURST_BYTES`] at once and [`RATE_BYTES_PER_S`]
 //! sustained. What is over is dropped, and the stream says so: one line when dropping starts, one with
-//! the count when lines are kept again (or the environment ends), so a reader sees the gap.
+//! the count when lines are kept again (or the environment ends), so a reader sees the gap. Once
+//! dropping, lines are kept again only when a second's worth has been earned back, so a steady flood
+//! makes one stretch a second, not a pair of notices for every line that fits.
 
 use std::time::Instant;
 
@@ -55,7 +57,9 @@ impl LogBudget {
         self.refill(now);
         // A line costs at least one byte, so empty lines are not free either.
         let cost = bytes.max(1);
-        if self.tokens >= cost as f64 {
+        // While dropping, wait for a second's worth (or the whole burst, if smaller) before keeping again.
+        let needed = if self.dropping.is_some() { cost.max(self.rate.min(self.burst)) } else { cost };
+        if self.tokens >= needed as f64 {
             self.tokens -= cost as f64;
             return Admit::Keep { notice: self.dropping.take().map(|(lines, bytes)| resumed(lines, bytes)) };
         }
@@ -108,6 +112,8 @@ mod tests {
             (1, 0, "drop+notice"),
             (5, 0, "drop"),
             (0, 0, "drop"),
+            // Still dropping: a line that would fit is not kept before a second's worth is earned back.
+            (1, 0, "drop"),
             // 1 s later: 10 bytes earned.
             (10, 1, "keep+count"),
             (11, 1, "drop+notice"),
