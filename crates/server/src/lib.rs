@@ -91,7 +91,12 @@ pub struct Config {
     /// The base function URLs are published under (`https://{id}.lambda-url.example.com`), for an
     /// operator's own DNS and TLS proxy; `None`: `http://<id>.lambda-url.<region>.localhost:<port>/`.
     pub public_url_base: Option<api::function_url::PublicBase>,
+    /// Free space the data disk keeps: below it function logs are dropped, not written.
+    pub log_disk_reserve_bytes: u64,
 }
+
+/// The data disk's default reserve against logs (`--log-disk-reserve-mb`).
+pub const LOG_DISK_RESERVE_MB_DEFAULT: u64 = 512;
 
 impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
@@ -110,6 +115,7 @@ impl Config {
             async_retry_base: Duration::from_secs(60),
             async_concurrency: 64,
             public_url_base: None,
+            log_disk_reserve_bytes: LOG_DISK_RESERVE_MB_DEFAULT * 1024 * 1024,
         }
     }
 }
@@ -174,7 +180,8 @@ pub async fn run(
         runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url, sandbox.path_view())
             .await?,
     );
-    let (log_sink, log_writer) = logs::LogSink::start(store.clone());
+    let (log_sink, log_writer) =
+        logs::LogSink::start(store.clone(), data_dir.to_owned(), config.log_disk_reserve_bytes);
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let limits = pool::Limits {

@@ -145,6 +145,7 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
             NetworkAccess::Outside => Egress::Outside,
             NetworkAccess::LoopbackOnly => Egress::LoopbackOnly,
         },
+        group: plan.function_name.clone(),
     };
     let instance = match ctx.sandbox.launch(&spec, prepared) {
         Ok(instance) => instance,
