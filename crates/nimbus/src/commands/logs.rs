@@ -5,6 +5,9 @@
 //! after the invocation answered: `nimbus invoke f && nimbus logs f` would find no group yet. So a
 //! missing group is waited for, up to [`GROUP_WAIT`], when the function exists (a function that does not
 //! exist fails at once, with GetFunction's error); `--follow` keeps waiting as long as it follows.
+//! The group can also exist with only the init lines of the first invocation written (its START …
+//! REPORT lines come in a later window of the server's log writer), so a first read that has seen no
+//! `REPORT` line yet keeps reading, within the same bound.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -36,6 +39,8 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut since: i64 = 0;
     let mut waiting_since: Option<tokio::time::Instant> = None;
+    let began = tokio::time::Instant::now();
+    let mut saw_report = false;
     loop {
         let mut token: Option<String> = None;
         loop {
@@ -80,14 +85,16 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                     seen.clear();
                 }
                 seen.insert(id);
-                println!("{}", event["message"].as_str().unwrap_or_default());
+                let message = event["message"].as_str().unwrap_or_default();
+                saw_report |= message.starts_with("REPORT RequestId:");
+                println!("{message}");
             }
             match page["nextToken"].as_str() {
                 Some(t) => token = Some(t.to_owned()),
                 None => break,
             }
         }
-        if !args.follow && waiting_since.is_none() {
+        if !args.follow && waiting_since.is_none() && (saw_report || began.elapsed() >= GROUP_WAIT) {
             return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(POLL_INTERVAL).await;
