@@ -28,6 +28,26 @@ mod unzip;
 #[cfg(test)]
 mod tests;
 
+/// Entry points for the `cargo fuzz` targets in `fuzz/`: the zip checker and extractor exactly as
+/// [`CodeStore`] runs them, without the blob store around them. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use super::{CodeError, CodeLimits, unzip};
+
+    /// What a package holds once checked: entries and real inflated bytes.
+    pub type Scanned = (usize, u64);
+
+    pub fn scan(zip: &[u8], limits: &CodeLimits) -> Result<Scanned, CodeError> {
+        unzip::scan(zip, limits).map(|s| (s.entries, s.unzipped_bytes))
+    }
+
+    pub fn extract(zip: &[u8], limits: &CodeLimits, dest: &Path) -> Result<Scanned, CodeError> {
+        unzip::extract(zip, limits, dest).map(|s| (s.entries, s.unzipped_bytes))
+    }
+}
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
@@ -198,6 +218,9 @@ pub enum CodeError {
     NotAZip { reason: String },
     #[error("the zip has {count} entries, over the limit of {limit}")]
     TooManyEntries { count: usize, limit: usize },
+    /// Its entries plus the directories their names imply: each one is an inode and a system call.
+    #[error("the zip's tree would hold {nodes} files, directories and links, over the limit of {limit}")]
+    TreeTooLarge { nodes: usize, limit: usize },
     #[error("zip entry {entry:?} refused: {problem}")]
     InvalidEntry { entry: String, problem: EntryProblem },
     #[error("zip entry {entry:?} cannot be unpacked: {reason}")]
@@ -245,6 +268,10 @@ impl CodeError {
             Self::TooManyEntries { count, limit } => {
                 invalid(format!("{COULD_NOT_UNZIP} The zip has {count} entries; at most {limit} are allowed."))
             }
+            Self::TreeTooLarge { nodes, limit } => invalid(format!(
+                "{COULD_NOT_UNZIP} Its tree would hold {nodes} files, directories and links; at most {limit} are \
+                 allowed."
+            )),
             Self::InvalidEntry { entry, problem } => {
                 invalid(format!("{COULD_NOT_UNZIP} Entry {entry:?} is refused: {problem}."))
             }
