@@ -15,6 +15,8 @@ mod clock;
 pub mod credentials;
 mod environment;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod invoke;
 mod logs;
 pub mod pool;

@@ -96,7 +96,7 @@ async fn next(State(tx): State<mpsc::Sender<RuntimeMsg>>) -> Response {
     }
 }
 
-fn next_response(event: NextEvent) -> Response {
+pub(crate) fn next_response(event: NextEvent) -> Response {
     let mut response = Response::new(Body::from(event.payload));
     let headers = response.headers_mut();
     // awslambdaric crashes on a /next response without Content-Type; AWS always sends one.

@@ -6,8 +6,8 @@
 mod code_url;
 mod error;
 mod lambda;
-mod logs;
-mod sqs;
+pub(crate) mod logs;
+pub(crate) mod sqs;
 
 use std::sync::Arc;
 

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 pub use launch::{LaunchContext, LaunchPlan, launch};
+/// For the fuzz targets: how runtime error reports are read.
+pub(crate) use driver::{error_report, report_error_type};
 
 use crate::pool::EnvId;
 

@@ -10,9 +10,13 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use std::sync::Arc;
+
+use nimbus_store::Store;
+
 use super::SharedState;
 use crate::auth::Caller;
-use crate::sqs::SqsError;
+use crate::sqs::{Sqs, SqsError};
 
 mod messages;
 mod queues;
@@ -28,7 +32,18 @@ use queues::{
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
+/// The parts of the API state the SQS operations use: the queue service and the store. Kept separate
+/// from [`SharedState`] so the fuzz targets can run the real handlers without an invoker or a pool.
+pub(crate) struct Deps<'a> {
+    pub sqs: &'a Arc<Sqs>,
+    pub store: &'a Arc<Store>,
+}
+
 pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8], caller: Option<&Caller>) -> Response {
+    respond(&Deps { sqs: &state.sqs, store: &state.store }, operation, body, caller).await
+}
+
+pub(crate) async fn respond(state: &Deps<'_>, operation: &str, body: &[u8], caller: Option<&Caller>) -> Response {
     let sender = caller.map_or("AIDANIMBUS", |c| c.access_key_id.as_str()).to_owned();
     let result = match operation {
         "CreateQueue" => create_queue(state, body).await,
@@ -115,7 +130,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SqsError> {
         .map_err(|e| SqsError::InvalidParameterValue(format!("Could not parse the request: {e}")))
 }
 
-async fn queue_of(state: &SharedState, url: Option<&str>) -> Result<nimbus_store::QueueRecord, SqsError> {
+async fn queue_of(state: &Deps<'_>, url: Option<&str>) -> Result<nimbus_store::QueueRecord, SqsError> {
     let url = url.ok_or(SqsError::MissingParameter("QueueUrl"))?;
     let name = state.sqs.name_from_url(url)?;
     state.sqs.queue(name).await
