@@ -9,6 +9,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -119,7 +120,12 @@ pub(crate) fn next_response(event: NextEvent) -> Response {
     response
 }
 
-async fn response(State(tx): State<mpsc::Sender<RuntimeMsg>>, Path(request_id): Path<String>, body: Body) -> Response {
+async fn response(
+    State(tx): State<mpsc::Sender<RuntimeMsg>>,
+    request_id: Result<Path<String>, PathRejection>,
+    body: Body,
+) -> Response {
+    let Ok(Path(request_id)) = request_id else { return invalid_request_id() };
     let (reply, rx) = oneshot::channel();
     let msg = match read_limited(body).await {
         Ok(body) => RuntimeMsg::Response { request_id, body, reply },
@@ -131,10 +137,11 @@ async fn response(State(tx): State<mpsc::Sender<RuntimeMsg>>, Path(request_id): 
 
 async fn error(
     State(tx): State<mpsc::Sender<RuntimeMsg>>,
-    Path(request_id): Path<String>,
+    request_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path(request_id)) = request_id else { return invalid_request_id() };
     let (reply, rx) = oneshot::channel();
     let error_type = error_type_header(&headers);
     let body = match read_limited(body).await {
@@ -165,7 +172,7 @@ async fn ack(tx: &mpsc::Sender<RuntimeMsg>, msg: RuntimeMsg, rx: oneshot::Receiv
         Ok(Ack::Accepted) => {
             (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#).into_response()
         }
-        Ok(Ack::InvalidRequestId) => bad_request("InvalidRequestID", "Invalid request ID"),
+        Ok(Ack::InvalidRequestId) => invalid_request_id(),
         Ok(Ack::InvalidStateTransition) => (
             StatusCode::FORBIDDEN,
             json_error("InvalidStateTransition", "State transition from Ready to InitError failed for runtime."),
@@ -205,7 +212,36 @@ fn bad_request(error_type: &str, message: &str) -> Response {
     (StatusCode::BAD_REQUEST, json_error(error_type, message)).into_response()
 }
 
+/// An id that is not the invocation in flight, including one that is not even text once decoded
+/// (`%e9`): axum's own rejection would answer in plain text, and runtimes expect Lambda's JSON.
+fn invalid_request_id() -> Response {
+    bad_request("InvalidRequestID", "Invalid request ID")
+}
+
 fn container_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, json_error("ContainerError", "The execution environment is shutting down."))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Found by the `runtime_api` fuzz target (fuzz/seeds/runtime_api/crash-ac9a918e…): an id that
+    /// does not percent-decode to UTF-8 got axum's plain-text 400, not Lambda's JSON error.
+    #[tokio::test]
+    async fn undecodable_request_ids_get_the_json_error() {
+        for path in ["/2018-06-01/runtime/invocation/%e9f4/response", "/2018-06-01/runtime/invocation/%ff/error"] {
+            let (tx, _rx) = channel();
+            let request = axum::http::Request::post(path).body(Body::from("{}")).unwrap();
+            let response = router(tx).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["errorType"], "InvalidRequestID", "{path}");
+            assert_eq!(v["errorMessage"], "Invalid request ID", "{path}");
+        }
+    }
 }
