@@ -72,9 +72,11 @@ pub const MAX_UNZIPPED_BYTES: u64 = 262_144_000;
 /// Entries in one package. AWS documents no such limit; this one is ours. It is the classic zip format's
 /// own ceiling (a 16-bit entry count; more needs zip64), above real packages (a large node_modules tree
 /// or a scientific Python stack is tens of thousands of files, and must still fit in 250 MB), and it
-/// bounds what a hostile archive of empty entries costs in inodes and extraction time. (It cannot bound
-/// parsing: the zip crate reads the whole central directory before it can be counted, about 180 bytes
-/// of memory an entry, so some 100 MB for the 550,000 empty entries a 50 MB zip can hold.)
+/// bounds what a hostile archive of empty entries costs in inodes and extraction time; the unpacked tree
+/// may hold twice as many files, directories and links (entries plus the directories their names imply,
+/// which an entry count alone does not see). (It cannot bound parsing: the zip crate reads the whole
+/// central directory before it can be counted, about 180 bytes of memory an entry, so some 100 MB for
+/// the 550,000 empty entries a 50 MB zip can hold.)
 pub const MAX_ENTRIES: usize = 65_535;
 
 /// Linux's own bounds on a path (`PATH_MAX`, including its NUL) and on one component (`NAME_MAX`).
