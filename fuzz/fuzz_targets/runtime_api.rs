@@ -11,7 +11,8 @@ use nimbus_server::fuzzing::{DriverAnswer, next_event_headers, runtime_api};
 fuzz_target!(|data: &[u8]| {
     let Some(request) = raw_request(data) else { return };
     let header = |name: &str| request.headers().get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    let (client_context, cognito) = (header("lambda-runtime-client-context"), header("lambda-runtime-cognito-identity"));
+    let (client_context, cognito) =
+        (header("lambda-runtime-client-context"), header("lambda-runtime-cognito-identity"));
     let answer = [
         DriverAnswer::Accepted,
         DriverAnswer::InvalidRequestId,

@@ -80,7 +80,8 @@ fn check_sent(request: &Value, response: &Value) {
 fn drain(state: &State, queue_url: &str) {
     let receive = json!({"QueueUrl": queue_url, "MaxNumberOfMessages": 10, "MessageAttributeNames": ["All"],
                          "AttributeNames": ["All"], "WaitTimeSeconds": 0});
-    let (status, body) = state.runtime.block_on(state.harness.request("ReceiveMessage", receive.to_string().as_bytes()));
+    let (status, body) =
+        state.runtime.block_on(state.harness.request("ReceiveMessage", receive.to_string().as_bytes()));
     let answer: Value = serde_json::from_slice(&body).expect("JSON");
     // An earlier input may have deleted the queue.
     if status == 400 && answer["__type"] == "com.amazonaws.sqs#QueueDoesNotExist" {

@@ -130,7 +130,8 @@ pub async fn runtime_api(request: http::Request<Bytes>, answer: DriverAnswer) ->
                     continue;
                 }
                 RuntimeMsg::Response { reply, .. } | RuntimeMsg::ResponseTooLarge { reply, .. } => reply,
-                RuntimeMsg::Error { error_type, body, reply, .. } | RuntimeMsg::InitError { error_type, body, reply } => {
+                RuntimeMsg::Error { error_type, body, reply, .. }
+                | RuntimeMsg::InitError { error_type, body, reply } => {
                     let payload = crate::environment::error_report(&body, error_type.as_deref());
                     // What the driver keeps must be a JSON object: it becomes the invoke's response.
                     let value: serde_json::Value =
