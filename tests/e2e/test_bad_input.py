@@ -214,6 +214,9 @@ def test_zip_of_deep_names_implying_too_many_directories(lam_raw):
     code = make_zip(files)
     assert len(code) < 1024 * 1024
     expect_error(lambda: create_raw(lam_raw, name, code=code), "InvalidParameterValueException", 400)
+    with pytest.raises(ClientError) as e:
+        create_raw(lam_raw, name, code=code)
+    assert "at most 131070 are allowed" in e.value.response["Error"]["Message"], e.value.response["Error"]
     assert_not_stored(lam_raw, name)
 
 
