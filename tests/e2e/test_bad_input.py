@@ -203,6 +203,23 @@ def test_zip_symlink_inside_the_folder_is_fine(lam_raw, server):
     assert "alias.py" in inv.payload["task_root_listing"]
 
 
+def test_zip_of_deep_names_implying_too_many_directories(lam_raw):
+    # Found reviewing the unzip fuzz target: 70 entries whose 4 KB names ("x0/d/d/.../f") imply 2,041
+    # directories each. The zip is about 600 KB and has 71 entries, but its tree would hold 143,000
+    # directories, past the 131,070 files, directories and links a package may unpack to.
+    name = unique_name("bad-deep")
+    files = {"probe.py": "def handler(e, c):\n    return 1\n"}
+    for i in range(70):
+        files[f"x{i}/" + "d/" * 2040 + "f"] = ""
+    code = make_zip(files)
+    assert len(code) < 1024 * 1024
+    expect_error(lambda: create_raw(lam_raw, name, code=code), "InvalidParameterValueException", 400)
+    with pytest.raises(ClientError) as e:
+        create_raw(lam_raw, name, code=code)
+    assert "at most 131070 are allowed" in e.value.response["Error"]["Message"], e.value.response["Error"]
+    assert_not_stored(lam_raw, name)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_zip_over_50mb(lam_raw):

@@ -16,6 +16,8 @@ mod clock;
 pub mod credentials;
 mod environment;
 mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 mod invoke;
 pub mod listen;
 mod logs;

@@ -10,6 +10,7 @@
 use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -135,7 +136,7 @@ async fn next(State(tx): State<mpsc::Sender<RuntimeMsg>>) -> Response {
     }
 }
 
-fn next_response(event: NextEvent) -> Response {
+pub(crate) fn next_response(event: NextEvent) -> Response {
     let mut response = Response::new(Body::from(event.payload));
     let headers = response.headers_mut();
     // awslambdaric crashes on a /next response without Content-Type; AWS always sends one.
@@ -163,11 +164,12 @@ type Bodies = Option<Extension<EnvironmentBodies>>;
 
 async fn response(
     State(tx): State<mpsc::Sender<RuntimeMsg>>,
-    Path(request_id): Path<String>,
+    request_id: Result<Path<String>, PathRejection>,
     bodies: Bodies,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Ok(Path(request_id)) = request_id else { return invalid_request_id() };
     let streaming = headers
         .get("lambda-runtime-function-response-mode")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
@@ -187,11 +189,12 @@ async fn response(
 
 async fn error(
     State(tx): State<mpsc::Sender<RuntimeMsg>>,
-    Path(request_id): Path<String>,
+    request_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     bodies: Bodies,
     body: Body,
 ) -> Response {
+    let Ok(Path(request_id)) = request_id else { return invalid_request_id() };
     let (reply, rx) = oneshot::channel();
     let error_type = error_type_header(&headers);
     let body = match read_limited(body, bodies).await {
@@ -340,7 +343,7 @@ fn ack_response(ack: Result<Ack, ()>) -> Response {
         Ok(Ack::Accepted) => {
             (StatusCode::ACCEPTED, [("content-type", "application/json")], r#"{"status":"OK"}"#).into_response()
         }
-        Ok(Ack::InvalidRequestId) => bad_request("InvalidRequestID", "Invalid request ID"),
+        Ok(Ack::InvalidRequestId) => invalid_request_id(),
         Ok(Ack::InvalidStateTransition) => (
             StatusCode::FORBIDDEN,
             json_error("InvalidStateTransition", "State transition from Ready to InitError failed for runtime."),
@@ -412,6 +415,12 @@ fn bad_request(error_type: &str, message: &str) -> Response {
     (StatusCode::BAD_REQUEST, json_error(error_type, message)).into_response()
 }
 
+/// An id that is not the invocation in flight, including one that is not even text once decoded
+/// (`%e9`): axum's own rejection would answer in plain text, and runtimes expect Lambda's JSON.
+fn invalid_request_id() -> Response {
+    bad_request("InvalidRequestID", "Invalid request ID")
+}
+
 fn container_error() -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, json_error("ContainerError", "The execution environment is shutting down."))
         .into_response()
@@ -419,6 +428,8 @@ fn container_error() -> Response {
 
 #[cfg(test)]
 mod tests {
+    use tower::ServiceExt;
+
     use super::*;
 
     #[test]
@@ -436,6 +447,23 @@ mod tests {
         ];
         for (total, chunk, elapsed, want) in cases {
             assert_eq!(pace(total, chunk, elapsed), want, "{total} {chunk} {elapsed:?}");
+        }
+    }
+
+
+    /// Found by the `runtime_api` fuzz target (fuzz/seeds/runtime_api/crash-ac9a918e…): an id that
+    /// does not percent-decode to UTF-8 got axum's plain-text 400, not Lambda's JSON error.
+    #[tokio::test]
+    async fn undecodable_request_ids_get_the_json_error() {
+        for path in ["/2018-06-01/runtime/invocation/%e9f4/response", "/2018-06-01/runtime/invocation/%ff/error"] {
+            let (tx, _rx) = channel();
+            let request = axum::http::Request::post(path).body(Body::from("{}")).unwrap();
+            let response = router(tx).oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(v["errorType"], "InvalidRequestID", "{path}");
+            assert_eq!(v["errorMessage"], "Invalid request ID", "{path}");
         }
     }
 }

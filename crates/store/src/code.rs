@@ -28,6 +28,26 @@ mod unzip;
 #[cfg(test)]
 mod tests;
 
+/// Entry points for the `cargo fuzz` targets in `fuzz/`: the zip checker and extractor exactly as
+/// [`CodeStore`] runs them, without the blob store around them. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::path::Path;
+
+    use super::{CodeError, CodeLimits, unzip};
+
+    /// What a package holds once checked: entries and real inflated bytes.
+    pub type Scanned = (usize, u64);
+
+    pub fn scan(zip: &[u8], limits: &CodeLimits) -> Result<Scanned, CodeError> {
+        unzip::scan(zip, limits).map(|s| (s.entries, s.unzipped_bytes))
+    }
+
+    pub fn extract(zip: &[u8], limits: &CodeLimits, dest: &Path) -> Result<Scanned, CodeError> {
+        unzip::extract(zip, limits, dest).map(|s| (s.entries, s.unzipped_bytes))
+    }
+}
+
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File};
@@ -52,9 +72,11 @@ pub const MAX_UNZIPPED_BYTES: u64 = 262_144_000;
 /// Entries in one package. AWS documents no such limit; this one is ours. It is the classic zip format's
 /// own ceiling (a 16-bit entry count; more needs zip64), above real packages (a large node_modules tree
 /// or a scientific Python stack is tens of thousands of files, and must still fit in 250 MB), and it
-/// bounds what a hostile archive of empty entries costs in inodes and extraction time. (It cannot bound
-/// parsing: the zip crate reads the whole central directory before it can be counted, about 180 bytes
-/// of memory an entry, so some 100 MB for the 550,000 empty entries a 50 MB zip can hold.)
+/// bounds what a hostile archive of empty entries costs in inodes and extraction time; the unpacked tree
+/// may hold twice as many files, directories and links (entries plus the directories their names imply,
+/// which an entry count alone does not see). (It cannot bound parsing: the zip crate reads the whole
+/// central directory before it can be counted, about 180 bytes of memory an entry, so some 100 MB for
+/// the 550,000 empty entries a 50 MB zip can hold.)
 pub const MAX_ENTRIES: usize = 65_535;
 
 /// Linux's own bounds on a path (`PATH_MAX`, including its NUL) and on one component (`NAME_MAX`).
@@ -198,6 +220,9 @@ pub enum CodeError {
     NotAZip { reason: String },
     #[error("the zip has {count} entries, over the limit of {limit}")]
     TooManyEntries { count: usize, limit: usize },
+    /// Its entries plus the directories their names imply: each one is an inode and a system call.
+    #[error("the zip's tree would hold {nodes} files, directories and links, over the limit of {limit}")]
+    TreeTooLarge { nodes: usize, limit: usize },
     #[error("zip entry {entry:?} refused: {problem}")]
     InvalidEntry { entry: String, problem: EntryProblem },
     #[error("zip entry {entry:?} cannot be unpacked: {reason}")]
@@ -245,6 +270,10 @@ impl CodeError {
             Self::TooManyEntries { count, limit } => {
                 invalid(format!("{COULD_NOT_UNZIP} The zip has {count} entries; at most {limit} are allowed."))
             }
+            Self::TreeTooLarge { nodes, limit } => invalid(format!(
+                "{COULD_NOT_UNZIP} Its tree would hold {nodes} files, directories and links; at most {limit} are \
+                 allowed."
+            )),
             Self::InvalidEntry { entry, problem } => {
                 invalid(format!("{COULD_NOT_UNZIP} Entry {entry:?} is refused: {problem}."))
             }

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use nimbus_model::LogRetentionDays;
 use nimbus_model::policy::Action;
 
+use nimbus_store::Store;
+
 use super::{ApiError, SharedState};
+use crate::arn::Arns;
 use crate::authz::{self, Identity};
 
 /// Logs' page limits: 50 groups or streams, 10,000 events.
@@ -100,6 +103,27 @@ pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8], identit
         e.status = axum::http::StatusCode::BAD_REQUEST;
         return e.into_response();
     }
+    serve(&Deps { store: &state.store, arns: &state.arns }, op, body)
+}
+
+/// The parts of the API state the Logs operations use. Kept separate from [`SharedState`] so the fuzz
+/// targets can run the real handlers on a store alone.
+pub(crate) struct Deps<'a> {
+    pub store: &'a Store,
+    pub arns: &'a Arns,
+}
+
+/// Serves an operation by name without authorization: the fuzz targets' entry point.
+pub(crate) fn respond(state: &Deps<'_>, operation: &str, body: &[u8]) -> Response {
+    match LogsOperation::parse(operation) {
+        Some(op) => serve(state, op, body),
+        None => ApiError::unknown_operation("POST", &format!("Logs_20140328.{operation}"))
+            .json_protocol()
+            .into_response(),
+    }
+}
+
+fn serve(state: &Deps<'_>, op: LogsOperation, body: &[u8]) -> Response {
     use LogsOperation as Op;
     let result = match op {
         Op::DescribeLogGroups => describe_log_groups(state, body),
@@ -152,7 +176,7 @@ struct DescribeGroupsIn {
     limit: Option<i64>,
 }
 
-fn describe_log_groups(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn describe_log_groups(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: DescribeGroupsIn = parse(body)?;
     let limit = limit(input.limit, GROUPS_PAGE_MAX)?;
     let mut groups = state.store.describe_log_groups(
@@ -193,7 +217,7 @@ struct DescribeStreamsIn {
     limit: Option<i64>,
 }
 
-fn describe_log_streams(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn describe_log_streams(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: DescribeStreamsIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     let by_last_event = match input.order_by.as_deref() {
@@ -252,7 +276,7 @@ struct GetEventsIn {
     start_from_head: Option<bool>,
 }
 
-fn get_log_events(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn get_log_events(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: GetEventsIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     let stream = input.log_stream_name.ok_or_else(|| ApiError::invalid("logStreamName is required"))?;
@@ -287,7 +311,7 @@ struct FilterEventsIn {
     limit: Option<i64>,
 }
 
-fn filter_log_events(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn filter_log_events(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: FilterEventsIn = parse(body)?;
     let group = input
         .log_group_name
@@ -324,7 +348,7 @@ struct GroupIn {
     log_group_name: Option<String>,
 }
 
-fn delete_log_group(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn delete_log_group(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: GroupIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     state.store.delete_log_group(&group)?;
@@ -345,7 +369,7 @@ fn log_group_name(name: Option<String>) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn create_log_group(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn create_log_group(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: GroupIn = parse(body)?;
     let group = log_group_name(input.log_group_name)?;
     state.store.create_log_group(&group, crate::clock::now_ms())?;
@@ -359,7 +383,7 @@ struct RetentionIn {
     retention_in_days: Option<i64>,
 }
 
-fn put_retention_policy(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn put_retention_policy(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: RetentionIn = parse(body)?;
     let group = log_group_name(input.log_group_name)?;
     let days = input.retention_in_days.ok_or_else(|| ApiError::invalid("retentionInDays is required"))?;
@@ -368,7 +392,7 @@ fn put_retention_policy(state: &SharedState, body: &[u8]) -> Result<Value, ApiEr
     Ok(json!({}))
 }
 
-fn delete_retention_policy(state: &SharedState, body: &[u8]) -> Result<Value, ApiError> {
+fn delete_retention_policy(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
     let input: GroupIn = parse(body)?;
     let group = log_group_name(input.log_group_name)?;
     state.store.set_log_retention(&group, None)?;

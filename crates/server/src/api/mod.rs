@@ -11,9 +11,9 @@ mod code_url;
 mod error;
 pub mod function_url;
 mod lambda;
-mod logs;
+pub(crate) mod logs;
 pub mod service;
-mod sqs;
+pub(crate) mod sqs;
 
 use std::sync::Arc;
 

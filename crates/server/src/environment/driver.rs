@@ -615,7 +615,7 @@ fn push_line(logs: &mut Vec<LogEvent>, tail: Option<&mut Vec<u8>>, line: String)
 /// Normalises an error report from a runtime. Well-formed JSON objects pass through unchanged (Node's
 /// runtime puts its stack in `trace`, Python's in `stackTrace`, and AWS passes both on); anything else
 /// becomes `{"errorMessage", "errorType"}` built from the body text and the error-type header.
-fn error_report(body: &[u8], header_type: Option<&str>) -> Bytes {
+pub(crate) fn error_report(body: &[u8], header_type: Option<&str>) -> Bytes {
     if let Ok(serde_json::Value::Object(_)) = serde_json::from_slice::<serde_json::Value>(body) {
         return Bytes::copy_from_slice(body);
     }
@@ -624,7 +624,7 @@ fn error_report(body: &[u8], header_type: Option<&str>) -> Bytes {
     Outcome::platform_error(error_type, message)
 }
 
-fn report_error_type(payload: &[u8]) -> Option<String> {
+pub(crate) fn report_error_type(payload: &[u8]) -> Option<String> {
     let value: serde_json::Value = serde_json::from_slice(payload).ok()?;
     value.get("errorType")?.as_str().map(str::to_owned)
 }

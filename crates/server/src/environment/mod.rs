@@ -11,6 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
+/// For the fuzz targets: how runtime error reports are read.
+pub(crate) use driver::{error_report, report_error_type};
 pub use launch::{LaunchContext, LaunchPlan, launch};
 
 use crate::pool::EnvId;

@@ -600,3 +600,26 @@ fn unpacked_trees_are_trusted_only_within_the_boot_that_wrote_them() {
     assert!(store.read_zip(&digest).is_ok());
     assert!(names_in(&store.tmp_dir()).is_empty());
 }
+
+#[test]
+fn directories_implied_by_deep_names_count_against_the_entry_limit() {
+    // Found by review for the unzip fuzz target: one entry whose 4 KB name is "d/d/d/…/f" implies
+    // 2,000 directories, which the entry count alone never saw.
+    let limits = CodeLimits { max_entries: 10, ..small_limits() };
+    let deep = format!("{}f", "d/".repeat(100));
+    let zip = zip_of(&[(deep.as_str(), E::File(b"x", Some(0o644)))]);
+    let (_dir, store) = store_with(limits);
+    let err = store.put_zip(&zip).unwrap_err();
+    assert!(matches!(err, CodeError::TreeTooLarge { nodes: 101, limit: 20 }), "{err:?}");
+    let aws = err.aws_error();
+    assert_eq!((aws.status, aws.code), (400, "InvalidParameterValueException"));
+    assert!(aws.message.starts_with(COULD_NOT_UNZIP), "{}", aws.message);
+
+    // A tree as deep as the limit allows still unpacks, and so does a wide one with few directories.
+    let ok = format!("{}f", "d/".repeat(19));
+    let zip = zip_of(&[(ok.as_str(), E::File(b"x", Some(0o644)))]);
+    put_then_unpack(&store, &zip);
+    let names: Vec<String> = (0..10).map(|i| format!("lib/m{i}.py")).collect();
+    let entries: Vec<(&str, E<'_>)> = names.iter().map(|n| (n.as_str(), E::File(b"", Some(0o644)))).collect();
+    put_then_unpack(&store, &zip_of(&entries));
+}

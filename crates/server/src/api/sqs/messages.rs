@@ -6,8 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{error_codes, parse, queue_of};
-use crate::api::SharedState;
+use super::{Deps, error_codes, parse, queue_of};
 use crate::sqs::{
     AttributeValue, BATCH_ENTRIES_MAX, MAX_WAIT_SECONDS, MESSAGE_BYTES_MAX, Outgoing, QueueSettings, SqsError,
     WireAttribute, decode_attributes, parse_attributes,
@@ -71,7 +70,7 @@ fn sent_json(sent: &crate::sqs::Sent) -> Value {
     out
 }
 
-pub(super) async fn send_message(state: &SharedState, body: &[u8], sender: &str) -> Result<Value, SqsError> {
+pub(super) async fn send_message(state: &Deps<'_>, body: &[u8], sender: &str) -> Result<Value, SqsError> {
     let input: SendIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let message = outgoing(input)?;
@@ -114,7 +113,7 @@ struct SendBatchIn {
     entries: Option<Vec<SendIn>>,
 }
 
-pub(super) async fn send_message_batch(state: &SharedState, body: &[u8], sender: &str) -> Result<Value, SqsError> {
+pub(super) async fn send_message_batch(state: &Deps<'_>, body: &[u8], sender: &str) -> Result<Value, SqsError> {
     let input: SendBatchIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let entries = input.entries.unwrap_or_default();
@@ -183,7 +182,7 @@ struct ReceiveIn {
 }
 
 /// The system attributes of a received message (all of them; callers pick).
-fn system_attributes(_state: &SharedState, m: &nimbus_store::ReceivedMessage) -> BTreeMap<&'static str, String> {
+fn system_attributes(_state: &Deps<'_>, m: &nimbus_store::ReceivedMessage) -> BTreeMap<&'static str, String> {
     crate::sqs::system_attributes(m)
 }
 
@@ -196,7 +195,7 @@ fn attribute_wanted(patterns: &[String], name: &str) -> bool {
     })
 }
 
-pub(super) async fn receive_message(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn receive_message(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: ReceiveIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let max = match input.max_number_of_messages {
@@ -285,7 +284,7 @@ struct DeleteIn {
     visibility_timeout: Option<i64>,
 }
 
-pub(super) async fn delete_message(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn delete_message(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: DeleteIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let handle = input.receipt_handle.ok_or(SqsError::MissingParameter("ReceiptHandle"))?;
@@ -302,7 +301,7 @@ struct BatchIn {
     entries: Option<Vec<DeleteIn>>,
 }
 
-pub(super) async fn delete_message_batch(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn delete_message_batch(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: BatchIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let entries = input.entries.unwrap_or_default();
@@ -334,7 +333,7 @@ fn visibility_param(v: Option<i64>) -> Result<i64, SqsError> {
     }
 }
 
-pub(super) async fn change_visibility(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn change_visibility(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: DeleteIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let handle = input.receipt_handle.ok_or(SqsError::MissingParameter("ReceiptHandle"))?;
@@ -348,7 +347,7 @@ pub(super) async fn change_visibility(state: &SharedState, body: &[u8]) -> Resul
     }
 }
 
-pub(super) async fn change_visibility_batch(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn change_visibility_batch(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: BatchIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let entries = input.entries.unwrap_or_default();

@@ -10,10 +10,14 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use std::sync::Arc;
+
+use nimbus_store::Store;
+
 use super::SharedState;
 use crate::auth::Caller;
 use crate::authz::{self, Identity};
-use crate::sqs::SqsError;
+use crate::sqs::{Sqs, SqsError};
 
 mod messages;
 pub mod operations;
@@ -32,6 +36,13 @@ use queues::{
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
+/// The parts of the API state the SQS operations use: the queue service and the store. Kept separate
+/// from [`SharedState`] so the fuzz targets can run the real handlers without an invoker or a pool.
+pub(crate) struct Deps<'a> {
+    pub sqs: &'a Arc<Sqs>,
+    pub store: &'a Arc<Store>,
+}
+
 /// Serves one SQS request after deciding it (`authz`) from its operation's row in `operations`.
 pub async fn dispatch(
     state: &SharedState,
@@ -47,6 +58,18 @@ pub async fn dispatch(
     if let Err(denied) = authz::authorize(identity, &op.action(), &resource) {
         return error_response(&SqsError::AccessDenied(denied.message));
     }
+    serve(&Deps { sqs: &state.sqs, store: &state.store }, op, body, caller).await
+}
+
+/// Serves an operation by name without authorization: the fuzz targets' entry point.
+pub(crate) async fn respond(state: &Deps<'_>, operation: &str, body: &[u8], caller: Option<&Caller>) -> Response {
+    match SqsOperation::parse(operation) {
+        Some(op) => serve(state, op, body, caller).await,
+        None => error_response(&SqsError::UnsupportedOperation(format!("AmazonSQS.{operation}"))),
+    }
+}
+
+async fn serve(state: &Deps<'_>, op: SqsOperation, body: &[u8], caller: Option<&Caller>) -> Response {
     let sender = caller.map_or("AIDANIMBUS", |c| c.access_key_id.as_str()).to_owned();
     use SqsOperation as Op;
     let result = match op {
@@ -135,7 +158,7 @@ fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, SqsError> {
         .map_err(|e| SqsError::InvalidParameterValue(format!("Could not parse the request: {e}")))
 }
 
-async fn queue_of(state: &SharedState, url: Option<&str>) -> Result<nimbus_store::QueueRecord, SqsError> {
+async fn queue_of(state: &Deps<'_>, url: Option<&str>) -> Result<nimbus_store::QueueRecord, SqsError> {
     let url = url.ok_or(SqsError::MissingParameter("QueueUrl"))?;
     let name = state.sqs.name_from_url(url)?;
     state.sqs.queue(name).await

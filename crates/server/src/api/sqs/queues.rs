@@ -6,10 +6,9 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{parse, queue_of};
+use super::{Deps, parse, queue_of};
 
 const LIST_QUEUES_MAX: usize = 1000;
-use crate::api::SharedState;
 use crate::clock;
 use crate::sqs::{MAX_WAIT_SECONDS, MESSAGE_BYTES_MAX, QueueSettings, SqsError, parse_redrive};
 
@@ -48,7 +47,7 @@ fn check_bool(name: &str, value: &str) -> Result<String, SqsError> {
 
 /// Validates attributes given to CreateQueue/SetQueueAttributes into their stored (normalised) form.
 fn normalize_attributes(
-    state: &SharedState,
+    state: &Deps<'_>,
     given: &BTreeMap<String, String>,
     fifo: bool,
     creating: bool,
@@ -116,7 +115,7 @@ struct CreateQueueIn {
     tags: Option<BTreeMap<String, String>>,
 }
 
-pub(super) async fn create_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn create_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: CreateQueueIn = parse(body)?;
     let name = input.queue_name.ok_or(SqsError::MissingParameter("QueueName"))?;
     if !queue_name_valid(&name) {
@@ -176,7 +175,7 @@ struct QueueNameIn {
     owner: Option<String>,
 }
 
-pub(super) async fn get_queue_url(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn get_queue_url(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: QueueNameIn = parse(body)?;
     let name = input.queue_name.ok_or(SqsError::MissingParameter("QueueName"))?;
     if input.owner.is_some_and(|o| o != state.sqs.account()) {
@@ -196,7 +195,7 @@ struct ListQueuesIn {
     max_results: Option<i64>,
 }
 
-pub(super) async fn list_queues(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn list_queues(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: ListQueuesIn = parse(body)?;
     let limit = match input.max_results {
         None => LIST_QUEUES_MAX,
@@ -240,7 +239,7 @@ struct QueueUrlIn {
     queue_url: Option<String>,
 }
 
-pub(super) async fn delete_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn delete_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: QueueUrlIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     match state.store.delete_queue(&queue.name) {
@@ -252,7 +251,7 @@ pub(super) async fn delete_queue(state: &SharedState, body: &[u8]) -> Result<Val
     Ok(json!({}))
 }
 
-pub(super) async fn purge_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn purge_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: QueueUrlIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let store = state.store.clone();
@@ -280,7 +279,7 @@ const READABLE: &[&str] = &[
     "QueueArn",
 ];
 
-pub(super) async fn get_queue_attributes(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn get_queue_attributes(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: GetAttributesIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let names = input.attribute_names.unwrap_or_default();
@@ -342,7 +341,7 @@ struct SetAttributesIn {
     attributes: Option<BTreeMap<String, String>>,
 }
 
-pub(super) async fn set_queue_attributes(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn set_queue_attributes(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: SetAttributesIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let given = input.attributes.ok_or(SqsError::MissingParameter("Attributes"))?;
@@ -369,7 +368,7 @@ struct TagIn {
     tag_keys: Option<Vec<String>>,
 }
 
-pub(super) async fn tag_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn tag_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: TagIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let mut tags = queue.tags.clone();
@@ -378,7 +377,7 @@ pub(super) async fn tag_queue(state: &SharedState, body: &[u8]) -> Result<Value,
     Ok(json!({}))
 }
 
-pub(super) async fn untag_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn untag_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: TagIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let mut tags = queue.tags.clone();
@@ -389,7 +388,7 @@ pub(super) async fn untag_queue(state: &SharedState, body: &[u8]) -> Result<Valu
     Ok(json!({}))
 }
 
-pub(super) async fn list_queue_tags(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn list_queue_tags(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: TagIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     if queue.tags.is_empty() {
@@ -398,7 +397,7 @@ pub(super) async fn list_queue_tags(state: &SharedState, body: &[u8]) -> Result<
     Ok(json!({ "Tags": queue.tags }))
 }
 
-pub(super) async fn list_dead_letter_sources(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
+pub(super) async fn list_dead_letter_sources(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: QueueUrlIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
     let arn = state.sqs.queue_arn(&queue.name);
