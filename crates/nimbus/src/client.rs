@@ -361,7 +361,7 @@ mod tests {
 
     fn lookup(token: Option<&'static str>) -> impl Fn(&str) -> Option<Secret> {
         move |id| {
-            (id == KEY).then(|| Secret { secret_access_key: SECRET.into(), session_token: token.map(str::to_owned) })
+            (id == KEY).then(|| Secret::root(SECRET, token.map(str::to_owned)))
         }
     }
 

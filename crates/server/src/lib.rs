@@ -159,6 +159,7 @@ pub async fn run(
         tokio::task::spawn_blocking(move || Store::open(&dir)).await.map_err(|e| ServerError::Serve(e.into()))??
     };
     let store = Arc::new(store);
+    credentials.attach_store(store.clone(), &config.account_id);
     collect_unreferenced_code(&store);
 
     let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;

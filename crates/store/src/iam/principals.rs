@@ -126,6 +126,17 @@ impl Store {
         })
     }
 
+    /// A user by its unique id (AIDA…), for sessions.
+    pub fn user_by_id(&self, id: &str) -> Result<Option<IamUser>> {
+        self.meta.read(|tx| {
+            tx.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM iam_users WHERE id = ?1"))
+                .and_then(|mut s| s.query_row([id], user_row).optional())
+                .map_err(StoreError::sqlite("read user"))?
+                .map(to_user)
+                .transpose()
+        })
+    }
+
     /// Users whose path starts with `path_prefix`, sorted by name.
     pub fn list_users(&self, path_prefix: &str) -> Result<Vec<IamUser>> {
         self.meta.read(|tx| {
