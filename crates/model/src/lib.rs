@@ -9,6 +9,7 @@ pub mod iam;
 pub mod limits;
 mod logs;
 mod name;
+pub mod policy;
 mod runtime;
 
 pub use config::{
