@@ -195,6 +195,8 @@ fn stored_key(store: &Store, account: &str, access_key_id: &str) -> nimbus_store
     }
     let Some(session) = store.session(access_key_id)? else { return Ok(None) };
     let principal = match &session.principal {
+        // The root's own GetSessionToken: named by the account id.
+        SessionPrincipal::User { user_id } if user_id == account => Principal::Root,
         SessionPrincipal::User { user_id } => match store.user_by_id(user_id)? {
             Some(user) => user_principal(account, &user),
             None => return Ok(None),

@@ -17,6 +17,7 @@ mod environment;
 mod events;
 mod invoke;
 mod logs;
+mod policy_cache;
 pub mod pool;
 mod retention;
 mod runtime_api;
@@ -230,6 +231,7 @@ pub async fn run(
         code_urls: api::CodeUrls::new(&api_url),
         auth_required: config.auth == AuthMode::SigV4,
         account_concurrency: config.account_concurrency,
+        policies: Arc::new(policy_cache::PolicyCache::new(store.clone(), &config.account_id)),
     });
     let app = api::router(state);
     let _ = api_for_envs.set(app.clone());

@@ -5,9 +5,12 @@
 
 mod code_url;
 mod error;
+pub mod iam;
 mod lambda;
 mod logs;
+pub(crate) mod query;
 mod sqs;
+mod sts;
 
 use std::sync::Arc;
 
@@ -40,6 +43,8 @@ pub struct ApiState {
     pub code_urls: CodeUrls,
     pub auth_required: bool,
     pub account_concurrency: u32,
+    /// IAM principals' compiled policies, and the decision of their requests.
+    pub policies: Arc<crate::policy_cache::PolicyCache>,
 }
 
 pub type SharedState = Arc<ApiState>;
@@ -90,12 +95,18 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
         let verified = auth::verify(&parts, &bytes, std::time::SystemTime::now(), |key| state.credentials.lookup(key));
         match verified {
             Ok(caller) => {
-                if caller.session && changes_functions(&parts) {
+                if matches!(caller.principal, auth::Principal::Function) && changes_functions(&parts) {
                     return session_refused(&caller).into_response();
                 }
                 parts.extensions.insert(caller);
             }
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => {
+                let error = ApiError::from(e);
+                return match query_service(&parts) {
+                    Some(service) => query::error_response(service, &error),
+                    None => error.into_response(),
+                };
+            }
         }
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
@@ -127,14 +138,40 @@ fn session_refused(caller: &Caller) -> ApiError {
     )
 }
 
-/// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`.
+/// The query-protocol service (IAM, STS) a request is signed for, read from its credential scope
+/// (`Credential=<key>/<date>/<region>/<service>/aws4_request`), so that even a request that failed
+/// authentication gets its error in the protocol its client parses.
+fn query_service(parts: &axum::http::request::Parts) -> Option<query::Service> {
+    let auth = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+    query::Service::from_signing_name(credential.split('/').nth(3)?)
+}
+
+/// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`; the query-protocol
+/// services (IAM, STS) share it too and are told apart by the signing service of their credential
+/// scope (or, with authentication off, by the form's `Version`).
 async fn json_protocol(State(state): State<SharedState>, request: Request) -> Response {
     let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let caller = request.extensions().get::<Caller>().cloned();
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let body = match request.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
+    let service = match &caller {
+        Some(c) => query::Service::from_signing_name(&c.service),
+        None if target.is_empty() => query::Form::parse(&body).ok().and_then(|f| match f.get("Version") {
+            Some("2010-05-08") => Some(query::Service::Iam),
+            Some("2011-06-15") => Some(query::Service::Sts),
+            _ => None,
+        }),
+        None => None,
+    };
+    match service {
+        Some(query::Service::Iam) => return iam::dispatch(&state, &body, caller.as_ref(), &request_id),
+        Some(query::Service::Sts) => return sts::dispatch(&state, &body, caller.as_ref(), &request_id),
+        None => {}
+    }
     match target.split_once('.') {
         Some(("Logs_20140328", operation)) => logs::dispatch(&state, operation, &body).await,
         Some(("AmazonSQS", operation)) => sqs::dispatch(&state, operation, &body, caller.as_ref()).await,
