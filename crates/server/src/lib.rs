@@ -15,6 +15,7 @@ mod clock;
 pub mod credentials;
 mod environment;
 mod events;
+mod execution_role;
 mod invoke;
 mod logs;
 mod policy_cache;
@@ -161,6 +162,7 @@ pub async fn run(
     };
     let store = Arc::new(store);
     credentials.attach_store(store.clone(), &config.account_id);
+    execution_role::create_missing_roles(&store, &config.account_id)?;
     collect_unreferenced_code(&store);
 
     let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;

@@ -156,6 +156,15 @@ impl Store {
         })
     }
 
+    /// Every execution role named by a function version, distinct, sorted.
+    pub fn function_roles(&self) -> Result<Vec<String>> {
+        self.meta.read(|tx| {
+            tx.prepare_cached("SELECT DISTINCT role FROM function_versions ORDER BY role")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>())
+                .map_err(StoreError::sqlite("list function roles"))
+        })
+    }
+
     /// DeleteRole: refused while the role has inline or attached policies. Its sessions end with it.
     pub fn delete_role(&self, name: &RoleName) -> Result<()> {
         self.iam_write(|tx| {

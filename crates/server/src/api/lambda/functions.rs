@@ -108,6 +108,7 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
         architecture: Architecture::parse_list(&input.architectures.unwrap_or_default())?,
     };
     let tags = Tags::parse(input.tags.unwrap_or_default())?;
+    crate::execution_role::assumable_by_lambda(&state.store, &state.arns.account, &config.role)?;
     let code = input.code.ok_or_else(|| ApiError::invalid("Code is required"))?;
     let zip = match code {
         CodeIn { zip_file: Some(zip), .. } => zip,
@@ -247,6 +248,7 @@ pub async fn update_configuration(
     }
     if let Some(r) = input.role.as_deref() {
         config.role = RoleArn::parse(r)?;
+        crate::execution_role::assumable_by_lambda(&state.store, &state.arns.account, &config.role)?;
     }
     if let Some(m) = input.memory_size {
         config.memory = MemoryMb::new(m)?;
