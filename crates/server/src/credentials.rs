@@ -61,9 +61,17 @@ pub struct SessionCredential {
     pub session_token: String,
 }
 
+/// Whose environment a session credential was issued to: it acts as a session of this role named
+/// after this function (`arn:aws:sts::<account>:assumed-role/<role>/<function>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionOwner {
+    pub function: String,
+    pub role_arn: String,
+}
+
 pub struct Credentials {
     root: KeyPair,
-    sessions: RwLock<HashMap<String, SessionCredential>>,
+    sessions: RwLock<HashMap<String, (SessionCredential, SessionOwner)>>,
     iam: OnceLock<(Arc<Store>, String)>,
     cache: RwLock<KeyCache>,
 }
@@ -129,7 +137,7 @@ impl Credentials {
         }
         {
             let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(s) = sessions.get(access_key_id) {
+            if let Some((s, _)) = sessions.get(access_key_id) {
                 return Some(Secret {
                     secret_access_key: s.secret_access_key.clone(),
                     session_token: Some(s.session_token.clone()),
@@ -163,8 +171,15 @@ impl Credentials {
         found
     }
 
-    /// Creates and registers a session credential; it is valid until [`Self::revoke`].
-    pub fn issue_session(&self) -> SessionCredential {
+    /// Whose environment a session credential belongs to, while it is valid.
+    pub fn session_owner(&self, access_key_id: &str) -> Option<SessionOwner> {
+        let sessions = self.sessions.read().unwrap_or_else(|p| p.into_inner());
+        sessions.get(access_key_id).map(|(_, owner)| owner.clone())
+    }
+
+    /// Creates and registers a session credential for `owner`'s environment; it is valid until
+    /// [`Self::revoke`].
+    pub fn issue_session(&self, owner: SessionOwner) -> SessionCredential {
         let mut token = [0u8; 48];
         rand::rng().fill(&mut token[..]);
         let cred = SessionCredential {
@@ -173,7 +188,7 @@ impl Credentials {
             session_token: base64::engine::general_purpose::STANDARD.encode(token),
         };
         let mut sessions = self.sessions.write().unwrap_or_else(|p| p.into_inner());
-        sessions.insert(cred.access_key_id.clone(), cred.clone());
+        sessions.insert(cred.access_key_id.clone(), (cred.clone(), owner));
         cred
     }
 
@@ -325,10 +340,13 @@ mod tests {
     #[test]
     fn sessions_are_known_until_revoked() {
         let creds = Credentials::with_root(KeyPair { access_key_id: "AKIAROOT".into(), secret_access_key: "s".into() });
-        let session = creds.issue_session();
+        let owner = SessionOwner { function: "f".into(), role_arn: "arn:aws:iam::000000000000:role/r".into() };
+        let session = creds.issue_session(owner.clone());
         let secret = creds.lookup(&session.access_key_id).unwrap();
+        assert_eq!(creds.session_owner(&session.access_key_id), Some(owner));
         assert_eq!(secret.session_token.as_deref(), Some(session.session_token.as_str()));
         creds.revoke(&session.access_key_id);
         assert!(creds.lookup(&session.access_key_id).is_none());
+        assert!(creds.session_owner(&session.access_key_id).is_none());
     }
 }

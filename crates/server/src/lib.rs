@@ -11,6 +11,7 @@
 pub mod api;
 mod arn;
 pub mod auth;
+pub mod authz;
 mod clock;
 pub mod credentials;
 mod environment;

@@ -99,6 +99,40 @@ impl PolicyCache {
         compiled
     }
 
+    /// The compiled policies of the role with this ARN (a function's execution role), from the cache;
+    /// none when the role does not exist (then nothing is allowed, as for a deleted role on AWS).
+    pub fn role_by_arn(&self, role_arn: &str) -> Arc<Compiled> {
+        let key = format!("arn\0{role_arn}");
+        let generation = self.store.iam_generation();
+        {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.0 == generation
+                && let Some(found) = cache.1.get(&key)
+            {
+                return found.clone();
+            }
+        }
+        let role = crate::execution_role::split_role_arn(role_arn, &self.account)
+            .and_then(|(path, name)| match self.store.get_role(&name) {
+                Ok(role) if role.path == path => Some(role),
+                Ok(_) | Err(nimbus_store::StoreError::NotFound { .. }) => None,
+                Err(error) => {
+                    tracing::error!(%error, "reading an execution role failed; its session is granted nothing");
+                    None
+                }
+            });
+        let compiled = Arc::new(match role {
+            Some(role) => self.compile(&role.id, None),
+            None => Compiled::default(),
+        });
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.0 != generation || cache.1.len() >= CACHED_PRINCIPALS_MAX {
+            *cache = (generation, HashMap::new());
+        }
+        cache.1.insert(key, compiled.clone());
+        compiled
+    }
+
     fn compile(&self, entity: &str, session_policy: Option<&str>) -> Compiled {
         let stored = match self.store.principal_policies(entity) {
             Ok(stored) => stored,
@@ -133,12 +167,19 @@ impl PolicyCache {
         let Some(who) = self.policy_principal(principal) else { return Ok(()) };
         let compiled = self.compiled(principal);
         let mut ctx = RequestContext::new(who, action.clone(), resource);
-        ctx.set("aws:CurrentTime", crate::api::query::iso_time(crate::clock::now_ms()));
-        ctx.set("aws:EpochTime", (crate::clock::now_ms() / 1000).to_string());
         context(&mut ctx);
-        let policies = Policies { identity: &compiled.identity, session: compiled.session.as_deref(), ..Default::default() };
-        decision(&policies, &ctx)
+        decide_compiled(&compiled, ctx)
     }
+}
+
+/// Decides a request against a principal's compiled policies, adding the time keys
+/// (`aws:CurrentTime`, `aws:EpochTime`).
+pub fn decide_compiled(compiled: &Compiled, mut ctx: RequestContext) -> Result<(), Denied> {
+    let now = crate::clock::now_ms();
+    ctx.set("aws:CurrentTime", crate::api::query::iso_time(now));
+    ctx.set("aws:EpochTime", (now / 1000).to_string());
+    let policies = Policies { identity: &compiled.identity, session: compiled.session.as_deref(), ..Default::default() };
+    decision(&policies, &ctx)
 }
 
 /// A decision as a result, with AWS's message on denial.

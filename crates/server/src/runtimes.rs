@@ -210,6 +210,7 @@ impl Runtimes {
             ahead_of_time: false,
             prestart,
             network: record.tags.network_access(),
+            role: config.role.as_str().to_owned(),
         })
     }
 

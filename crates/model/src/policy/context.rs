@@ -164,7 +164,7 @@ impl RequestContext {
     /// The 12-digit account that owns the resource (its ARN's account field), if the ARN has one.
     /// Same-account rules compare this with the principal's account.
     pub fn resource_account(&self) -> Option<&str> {
-        let account = self.resource.splitn(6, ':').nth(4)?;
+        let account = self.resource.split(':').nth(4)?;
         (!account.is_empty()).then_some(account)
     }
 }

@@ -54,6 +54,11 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "ResourceConflictException", message)
     }
 
+    /// A request the principal may not make (`authz`); the message is AWS's "User: … is not authorized …".
+    pub fn access_denied(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "AccessDeniedException", message)
+    }
+
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLargeException", message)
     }

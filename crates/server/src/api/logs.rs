@@ -8,25 +8,108 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use nimbus_model::LogRetentionDays;
+use nimbus_model::policy::Action;
 
 use super::{ApiError, SharedState};
+use crate::authz::{self, Identity};
 
 /// Logs' page limits: 50 groups or streams, 10,000 events.
 const GROUPS_PAGE_MAX: usize = 50;
 const EVENTS_PAGE_MAX: usize = 10_000;
 const LOG_GROUP_NAME_BYTES_MAX: usize = 512;
 
-pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8]) -> Response {
-    let result = match operation {
-        "DescribeLogGroups" => describe_log_groups(state, body),
-        "DescribeLogStreams" => describe_log_streams(state, body),
-        "GetLogEvents" => get_log_events(state, body),
-        "FilterLogEvents" => filter_log_events(state, body),
-        "DeleteLogGroup" => delete_log_group(state, body),
-        "CreateLogGroup" => create_log_group(state, body),
-        "PutRetentionPolicy" => put_retention_policy(state, body),
-        "DeleteRetentionPolicy" => delete_retention_policy(state, body),
-        other => Err(ApiError::unknown_operation("POST", &format!("Logs_20140328.{other}"))),
+/// One row per Logs operation Nimbus serves: its IAM action and what it acts on, as AWS's Service
+/// Authorization Reference gives them. `dispatch` matches on this enum, so every served operation is
+/// authorized from its row.
+macro_rules! operations {
+    ($( $op:ident $target:ident; )+) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum LogsOperation { $($op),+ }
+
+        impl LogsOperation {
+            #[cfg(test)]
+            pub const ALL: &'static [LogsOperation] = &[$(LogsOperation::$op),+];
+
+            pub fn parse(name: &str) -> Option<LogsOperation> {
+                match name { $(stringify!($op) => Some(LogsOperation::$op),)+ _ => None }
+            }
+
+            /// Its IAM action: `logs:<Operation>`.
+            pub fn action(self) -> Action {
+                match self { $(LogsOperation::$op => Action::from_static(concat!("logs:", stringify!($op)))),+ }
+            }
+
+            pub fn target(self) -> LogsTarget {
+                match self { $(LogsOperation::$op => LogsTarget::$target),+ }
+            }
+        }
+    };
+}
+
+/// What a Logs operation acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogsTarget {
+    /// The account's groups: AWS names the resource `arn:aws:logs:<region>:<account>:log-group::log-stream:`.
+    Groups,
+    /// `arn:aws:logs:<region>:<account>:log-group:<logGroupName>`.
+    Group,
+    /// `arn:aws:logs:<region>:<account>:log-group:<logGroupName>:log-stream:<logStreamName>`.
+    Stream,
+}
+
+operations! {
+    DescribeLogGroups Groups;
+    DescribeLogStreams Group;
+    GetLogEvents Stream;
+    FilterLogEvents Group;
+    DeleteLogGroup Group;
+    CreateLogGroup Group;
+    PutRetentionPolicy Group;
+    DeleteRetentionPolicy Group;
+}
+
+/// The resource ARN `op` acts on, from the request body (names missing from it are empty; the handler
+/// refuses such a request with its own error).
+pub fn resource(arns: &crate::arn::Arns, op: LogsOperation, body: &[u8]) -> String {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "camelCase")]
+    struct Names {
+        log_group_name: Option<String>,
+        log_stream_name: Option<String>,
+    }
+    let names: Names = serde_json::from_slice(body).unwrap_or_default();
+    let base = format!("arn:aws:logs:{}:{}:log-group:", arns.region, arns.account);
+    let group = names.log_group_name.unwrap_or_default();
+    match op.target() {
+        LogsTarget::Groups => format!("{base}:log-stream:"),
+        LogsTarget::Group => format!("{base}{group}"),
+        LogsTarget::Stream => format!("{base}{group}:log-stream:{}", names.log_stream_name.unwrap_or_default()),
+    }
+}
+
+/// Serves one Logs request after deciding it (`authz`) from its operation's row.
+pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8], identity: Option<&Identity>) -> Response {
+    let Some(op) = LogsOperation::parse(operation) else {
+        return ApiError::unknown_operation("POST", &format!("Logs_20140328.{operation}"))
+            .json_protocol()
+            .into_response();
+    };
+    if let Err(denied) = authz::authorize(identity, &op.action(), &resource(&state.arns, op, body)) {
+        // CloudWatch Logs answers AccessDeniedException with 400, as all its client errors.
+        let mut e = ApiError::access_denied(denied.message).json_protocol();
+        e.status = axum::http::StatusCode::BAD_REQUEST;
+        return e.into_response();
+    }
+    use LogsOperation as Op;
+    let result = match op {
+        Op::DescribeLogGroups => describe_log_groups(state, body),
+        Op::DescribeLogStreams => describe_log_streams(state, body),
+        Op::GetLogEvents => get_log_events(state, body),
+        Op::FilterLogEvents => filter_log_events(state, body),
+        Op::DeleteLogGroup => delete_log_group(state, body),
+        Op::CreateLogGroup => create_log_group(state, body),
+        Op::PutRetentionPolicy => put_retention_policy(state, body),
+        Op::DeleteRetentionPolicy => delete_retention_policy(state, body),
     };
     match result {
         Ok(value) => ([("content-type", "application/x-amz-json-1.1")], value.to_string()).into_response(),
@@ -290,4 +373,30 @@ fn delete_retention_policy(state: &SharedState, body: &[u8]) -> Result<Value, Ap
     let group = log_group_name(input.log_group_name)?;
     state.store.set_log_retention(&group, None)?;
     Ok(json!({}))
+}
+
+#[cfg(test)]
+mod operation_tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_has_its_iam_action_and_resource() {
+        let arns = crate::arn::Arns { region: "us-east-1".into(), account: "123456789012".into() };
+        for op in LogsOperation::ALL {
+            let name = format!("{op:?}");
+            assert_eq!(LogsOperation::parse(&name), Some(*op));
+            assert_eq!(op.action().as_str(), format!("logs:{name}"));
+        }
+        let body = br#"{"logGroupName": "/aws/lambda/f", "logStreamName": "2026/12/06/[$LATEST]ab"}"#;
+        let group = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/f";
+        assert_eq!(resource(&arns, LogsOperation::FilterLogEvents, body), group);
+        assert_eq!(
+            resource(&arns, LogsOperation::GetLogEvents, body),
+            format!("{group}:log-stream:2026/12/06/[$LATEST]ab")
+        );
+        assert_eq!(
+            resource(&arns, LogsOperation::DescribeLogGroups, body),
+            "arn:aws:logs:us-east-1:123456789012:log-group::log-stream:"
+        );
+    }
 }

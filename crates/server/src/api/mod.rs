@@ -27,6 +27,7 @@ pub use code_url::CodeUrls;
 pub use error::ApiError;
 
 use crate::auth::{self, Caller};
+use crate::authz::{self, Identity};
 use crate::credentials::Credentials;
 use crate::invoke::Invoker;
 use nimbus_store::Store;
@@ -55,7 +56,7 @@ pub struct RequestId(pub String);
 
 pub fn router(state: SharedState) -> Router {
     Router::new()
-        .merge(lambda::routes())
+        .merge(lambda::routes(&state))
         .route("/", axum::routing::post(json_protocol))
         .route(code_url::PATH, axum::routing::get(code_url::download))
         .fallback(unknown)
@@ -95,9 +96,12 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
         let verified = auth::verify(&parts, &bytes, std::time::SystemTime::now(), |key| state.credentials.lookup(key));
         match verified {
             Ok(caller) => {
-                if matches!(caller.principal, auth::Principal::Function) && changes_functions(&parts) {
-                    return session_refused(&caller).into_response();
-                }
+                let Some(identity) = identify(&state, &caller) else {
+                    // Revoked between verification and here: as if it never verified.
+                    return ApiError::from(auth::AuthError::UnknownAccessKey { access_key_id: caller.access_key_id })
+                        .into_response();
+                };
+                parts.extensions.insert(identity);
                 parts.extensions.insert(caller);
             }
             Err(e) => {
@@ -112,30 +116,27 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// Whether a request changes Lambda resources (functions, versions, aliases, tags, concurrency,
-/// mappings, event invoke configs): every Lambda REST call but reads and invokes. The JSON-protocol
-/// services on `/` (SQS, Logs) are data a function works with, not this.
-fn changes_functions(parts: &axum::http::request::Parts) -> bool {
-    let path = parts.uri.path();
-    let reads = matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD);
-    let invokes = path.ends_with("/invocations") || path.ends_with("/invoke-async") || path.ends_with("/invoke-async/");
-    !reads && !invokes && path != "/"
-}
-
-/// A function's session credential may read and invoke functions and use queues and logs, but not
-/// change functions: Nimbus has no roles yet to say which function may, and a function that could
-/// would undo its own limits (its `nimbus:network` tag) or make another function without them. AWS's
-/// basic execution role grants no Lambda changes either.
-fn session_refused(caller: &Caller) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::FORBIDDEN,
-        "AccessDeniedException",
-        format!(
-            "User: {} is not authorized to perform this action: a function's session credential may read and \
-             invoke functions, not change them",
-            caller.access_key_id
-        ),
-    )
+/// Who a verified caller is, for `authz`: root, or the function whose environment holds the session
+/// credential. Each operation's own table then decides from its action and resource.
+///
+/// IAM users and role sessions are decided by their policies; a function's environment is a session
+/// of its execution role (`arn:aws:sts::<account>:assumed-role/<role>/<function>`), so what it may
+/// call is exactly what the role's policies allow, read when each request arrives (a policy change
+/// applies to running environments at once).
+fn identify(state: &ApiState, caller: &Caller) -> Option<Identity> {
+    let account = &state.arns.account;
+    match &caller.principal {
+        auth::Principal::Root => Some(Identity::Root(authz::root_principal(account))),
+        auth::Principal::Function => {
+            let owner = state.credentials.session_owner(&caller.access_key_id)?;
+            let principal = authz::function_session_principal(account, &owner.role_arn, &owner.function);
+            Some(Identity::Iam { principal, policies: state.policies.role_by_arn(&owner.role_arn) })
+        }
+        other => Some(Identity::Iam {
+            principal: state.policies.policy_principal(other)?,
+            policies: state.policies.compiled(other),
+        }),
+    }
 }
 
 /// The query-protocol service (IAM, STS) a request is signed for, read from its credential scope
@@ -154,6 +155,7 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
     let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let caller = request.extensions().get::<Caller>().cloned();
     let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+    let identity = request.extensions().get::<Identity>().cloned();
     let body = match request.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -173,8 +175,10 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         None => {}
     }
     match target.split_once('.') {
-        Some(("Logs_20140328", operation)) => logs::dispatch(&state, operation, &body).await,
-        Some(("AmazonSQS", operation)) => sqs::dispatch(&state, operation, &body, caller.as_ref()).await,
+        Some(("Logs_20140328", operation)) => logs::dispatch(&state, operation, &body, identity.as_ref()).await,
+        Some(("AmazonSQS", operation)) => {
+            sqs::dispatch(&state, operation, &body, caller.as_ref(), identity.as_ref()).await
+        }
         _ => {
             let service = caller.map(|c| c.service).unwrap_or_default();
             ApiError::unknown_operation("POST", &format!("/ (service {service:?}, target {target:?})"))

@@ -46,6 +46,8 @@ pub struct LaunchPlan {
     pub prestart: Option<nimbus_sandbox::Prestart>,
     /// The function's `nimbus:network` tag, read when the plan is made.
     pub network: NetworkAccess,
+    /// The function's execution role: its environments' credentials act as a session of it.
+    pub role: String,
 }
 
 impl LaunchPlan {
@@ -99,7 +101,10 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     let listener = tokio_listener(network.runtime_api)?;
     let runtime_api = listener.local_addr().map_err(|source| LaunchError::BindRuntimeApi { source })?;
     let api_listener = network.api.map(tokio_listener).transpose()?;
-    let session = ctx.credentials.issue_session();
+    let session = ctx.credentials.issue_session(crate::credentials::SessionOwner {
+        function: plan.function_name.clone(),
+        role_arn: plan.role.clone(),
+    });
     let log_stream: Arc<str> = logs::stream_name(crate::clock::today(), &plan.version).into();
 
     let mut env: Vec<(OsString, OsString)> =

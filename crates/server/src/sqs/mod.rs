@@ -65,6 +65,9 @@ pub enum SqsError {
     InvalidMessageContents(String),
     #[error("Nimbus does not implement {0}")]
     UnsupportedOperation(String),
+    /// Refused by `authz`; the message is AWS's "User: … is not authorized to perform: …".
+    #[error("{0}")]
+    AccessDenied(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("queue worker: {0}")]

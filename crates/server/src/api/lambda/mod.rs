@@ -7,59 +7,60 @@ mod event_invoke;
 mod functions;
 mod invoke;
 mod mappings;
+pub mod operations;
 mod paging;
 mod provisioned;
 mod shapes;
 mod tags;
 
 use axum::Router;
-use axum::routing::{get, post};
 use nimbus_model::{FunctionName, FunctionRef, Qualifier};
 
 use super::{ApiError, SharedState};
+use operations::route;
 
-pub fn routes() -> Router<SharedState> {
-    Router::new()
-        .route("/2015-03-31/functions", post(functions::create).get(functions::list))
-        .route("/2015-03-31/functions/", post(functions::create).get(functions::list))
-        .route("/2015-03-31/functions/{name}", get(functions::get).delete(functions::delete))
-        .route(
-            "/2015-03-31/functions/{name}/configuration",
-            get(functions::get_configuration).put(functions::update_configuration),
-        )
-        .route("/2015-03-31/functions/{name}/code", axum::routing::put(functions::update_code))
-        .route("/2015-03-31/functions/{name}/versions", post(functions::publish_version).get(functions::list_versions))
-        .route("/2015-03-31/functions/{name}/aliases", post(aliases::create).get(aliases::list))
-        .route(
-            "/2015-03-31/functions/{name}/aliases/{alias}",
-            get(aliases::get).put(aliases::update).delete(aliases::delete),
-        )
-        .route("/2015-03-31/functions/{name}/invocations", post(invoke::invoke))
-        .route("/2014-11-13/functions/{name}/invoke-async", post(invoke::invoke_async))
-        .route("/2014-11-13/functions/{name}/invoke-async/", post(invoke::invoke_async))
-        .route("/2016-08-19/account-settings", get(functions::account_settings))
-        .route("/2016-08-19/account-settings/", get(functions::account_settings))
-        .route(
-            "/2017-10-31/functions/{name}/concurrency",
-            axum::routing::put(concurrency::put).delete(concurrency::delete),
-        )
-        .route("/2019-09-30/functions/{name}/concurrency", get(concurrency::get))
-        .route(
-            "/2019-09-30/functions/{name}/provisioned-concurrency",
-            get(provisioned::get).put(provisioned::put).delete(provisioned::delete),
-        )
-        .route("/2017-03-31/tags/{arn}", get(tags::list).post(tags::tag).delete(tags::untag))
-        .route(
-            "/2019-09-25/functions/{name}/event-invoke-config",
-            get(event_invoke::get).put(event_invoke::put).post(event_invoke::update).delete(event_invoke::delete),
-        )
-        .route("/2019-09-25/functions/{name}/event-invoke-config/list", get(event_invoke::list))
-        .route("/2015-03-31/event-source-mappings", post(mappings::create).get(mappings::list))
-        .route("/2015-03-31/event-source-mappings/", post(mappings::create).get(mappings::list))
-        .route(
-            "/2015-03-31/event-source-mappings/{uuid}",
-            get(mappings::get).put(mappings::update).delete(mappings::delete),
-        )
+/// The router, built from the operation table: each operation is bound to its handler here, and its
+/// method, paths and authorization come from its row in `operations`.
+pub fn routes(state: &SharedState) -> Router<SharedState> {
+    use operations::LambdaOperation as Op;
+    let r = Router::new();
+    let r = route(r, state, Op::CreateFunction, functions::create);
+    let r = route(r, state, Op::ListFunctions, functions::list);
+    let r = route(r, state, Op::GetFunction, functions::get);
+    let r = route(r, state, Op::DeleteFunction, functions::delete);
+    let r = route(r, state, Op::GetFunctionConfiguration, functions::get_configuration);
+    let r = route(r, state, Op::UpdateFunctionConfiguration, functions::update_configuration);
+    let r = route(r, state, Op::UpdateFunctionCode, functions::update_code);
+    let r = route(r, state, Op::PublishVersion, functions::publish_version);
+    let r = route(r, state, Op::ListVersionsByFunction, functions::list_versions);
+    let r = route(r, state, Op::CreateAlias, aliases::create);
+    let r = route(r, state, Op::ListAliases, aliases::list);
+    let r = route(r, state, Op::GetAlias, aliases::get);
+    let r = route(r, state, Op::UpdateAlias, aliases::update);
+    let r = route(r, state, Op::DeleteAlias, aliases::delete);
+    let r = route(r, state, Op::Invoke, invoke::invoke);
+    let r = route(r, state, Op::InvokeAsync, invoke::invoke_async);
+    let r = route(r, state, Op::GetAccountSettings, functions::account_settings);
+    let r = route(r, state, Op::PutFunctionConcurrency, concurrency::put);
+    let r = route(r, state, Op::DeleteFunctionConcurrency, concurrency::delete);
+    let r = route(r, state, Op::GetFunctionConcurrency, concurrency::get);
+    // Also serves ListProvisionedConcurrencyConfigs (`?List=ALL`), which `operations::refine` tells apart.
+    let r = route(r, state, Op::GetProvisionedConcurrencyConfig, provisioned::get);
+    let r = route(r, state, Op::PutProvisionedConcurrencyConfig, provisioned::put);
+    let r = route(r, state, Op::DeleteProvisionedConcurrencyConfig, provisioned::delete);
+    let r = route(r, state, Op::ListTags, tags::list);
+    let r = route(r, state, Op::TagResource, tags::tag);
+    let r = route(r, state, Op::UntagResource, tags::untag);
+    let r = route(r, state, Op::GetFunctionEventInvokeConfig, event_invoke::get);
+    let r = route(r, state, Op::PutFunctionEventInvokeConfig, event_invoke::put);
+    let r = route(r, state, Op::UpdateFunctionEventInvokeConfig, event_invoke::update);
+    let r = route(r, state, Op::DeleteFunctionEventInvokeConfig, event_invoke::delete);
+    let r = route(r, state, Op::ListFunctionEventInvokeConfigs, event_invoke::list);
+    let r = route(r, state, Op::CreateEventSourceMapping, mappings::create);
+    let r = route(r, state, Op::ListEventSourceMappings, mappings::list);
+    let r = route(r, state, Op::GetEventSourceMapping, mappings::get);
+    let r = route(r, state, Op::UpdateEventSourceMapping, mappings::update);
+    route(r, state, Op::DeleteEventSourceMapping, mappings::delete)
 }
 
 /// Resolves the function a path names (a name, a partial ARN or an ARN, possibly with a qualifier)

@@ -12,10 +12,14 @@ use serde_json::json;
 
 use super::SharedState;
 use crate::auth::Caller;
+use crate::authz::{self, Identity};
 use crate::sqs::SqsError;
 
 mod messages;
+pub mod operations;
 mod queues;
+
+use operations::SqsOperation;
 
 use messages::{
     change_visibility, change_visibility_batch, delete_message, delete_message_batch, receive_message, send_message,
@@ -28,28 +32,42 @@ use queues::{
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
-pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8], caller: Option<&Caller>) -> Response {
+/// Serves one SQS request after deciding it (`authz`) from its operation's row in `operations`.
+pub async fn dispatch(
+    state: &SharedState,
+    operation: &str,
+    body: &[u8],
+    caller: Option<&Caller>,
+    identity: Option<&Identity>,
+) -> Response {
+    let Some(op) = SqsOperation::parse(operation) else {
+        return error_response(&SqsError::UnsupportedOperation(format!("AmazonSQS.{operation}")));
+    };
+    let resource = operations::resource(&state.arns, op, body);
+    if let Err(denied) = authz::authorize(identity, &op.action(), &resource) {
+        return error_response(&SqsError::AccessDenied(denied.message));
+    }
     let sender = caller.map_or("AIDANIMBUS", |c| c.access_key_id.as_str()).to_owned();
-    let result = match operation {
-        "CreateQueue" => create_queue(state, body).await,
-        "GetQueueUrl" => get_queue_url(state, body).await,
-        "ListQueues" => list_queues(state, body).await,
-        "DeleteQueue" => delete_queue(state, body).await,
-        "GetQueueAttributes" => get_queue_attributes(state, body).await,
-        "SetQueueAttributes" => set_queue_attributes(state, body).await,
-        "PurgeQueue" => purge_queue(state, body).await,
-        "SendMessage" => send_message(state, body, &sender).await,
-        "SendMessageBatch" => send_message_batch(state, body, &sender).await,
-        "ReceiveMessage" => receive_message(state, body).await,
-        "DeleteMessage" => delete_message(state, body).await,
-        "DeleteMessageBatch" => delete_message_batch(state, body).await,
-        "ChangeMessageVisibility" => change_visibility(state, body).await,
-        "ChangeMessageVisibilityBatch" => change_visibility_batch(state, body).await,
-        "TagQueue" => tag_queue(state, body).await,
-        "UntagQueue" => untag_queue(state, body).await,
-        "ListQueueTags" => list_queue_tags(state, body).await,
-        "ListDeadLetterSourceQueues" => list_dead_letter_sources(state, body).await,
-        other => Err(SqsError::UnsupportedOperation(format!("AmazonSQS.{other}"))),
+    use SqsOperation as Op;
+    let result = match op {
+        Op::CreateQueue => create_queue(state, body).await,
+        Op::GetQueueUrl => get_queue_url(state, body).await,
+        Op::ListQueues => list_queues(state, body).await,
+        Op::DeleteQueue => delete_queue(state, body).await,
+        Op::GetQueueAttributes => get_queue_attributes(state, body).await,
+        Op::SetQueueAttributes => set_queue_attributes(state, body).await,
+        Op::PurgeQueue => purge_queue(state, body).await,
+        Op::SendMessage => send_message(state, body, &sender).await,
+        Op::SendMessageBatch => send_message_batch(state, body, &sender).await,
+        Op::ReceiveMessage => receive_message(state, body).await,
+        Op::DeleteMessage => delete_message(state, body).await,
+        Op::DeleteMessageBatch => delete_message_batch(state, body).await,
+        Op::ChangeMessageVisibility => change_visibility(state, body).await,
+        Op::ChangeMessageVisibilityBatch => change_visibility_batch(state, body).await,
+        Op::TagQueue => tag_queue(state, body).await,
+        Op::UntagQueue => untag_queue(state, body).await,
+        Op::ListQueueTags => list_queue_tags(state, body).await,
+        Op::ListDeadLetterSourceQueues => list_dead_letter_sources(state, body).await,
     };
     match result {
         Ok(value) => ([("content-type", CONTENT_TYPE)], value.to_string()).into_response(),
@@ -82,6 +100,8 @@ fn error_codes(e: &SqsError) -> (&'static str, &'static str, StatusCode) {
             ("PurgeQueueInProgress", "AWS.SimpleQueueService.PurgeQueueInProgress", bad)
         }
         SqsError::InvalidMessageContents(_) => ("InvalidMessageContents", "InvalidMessageContents", bad),
+        // Query-era clients (botocore's awsQueryCompatible) read the `AccessDenied` code from the header.
+        SqsError::AccessDenied(_) => ("AccessDeniedException", "AccessDenied", StatusCode::FORBIDDEN),
         SqsError::UnsupportedOperation(_) => {
             ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", bad)
         }
