@@ -224,7 +224,8 @@ def test_a_user_is_decided_by_its_policies(server, iam):
     as_user = server.client("iam", key=key["AccessKeyId"], secret=key["SecretAccessKey"])
     arn = f"arn:aws:iam::{ACCOUNT}:user/{name}"
     msg = expect("AccessDenied", 403, as_user.list_users)
-    assert msg == (f"User: {arn} is not authorized to perform: iam:ListUsers on resource: * because no "
+    assert msg == (f"User: {arn} is not authorized to perform: iam:ListUsers on resource: "
+                   f"arn:aws:iam::{ACCOUNT}:user/ because no "
                    "identity-based policy allows the iam:ListUsers action")
     everything_but_delete = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "NotAction": "iam:Delete*", "Resource": "*"},

@@ -179,6 +179,23 @@ fn assume_role(state: &SharedState, principal: &Principal, form: &Form, now_ms: 
     let policies =
         Policies { identity: &compiled.identity, resource: Some(&trust), session: compiled.session.as_deref(), ..Default::default() };
     crate::policy_cache::decision(&policies, &ctx).map_err(|_| not_authorized(&caller_arn))?;
+    // A role's trust policy must allow the caller itself, whatever the identity policies say: either
+    // by naming it (which grants on its own, decided above) or by naming its account (which delegates
+    // to the identity policies, also decided above). Same-account resource policies do not need this;
+    // trust policies do, as on AWS.
+    let trust_only = Policies { resource: Some(&trust), ..Default::default() };
+    let mut as_account = ctx.clone();
+    as_account.principal = nimbus_model::policy::Principal {
+        arn: format!("arn:aws:iam::{account}:root"),
+        account: account.clone(),
+        user_id: account.clone(),
+        kind: nimbus_model::policy::PrincipalKind::Root,
+    };
+    let trusted = nimbus_model::policy::evaluate(&trust_only, &ctx).is_allowed()
+        || nimbus_model::policy::evaluate(&trust_only, &as_account).is_allowed();
+    if !trusted {
+        return Err(not_authorized(&caller_arn));
+    }
 
     let max = if matches!(principal, Principal::AssumedRole(_)) { CHAINED_MAX } else { i64::from(role.max_session.get()) };
     let secs = form.int("DurationSeconds")?.unwrap_or(3600);

@@ -153,19 +153,27 @@ fn authorize(cx: &Cx<'_>, action: &str, form: &Form) -> Result<(), ApiError> {
     };
     let root = IamPath::root();
     let named = |field: &str, kind: &str| form.get(field).map(|name| cx.arn(kind, &root, name));
-    let resource = if action.contains("Group") && action != "ListGroupsForUser" && action != "ListGroups" {
-        named("GroupName", "group")
-    } else if action.contains("Role") && action != "ListRoles" {
-        named("RoleName", "role")
-    } else if action.contains("Polic") && !action.contains("User") {
-        form.get("PolicyArn").map(str::to_owned).or_else(|| named("PolicyName", "policy"))
-    } else if action.contains("User") || action.contains("AccessKey") {
-        named("UserName", "user").or_else(|| match &caller.principal {
-            Principal::User { arn, .. } => Some(arn.clone()),
-            _ => None,
-        })
-    } else {
-        None
+    // Listings of one kind are on that kind's path prefix, as AWS names them in its denials
+    // ("… iam:ListUsers on resource: arn:aws:iam::<account>:user/").
+    let listing = |kind: &str| Some(format!("arn:aws:iam::{}:{kind}{}", cx.account(), form.get("PathPrefix").unwrap_or("/")));
+    let resource = match action {
+        "ListUsers" => listing("user"),
+        "ListGroups" => listing("group"),
+        "ListRoles" => listing("role"),
+        "ListPolicies" => listing("policy"),
+        "ListGroupsForUser" => named("UserName", "user"),
+        _ if action.contains("Group") => named("GroupName", "group"),
+        _ if action.contains("Role") => named("RoleName", "role"),
+        _ if action.contains("Polic") && !action.contains("User") => {
+            form.get("PolicyArn").map(str::to_owned).or_else(|| named("PolicyName", "policy"))
+        }
+        _ if action.contains("User") || action.contains("AccessKey") => {
+            named("UserName", "user").or_else(|| match &caller.principal {
+                Principal::User { arn, .. } => Some(arn.clone()),
+                _ => None,
+            })
+        }
+        _ => None,
     };
     let resource = resource.unwrap_or_else(|| "*".to_owned());
     cx.state
