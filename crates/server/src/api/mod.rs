@@ -170,8 +170,12 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         None => None,
     };
     match service {
-        Some(query::Service::Iam) => return iam::dispatch(&state, &body, caller.as_ref(), &request_id),
-        Some(query::Service::Sts) => return sts::dispatch(&state, &body, caller.as_ref(), &request_id),
+        Some(query::Service::Iam) => {
+            return iam::dispatch(&state, &body, caller.as_ref(), identity.as_ref(), &request_id);
+        }
+        Some(query::Service::Sts) => {
+            return sts::dispatch(&state, &body, caller.as_ref(), identity.as_ref(), &request_id);
+        }
         None => {}
     }
     match target.split_once('.') {

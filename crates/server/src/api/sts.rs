@@ -14,6 +14,7 @@ use nimbus_store::iam::{SessionPrincipal, StsSession};
 use super::query::{self, Form, Service, Xml, iso_time, validation};
 use super::{ApiError, SharedState};
 use crate::auth::{Caller, Principal};
+use crate::authz::Identity;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
@@ -25,15 +26,21 @@ const CHAINED_MAX: i64 = 3600;
 const SESSION_TOKEN_DEFAULT: i64 = 43_200;
 const SESSION_TOKEN_MAX: i64 = 129_600;
 
-pub fn dispatch(state: &SharedState, body: &[u8], caller: Option<&Caller>, request_id: &str) -> Response {
+pub fn dispatch(
+    state: &SharedState,
+    body: &[u8],
+    caller: Option<&Caller>,
+    identity: Option<&Identity>,
+    request_id: &str,
+) -> Response {
     let result = (|| {
         let form = Form::parse(body)?;
         let action = form.required("Action")?.to_owned();
         let principal = caller.map(|c| &c.principal).unwrap_or(&Principal::Root);
         let now_ms = crate::clock::now_ms();
         let result = match action.as_str() {
-            "GetCallerIdentity" => get_caller_identity(state, principal),
-            "AssumeRole" => assume_role(state, principal, &form, now_ms),
+            "GetCallerIdentity" => get_caller_identity(state, identity),
+            "AssumeRole" => assume_role(state, principal, identity, &form, now_ms),
             "GetSessionToken" => get_session_token(state, principal, &form, now_ms),
             _ => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -53,11 +60,13 @@ fn access_denied(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", message)
 }
 
-/// Needs no permission, as on AWS.
-fn get_caller_identity(state: &SharedState, principal: &Principal) -> Result<Xml> {
+/// Needs no permission, as on AWS. A function's environment is its role's session.
+fn get_caller_identity(state: &SharedState, identity: Option<&Identity>) -> Result<Xml> {
     let account = &state.arns.account;
+    let root = crate::authz::root_principal(account);
+    let who = identity.map_or(&root, Identity::principal);
     let mut x = Xml::new();
-    x.text("UserId", principal.user_id(account)).text("Account", account).text("Arn", principal.arn(account));
+    x.text("UserId", &who.user_id).text("Account", account).text("Arn", &who.arn);
     Ok(x)
 }
 
@@ -104,7 +113,13 @@ fn write_credentials(x: &mut Xml, s: &StsSession) {
     });
 }
 
-fn assume_role(state: &SharedState, principal: &Principal, form: &Form, now_ms: i64) -> Result<Xml> {
+fn assume_role(
+    state: &SharedState,
+    principal: &Principal,
+    identity: Option<&Identity>,
+    form: &Form,
+    now_ms: i64,
+) -> Result<Xml> {
     let account = &state.arns.account;
     let role_arn = form.required("RoleArn")?;
     if !(20..=2048).contains(&role_arn.len()) {
@@ -141,13 +156,12 @@ fn assume_role(state: &SharedState, principal: &Principal, form: &Form, now_ms: 
     let not_authorized = |who: &str| {
         access_denied(format!("User: {who} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"))
     };
-    let caller_arn = principal.arn(account);
-    let Some(who) = state.policies.policy_principal(principal) else {
-        return Err(match principal {
-            Principal::Root => access_denied("Roles may not be assumed by root accounts."),
-            _ => not_authorized(&caller_arn),
-        });
+    let (who, compiled) = match identity {
+        None | Some(Identity::Root(_)) => return Err(access_denied("Roles may not be assumed by root accounts.")),
+        Some(Identity::Iam { principal, policies }) => (principal.clone(), policies.clone()),
+        Some(Identity::FunctionSession(p)) => return Err(not_authorized(&p.arn)),
     };
+    let caller_arn = who.arn.clone();
     let role = role_name_of(role_arn, account)
         .and_then(|name| RoleName::parse(&name).ok())
         .map(|name| state.store.get_role(&name))
@@ -165,7 +179,6 @@ fn assume_role(state: &SharedState, principal: &Principal, form: &Form, now_ms: 
         tracing::error!(%error, role = %role.name, "a stored trust policy no longer parses");
         not_authorized(&caller_arn)
     })?;
-    let compiled = state.policies.compiled(principal);
     let mut ctx = nimbus_model::policy::RequestContext::new(who, Action::from_static("sts:AssumeRole"), role_arn);
     ctx.set("aws:CurrentTime", iso_time(now_ms));
     ctx.set("aws:EpochTime", (now_ms / 1000).to_string());
@@ -197,10 +210,12 @@ fn assume_role(state: &SharedState, principal: &Principal, form: &Form, now_ms: 
         return Err(not_authorized(&caller_arn));
     }
 
-    let max = if matches!(principal, Principal::AssumedRole(_)) { CHAINED_MAX } else { i64::from(role.max_session.get()) };
+    // Role sessions (AssumeRole's, a function's) that assume a role are chained.
+    let chained = !matches!(principal, Principal::User { .. });
+    let max = if chained { CHAINED_MAX } else { i64::from(role.max_session.get()) };
     let secs = form.int("DurationSeconds")?.unwrap_or(3600);
     if secs > max && secs <= 43_200 {
-        return Err(validation(if matches!(principal, Principal::AssumedRole(_)) {
+        return Err(validation(if chained {
             "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_owned()
         } else {
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.".to_owned()

@@ -22,11 +22,14 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use super::query::{self, Form, Service, Xml};
 use super::{ApiError, SharedState};
 use crate::auth::{Caller, Principal};
+use crate::authz::{self, Identity};
 
 /// What every IAM handler is given.
 pub struct Cx<'a> {
     pub state: &'a SharedState,
     pub caller: Option<&'a Caller>,
+    /// Who decides the request (`authz`); `None` with authentication off.
+    pub identity: Option<&'a Identity>,
     pub now_ms: i64,
 }
 
@@ -116,7 +119,13 @@ fn handler(action: &str) -> Option<Handler> {
 }
 
 /// Serves one IAM request. The store calls are short and synchronous, as elsewhere in the API.
-pub fn dispatch(state: &SharedState, body: &[u8], caller: Option<&Caller>, request_id: &str) -> Response {
+pub fn dispatch(
+    state: &SharedState,
+    body: &[u8],
+    caller: Option<&Caller>,
+    identity: Option<&Identity>,
+    request_id: &str,
+) -> Response {
     let result = (|| {
         let form = Form::parse(body)?;
         let action = form.required("Action")?.to_owned();
@@ -128,7 +137,7 @@ pub fn dispatch(state: &SharedState, body: &[u8], caller: Option<&Caller>, reque
             ));
         };
         let now_ms = crate::clock::now_ms();
-        let cx = Cx { state, caller, now_ms };
+        let cx = Cx { state, caller, identity, now_ms };
         authorize(&cx, &action, &form)?;
         let result = handler(&cx, &form)?;
         Ok((action, result))
@@ -145,7 +154,7 @@ pub fn dispatch(state: &SharedState, body: &[u8], caller: Option<&Caller>, reque
 /// users or roles under another path by their full ARN do not match here (a known gap).
 fn authorize(cx: &Cx<'_>, action: &str, form: &Form) -> Result<(), ApiError> {
     let Some(caller) = cx.caller else { return Ok(()) };
-    if matches!(caller.principal, Principal::Root) {
+    if matches!(cx.identity, None | Some(Identity::Root(_))) {
         return Ok(());
     }
     let Some(iam_action) = nimbus_model::policy::Action::parse(&format!("iam:{action}")) else {
@@ -176,9 +185,7 @@ fn authorize(cx: &Cx<'_>, action: &str, form: &Form) -> Result<(), ApiError> {
         _ => None,
     };
     let resource = resource.unwrap_or_else(|| "*".to_owned());
-    cx.state
-        .policies
-        .decide(&caller.principal, &iam_action, &resource, |_| {})
+    authz::authorize(cx.identity, &iam_action, &resource)
         .map_err(|denied| ApiError::new(StatusCode::FORBIDDEN, "AccessDenied", denied.message))
 }
 
