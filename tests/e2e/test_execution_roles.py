@@ -145,3 +145,19 @@ def test_an_explicit_deny_beats_an_allow(server, lam, iam):
     assert msg == (f"User: arn:aws:iam::{ACCOUNT}:user/{user} is not authorized to perform: lambda:InvokeFunction "
                    f"on resource: {closed_arn} with an explicit deny in an identity-based policy")
     assert any(f["FunctionName"] == open_fn for f in as_user.list_functions()["Functions"])
+
+
+def test_creating_a_function_needs_pass_role_on_its_role(server, lam, iam):
+    role_arn = make_role(iam)
+    user, as_user = user_client(server, iam, {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["lambda:CreateFunction", "lambda:GetFunction"], "Resource": "*"}]})
+    create = dict(Runtime="python3.12", Role=role_arn, Handler="app.handler",
+                  Code={"ZipFile": make_zip({"app.py": CALLER})})
+    msg = expect("AccessDeniedException", 403, as_user.create_function, FunctionName=unique_name("f"), **create)
+    assert msg == (f"User: arn:aws:iam::{ACCOUNT}:user/{user} is not authorized to perform: iam:PassRole on "
+                   f"resource: {role_arn} because no identity-based policy allows the iam:PassRole action")
+    iam.put_user_policy(UserName=user, PolicyName="pass", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn}]}))
+    name = unique_name("f")
+    assert as_user.create_function(FunctionName=name, **create)["Role"] == role_arn

@@ -60,6 +60,14 @@ pub fn assumable_by_lambda(store: &Store, account: &str, role: &RoleArn) -> Resu
     if policy::evaluate(&policies, &ctx).is_allowed() { Ok(found) } else { Err(cannot_assume()) }
 }
 
+/// Whether the caller may hand `role` to a function (`iam:PassRole` on the role, as CreateFunction and
+/// UpdateFunctionConfiguration check on AWS): without it, a user allowed to create functions could run
+/// code with any role's rights.
+pub fn may_pass(identity: Option<&crate::authz::Identity>, role: &RoleArn) -> Result<(), ApiError> {
+    crate::authz::authorize(identity, &Action::from_static("iam:PassRole"), role.as_str())
+        .map_err(|denied| ApiError::access_denied(denied.message))
+}
+
 /// On start: every role named by an existing function that does not exist is created, trusting
 /// Lambda, with the rights function credentials had before roles carried policies; said once in the
 /// log. Roles of other accounts cannot be made here and are reported.
