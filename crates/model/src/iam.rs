@@ -176,7 +176,9 @@ impl IamTags {
                 return Err(ValidationError::pattern("tags.member.value", &value, r"[\p{L}\p{Z}\p{N}_.:/=+\-@]*"));
             }
             if tags.keys().any(|k: &String| k.eq_ignore_ascii_case(&key)) {
-                return Err(ValidationError::invalid("Duplicate tag keys found. Please note that Tag keys are case insensitive."));
+                return Err(ValidationError::invalid(
+                    "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+                ));
             }
             tags.insert(key, value);
         }

@@ -377,9 +377,7 @@ mod tests {
     }
 
     fn lookup(token: Option<&'static str>) -> impl Fn(&str) -> Option<Secret> {
-        move |id| {
-            (id == KEY).then(|| Secret::root(SECRET, token.map(str::to_owned)))
-        }
+        move |id| (id == KEY).then(|| Secret::root(SECRET, token.map(str::to_owned)))
     }
 
     /// Signs without sending and turns the result into the request the server would see.

@@ -349,4 +349,51 @@ mod tests {
         assert!(creds.lookup(&session.access_key_id).is_none());
         assert!(creds.session_owner(&session.access_key_id).is_none());
     }
+
+    /// IAM users' keys and STS sessions resolve from the store, and a change is seen at the next lookup
+    /// (the cache is keyed by the store's IAM generation).
+    #[test]
+    fn iam_keys_and_sessions_resolve_and_follow_changes() {
+        use nimbus_model::iam::{IamPath, IamTags, UserName};
+        use nimbus_store::iam::{NewUser, StsSession};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let creds = Credentials::with_root(KeyPair { access_key_id: "AKIAROOT".into(), secret_access_key: "s".into() });
+        creds.attach_store(store.clone(), "000000000000");
+        let bob = UserName::parse("bob").unwrap();
+        let user = store
+            .create_user(&NewUser {
+                id: "AIDABOB".into(),
+                name: bob.clone(),
+                path: IamPath::root(),
+                tags: IamTags::default(),
+                now_ms: 1,
+            })
+            .unwrap();
+        assert!(creds.lookup("AKIABOBKEY0000000000").is_none());
+        store.create_access_key(&bob, "AKIABOBKEY0000000000", "bob-secret", 1).unwrap();
+        let found = creds.lookup("AKIABOBKEY0000000000").unwrap();
+        assert_eq!(found.secret_access_key, "bob-secret");
+        assert!(matches!(&found.principal, Principal::User { arn, .. } if arn == "arn:aws:iam::000000000000:user/bob"));
+        store.set_access_key_active(&bob, "AKIABOBKEY0000000000", false).unwrap();
+        assert!(creds.lookup("AKIABOBKEY0000000000").is_none(), "an inactive key is refused at once");
+
+        let session = StsSession {
+            access_key_id: "ASIABOBSESSION000000".into(),
+            secret: "t-secret".into(),
+            session_token: "token".into(),
+            principal: SessionPrincipal::User { user_id: user.id.clone() },
+            session_policy: None,
+            tags: "{}".into(),
+            created_ms: 1_000,
+            expires_ms: 901_000,
+        };
+        store.create_session(&session).unwrap();
+        let found = creds.lookup("ASIABOBSESSION000000").unwrap();
+        assert_eq!(found.session_token.as_deref(), Some("token"));
+        assert_eq!(found.expires, Some(SystemTime::UNIX_EPOCH + Duration::from_millis(901_000)));
+        store.delete_access_key(&bob, "AKIABOBKEY0000000000").unwrap();
+        store.delete_user(&bob).unwrap();
+        assert!(creds.lookup("ASIABOBSESSION000000").is_none(), "a deleted user's sessions go with it");
+    }
 }

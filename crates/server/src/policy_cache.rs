@@ -112,15 +112,16 @@ impl PolicyCache {
                 return found.clone();
             }
         }
-        let role = crate::execution_role::split_role_arn(role_arn, &self.account)
-            .and_then(|(path, name)| match self.store.get_role(&name) {
+        let role = crate::execution_role::split_role_arn(role_arn, &self.account).and_then(|(path, name)| {
+            match self.store.get_role(&name) {
                 Ok(role) if role.path == path => Some(role),
                 Ok(_) | Err(nimbus_store::StoreError::NotFound { .. }) => None,
                 Err(error) => {
                     tracing::error!(%error, "reading an execution role failed; its session is granted nothing");
                     None
                 }
-            });
+            }
+        });
         let compiled = Arc::new(match role {
             Some(role) => self.compile(&role.id, None),
             None => Compiled::default(),
@@ -151,7 +152,8 @@ impl PolicyCache {
                 parse_stored(PolicyKind::Identity, text, &p.source)
             })
             .collect();
-        let session = session_policy.map(|text| parse_stored(PolicyKind::Session, text, "session policy").into_iter().collect());
+        let session =
+            session_policy.map(|text| parse_stored(PolicyKind::Session, text, "session policy").into_iter().collect());
         Compiled { identity, session }
     }
 
@@ -178,7 +180,8 @@ pub fn decide_compiled(compiled: &Compiled, mut ctx: RequestContext) -> Result<(
     let now = crate::clock::now_ms();
     ctx.set("aws:CurrentTime", crate::api::query::iso_time(now));
     ctx.set("aws:EpochTime", (now / 1000).to_string());
-    let policies = Policies { identity: &compiled.identity, session: compiled.session.as_deref(), ..Default::default() };
+    let policies =
+        Policies { identity: &compiled.identity, session: compiled.session.as_deref(), ..Default::default() };
     decision(&policies, &ctx)
 }
 

@@ -136,7 +136,12 @@ impl Xml {
     }
 
     /// `<name><member>…</member>…</name>`, one member per item.
-    pub fn members<T>(&mut self, name: &str, items: impl IntoIterator<Item = T>, mut each: impl FnMut(&mut Xml, T)) -> &mut Self {
+    pub fn members<T>(
+        &mut self,
+        name: &str,
+        items: impl IntoIterator<Item = T>,
+        mut each: impl FnMut(&mut Xml, T),
+    ) -> &mut Self {
         self.node(name, |x| {
             for item in items {
                 x.node("member", |x| each(x, item));
@@ -256,7 +261,10 @@ mod tests {
 
     #[test]
     fn lists_tags_and_paging() {
-        let form = Form::parse(b"A.member.1=x&A.member.2=y&A.member.4=z&T.member.1.Key=k&T.member.1.Value=v&MaxItems=1&Marker=1").unwrap();
+        let form = Form::parse(
+            b"A.member.1=x&A.member.2=y&A.member.4=z&T.member.1.Key=k&T.member.1.Value=v&MaxItems=1&Marker=1",
+        )
+        .unwrap();
         assert_eq!(form.list("A"), vec!["x", "y"]);
         assert_eq!(form.tags("T"), vec![("k".to_owned(), "v".to_owned())]);
         let (items, next) = page(vec![1, 2, 3], &form).unwrap();

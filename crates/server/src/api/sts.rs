@@ -91,7 +91,13 @@ fn role_name_of(arn: &str, account: &str) -> Option<String> {
     Some(rest.rsplit('/').next()?.to_owned())
 }
 
-fn new_credentials(principal: SessionPrincipal, policy: Option<String>, tags: &IamTags, now_ms: i64, secs: i64) -> StsSession {
+fn new_credentials(
+    principal: SessionPrincipal,
+    policy: Option<String>,
+    tags: &IamTags,
+    now_ms: i64,
+    secs: i64,
+) -> StsSession {
     StsSession {
         access_key_id: format!("ASIA{}", crate::credentials::random_id(16)),
         secret: crate::credentials::new_secret(),
@@ -189,8 +195,12 @@ fn assume_role(
     if !tags.is_empty() {
         ctx.set_all("aws:TagKeys", tags.iter().map(|(k, _)| k.to_owned()).collect());
     }
-    let policies =
-        Policies { identity: &compiled.identity, resource: Some(&trust), session: compiled.session.as_deref(), ..Default::default() };
+    let policies = Policies {
+        identity: &compiled.identity,
+        resource: Some(&trust),
+        session: compiled.session.as_deref(),
+        ..Default::default()
+    };
     crate::policy_cache::decision(&policies, &ctx).map_err(|_| not_authorized(&caller_arn))?;
     // A role's trust policy must allow the caller itself, whatever the identity policies say: either
     // by naming it (which grants on its own, decided above) or by naming its account (which delegates
@@ -216,7 +226,8 @@ fn assume_role(
     let secs = form.int("DurationSeconds")?.unwrap_or(3600);
     if secs > max && secs <= 43_200 {
         return Err(validation(if chained {
-            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.".to_owned()
+            "The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining."
+                .to_owned()
         } else {
             "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.".to_owned()
         }));

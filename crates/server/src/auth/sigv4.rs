@@ -71,7 +71,12 @@ pub struct Secret {
 impl Secret {
     /// A key of the root, with no expiry (tests and fixed keys).
     pub fn root(secret_access_key: impl Into<String>, session_token: Option<String>) -> Secret {
-        Secret { secret_access_key: secret_access_key.into(), session_token, principal: super::Principal::Root, expires: None }
+        Secret {
+            secret_access_key: secret_access_key.into(),
+            session_token,
+            principal: super::Principal::Root,
+            expires: None,
+        }
     }
 }
 
@@ -1257,8 +1262,7 @@ mod tests {
 
     fn check(wire: &Wire, now: SystemTime, held_token: Option<&str>) -> Result<Caller, AuthError> {
         verify(&wire.parts(), &wire.body, now, |id| {
-            (id == KEY)
-                .then(|| Secret::root(SECRET, held_token.map(str::to_owned)))
+            (id == KEY).then(|| Secret::root(SECRET, held_token.map(str::to_owned)))
         })
     }
 

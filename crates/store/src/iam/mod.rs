@@ -26,7 +26,7 @@ use rusqlite::{OptionalExtension as _, Transaction};
 use crate::error::{Result, StoreError};
 
 pub use policies::{ManagedPolicy, NewPolicy, PolicyVersion, PrincipalPolicy};
-pub use principals::{AccessKeyRecord, IamGroup, IamUser, KeySecret, NewUser};
+pub use principals::{AccessKeyRecord, IamGroup, IamUser, KeyLastUsed, KeySecret, NewUser};
 pub use roles::{IamRole, NewRole, RoleUpdate};
 pub use sessions::{SessionPrincipal, StsSession};
 
@@ -188,8 +188,7 @@ fn tags_json(tags: &IamTags) -> String {
 }
 
 fn parse_tags(table: &'static str, key: &str, json: &str) -> Result<IamTags> {
-    let map: BTreeMap<String, String> =
-        serde_json::from_str(json).map_err(|e| StoreError::corrupt(table, key, e))?;
+    let map: BTreeMap<String, String> = serde_json::from_str(json).map_err(|e| StoreError::corrupt(table, key, e))?;
     IamTags::from_map(map).map_err(|e| StoreError::corrupt(table, key, e))
 }
 

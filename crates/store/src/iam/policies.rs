@@ -146,7 +146,8 @@ impl Store {
 
     /// How many entities a policy (customer or AWS managed) is attached to.
     pub fn attachment_count(&self, arn: &str) -> Result<u32> {
-        self.meta.read(|tx| count(tx, "SELECT count(*) FROM iam_attachments WHERE policy_arn = ?1", arn).map(|n| n as u32))
+        self.meta
+            .read(|tx| count(tx, "SELECT count(*) FROM iam_attachments WHERE policy_arn = ?1", arn).map(|n| n as u32))
     }
 
     /// DeletePolicy: refused while attached, or while it has versions besides the default.
@@ -199,20 +200,22 @@ impl Store {
     pub fn get_policy_version(&self, arn: &str, version: u32) -> Result<PolicyVersion> {
         self.meta.read(|tx| {
             let (id, default, _) = policy_id(tx, arn)?;
-            tx.prepare_cached("SELECT document, created_ms FROM iam_policy_versions WHERE policy_id = ?1 AND version = ?2")
-                .and_then(|mut s| {
-                    s.query_row(params![id, version], |r| {
-                        Ok(PolicyVersion {
-                            version,
-                            document: r.get(0)?,
-                            created_ms: r.get(1)?,
-                            is_default: i64::from(version) == default,
-                        })
+            tx.prepare_cached(
+                "SELECT document, created_ms FROM iam_policy_versions WHERE policy_id = ?1 AND version = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![id, version], |r| {
+                    Ok(PolicyVersion {
+                        version,
+                        document: r.get(0)?,
+                        created_ms: r.get(1)?,
+                        is_default: i64::from(version) == default,
                     })
-                    .optional()
                 })
-                .map_err(StoreError::sqlite("read policy version"))?
-                .ok_or_else(|| StoreError::NotFound { what: "policy version", name: format!("v{version}") })
+                .optional()
+            })
+            .map_err(StoreError::sqlite("read policy version"))?
+            .ok_or_else(|| StoreError::NotFound { what: "policy version", name: format!("v{version}") })
         })
     }
 

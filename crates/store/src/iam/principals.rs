@@ -38,6 +38,15 @@ pub struct AccessKeyRecord {
     pub last_used_ms: Option<i64>,
 }
 
+/// GetAccessKeyLastUsed's facts: the owner, and when, where and for which service the key was last used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyLastUsed {
+    pub user: UserName,
+    pub last_used_ms: Option<i64>,
+    pub service: Option<String>,
+    pub region: Option<String>,
+}
+
 /// What the SigV4 verifier needs to know about a user's access key.
 #[derive(Clone)]
 pub struct KeySecret {
@@ -101,7 +110,13 @@ impl Store {
             }
             tx.prepare_cached("INSERT INTO iam_users (id, name, path, created_ms, tags) VALUES (?1, ?2, ?3, ?4, ?5)")
                 .and_then(|mut s| {
-                    s.execute(params![user.id, user.name.as_str(), user.path.as_str(), user.now_ms, tags_json(&user.tags)])
+                    s.execute(params![
+                        user.id,
+                        user.name.as_str(),
+                        user.path.as_str(),
+                        user.now_ms,
+                        tags_json(&user.tags)
+                    ])
                 })
                 .map_err(StoreError::sqlite("insert user"))?;
             Ok(())
@@ -161,9 +176,11 @@ impl Store {
                     return Err(StoreError::Conflict { what: "user", name: new_name.to_string() });
                 }
             }
-            tx.prepare_cached("UPDATE iam_users SET name = coalesce(?2, name), path = coalesce(?3, path) WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id, new_name.map(UserName::as_str), new_path.map(IamPath::as_str)]))
-                .map_err(StoreError::sqlite("update user"))?;
+            tx.prepare_cached(
+                "UPDATE iam_users SET name = coalesce(?2, name), path = coalesce(?3, path) WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, new_name.map(UserName::as_str), new_path.map(IamPath::as_str)]))
+            .map_err(StoreError::sqlite("update user"))?;
             Ok(())
         })
     }
@@ -327,23 +344,23 @@ impl Store {
         })
     }
 
-    /// (user name, last used ms, service, region) of a key; NotFound when no user has it.
-    pub fn access_key_last_used(
-        &self,
-        access_key_id: &str,
-    ) -> Result<(UserName, Option<i64>, Option<String>, Option<String>)> {
+    /// A key's owner and last use; NotFound when no user has it.
+    pub fn access_key_last_used(&self, access_key_id: &str) -> Result<KeyLastUsed> {
+        type Row = (String, Option<i64>, Option<String>, Option<String>);
         self.meta.read(|tx| {
-            let row: Option<(String, Option<i64>, Option<String>, Option<String>)> = tx
+            let row: Option<Row> = tx
                 .prepare_cached(
                     "SELECT u.name, k.last_used_ms, k.last_used_service, k.last_used_region
                      FROM iam_access_keys k JOIN iam_users u ON u.id = k.user_id WHERE k.access_key_id = ?1",
                 )
-                .and_then(|mut s| s.query_row([access_key_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional())
+                .and_then(|mut s| {
+                    s.query_row([access_key_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).optional()
+                })
                 .map_err(StoreError::sqlite("read access key use"))?;
             let (name, ms, service, region) =
                 row.ok_or_else(|| StoreError::NotFound { what: "access key", name: access_key_id.to_owned() })?;
             let name = UserName::parse(&name).map_err(|e| StoreError::corrupt("iam_users", name.clone(), e))?;
-            Ok((name, ms, service, region))
+            Ok(KeyLastUsed { user: name, last_used_ms: ms, service, region })
         })
     }
 

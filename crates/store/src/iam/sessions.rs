@@ -104,9 +104,10 @@ impl Store {
     }
 
     /// Forgets sessions that expired before `before_ms` (kept a while past expiry so that their use is
-    /// still answered `ExpiredToken`). Returns how many went.
+    /// still answered `ExpiredToken`). Returns how many went. No principal changes, so the IAM
+    /// generation is left alone and caches of live keys stay.
     pub fn expire_sessions(&self, before_ms: i64) -> Result<usize> {
-        self.iam_write(|tx| {
+        self.meta.write(|tx| {
             tx.prepare_cached("DELETE FROM sts_sessions WHERE expires_ms < ?1")
                 .and_then(|mut s| s.execute([before_ms]))
                 .map_err(StoreError::sqlite("expire sessions"))

@@ -119,7 +119,10 @@ fn roles_and_sessions() {
         })
         .unwrap();
     store
-        .update_role(&role.name, &RoleUpdate { max_session: Some(MaxSessionDuration::new(7200).unwrap()), ..Default::default() })
+        .update_role(
+            &role.name,
+            &RoleUpdate { max_session: Some(MaxSessionDuration::new(7200).unwrap()), ..Default::default() },
+        )
         .unwrap();
     assert_eq!(store.get_role(&role.name).unwrap().max_session.get(), 7200);
     let session = StsSession {

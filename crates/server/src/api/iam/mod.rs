@@ -164,7 +164,8 @@ fn authorize(cx: &Cx<'_>, action: &str, form: &Form) -> Result<(), ApiError> {
     let named = |field: &str, kind: &str| form.get(field).map(|name| cx.arn(kind, &root, name));
     // Listings of one kind are on that kind's path prefix, as AWS names them in its denials
     // ("… iam:ListUsers on resource: arn:aws:iam::<account>:user/").
-    let listing = |kind: &str| Some(format!("arn:aws:iam::{}:{kind}{}", cx.account(), form.get("PathPrefix").unwrap_or("/")));
+    let listing =
+        |kind: &str| Some(format!("arn:aws:iam::{}:{kind}{}", cx.account(), form.get("PathPrefix").unwrap_or("/")));
     let resource = match action {
         "ListUsers" => listing("user"),
         "ListGroups" => listing("group"),
@@ -256,9 +257,8 @@ pub fn policy_document(
     if text.len() > 131_072 {
         return Err(limit_exceeded(over_limit()));
     }
-    PolicyDocument::parse(kind, text).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, nimbus_model::policy::PolicyError::CODE, e.to_string())
-    })
+    PolicyDocument::parse(kind, text)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, nimbus_model::policy::PolicyError::CODE, e.to_string()))
 }
 
 /// IAM returns policy documents URL-encoded (RFC 3986); botocore decodes them.
@@ -275,7 +275,10 @@ pub fn path(form: &Form) -> Result<IamPath, ApiError> {
 
 pub fn path_prefix(form: &Form) -> Result<String, ApiError> {
     let prefix = form.get("PathPrefix").unwrap_or("/");
-    if prefix.is_empty() || prefix.len() > 512 || !prefix.starts_with('/') || !prefix.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    if prefix.is_empty()
+        || prefix.len() > 512
+        || !prefix.starts_with('/')
+        || !prefix.bytes().all(|b| (0x21..=0x7e).contains(&b))
     {
         return Err(query::validation(format!(
             r"1 validation error detected: Value '{prefix}' at 'pathPrefix' failed to satisfy constraint: Member must satisfy regular expression pattern: \u002F[\u0021-\u007F]*"

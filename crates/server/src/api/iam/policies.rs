@@ -255,9 +255,7 @@ pub fn set_default_policy_version(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml
 fn entity(form: &Form, kind: EntityKind) -> Result<String> {
     let name = match kind {
         EntityKind::User => UserName::parse(form.required("UserName")?).map(|n| n.to_string()),
-        EntityKind::Group => {
-            nimbus_model::iam::GroupName::parse(form.required("GroupName")?).map(|n| n.to_string())
-        }
+        EntityKind::Group => nimbus_model::iam::GroupName::parse(form.required("GroupName")?).map(|n| n.to_string()),
         EntityKind::Role => nimbus_model::iam::RoleName::parse(form.required("RoleName")?).map(|n| n.to_string()),
     };
     name.map_err(invalid)

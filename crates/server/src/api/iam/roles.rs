@@ -120,7 +120,8 @@ pub fn delete_role(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml>> {
 
 pub fn update_assume_role_policy(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml>> {
     let name = role_name(form)?;
-    let update = RoleUpdate { trust_policy: Some(trust_policy(form.required("PolicyDocument")?)?), ..Default::default() };
+    let update =
+        RoleUpdate { trust_policy: Some(trust_policy(form.required("PolicyDocument")?)?), ..Default::default() };
     cx.state.store.update_role(&name, &update).map_err(store_error)?;
     Ok(None)
 }

@@ -98,11 +98,7 @@ pub fn list_users(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml>> {
 pub fn update_user(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml>> {
     let name = user_name(form)?;
     let new_name = form.get("NewUserName").map(UserName::parse).transpose().map_err(invalid)?;
-    let new_path = form
-        .get("NewPath")
-        .map(nimbus_model::iam::IamPath::parse)
-        .transpose()
-        .map_err(invalid)?;
+    let new_path = form.get("NewPath").map(nimbus_model::iam::IamPath::parse).transpose().map_err(invalid)?;
     cx.state.store.update_user(&name, new_name.as_ref(), new_path.as_ref()).map_err(store_error)?;
     Ok(None)
 }
@@ -229,17 +225,17 @@ pub fn delete_access_key(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml>> {
 /// as never used, which IAM reports as `N/A`.
 pub fn get_access_key_last_used(cx: &Cx<'_>, form: &Form) -> Result<Option<Xml>> {
     let key_id = access_key_id(form)?;
-    let (user, last_ms, service, region) = cx.state.store.access_key_last_used(&key_id).map_err(|e| match e {
+    let used = cx.state.store.access_key_last_used(&key_id).map_err(|e| match e {
         nimbus_store::StoreError::NotFound { .. } => {
             ApiError::new(axum::http::StatusCode::FORBIDDEN, "AccessDenied", "Access key not found.")
         }
         other => store_error(other),
     })?;
     let mut x = Xml::new();
-    x.text("UserName", &user).node("AccessKeyLastUsed", |x| {
-        x.opt("LastUsedDate", last_ms.map(iso_time))
-            .text("ServiceName", service.as_deref().unwrap_or("N/A"))
-            .text("Region", region.as_deref().unwrap_or("N/A"));
+    x.text("UserName", &used.user).node("AccessKeyLastUsed", |x| {
+        x.opt("LastUsedDate", used.last_used_ms.map(iso_time))
+            .text("ServiceName", used.service.as_deref().unwrap_or("N/A"))
+            .text("Region", used.region.as_deref().unwrap_or("N/A"));
     });
     Ok(Some(x))
 }
