@@ -4,11 +4,15 @@
 //! `api::logs`) turns a request into its IAM action and resource ARN from the matched operation, never
 //! from path text; this module decides. Root may do anything (as on AWS). A function's session
 //! credential acts as an assumed-role session of the function's role and is decided by the policy
-//! engine (`nimbus_model::policy`) against [`FUNCTION_SESSION_POLICY`], the fixed rights such
-//! credentials have until execution roles carry real policies: read and invoke functions, use SQS and
-//! CloudWatch Logs, nothing else.
+//! engine (`nimbus_model::policy`, the one evaluator) against [`FUNCTION_SESSION_POLICY`], the fixed
+//! rights such credentials have until execution roles carry real policies: read and invoke functions,
+//! use SQS and CloudWatch Logs, nothing else.
 
-use nimbus_model::policy::{Action, Principal, PrincipalKind};
+use std::sync::OnceLock;
+
+use nimbus_model::policy::{
+    Action, Policies, PolicyDocument, PolicyKind, Principal, PrincipalKind, RequestContext, evaluate,
+};
 
 /// Who a verified request comes from, as the decision needs it.
 #[derive(Debug, Clone)]
@@ -90,38 +94,30 @@ pub const FUNCTION_SESSION_POLICY: &str = r#"{
   ]
 }"#;
 
-/// Decides one request. `None` identity means authentication is off (`--no-auth`): everything passes.
-pub fn authorize(identity: Option<&Identity>, action: &Action, resource: &str) -> Result<(), Denied> {
-    match identity {
-        None | Some(Identity::Root(_)) => Ok(()),
-        Some(Identity::Iam { principal, policies }) => {
-            let ctx = nimbus_model::policy::RequestContext::new(principal.clone(), action.clone(), resource);
-            crate::policy_cache::decide_compiled(policies, ctx).map_err(|d| Denied { message: d.message })
-        }
-        Some(Identity::FunctionSession(principal)) => {
-            if session_allows(action) {
-                Ok(())
-            } else {
-                Err(Denied {
-                    message: format!(
-                        "User: {} is not authorized to perform: {action} on resource: {resource} because no \
-                         identity-based policy allows the {action} action",
-                        principal.arn
-                    ),
-                })
-            }
-        }
-    }
+/// The session policy, compiled once.
+fn function_session_policy() -> &'static [PolicyDocument] {
+    static POLICY: OnceLock<[PolicyDocument; 1]> = OnceLock::new();
+    POLICY.get_or_init(|| {
+        [PolicyDocument::parse(PolicyKind::Identity, FUNCTION_SESSION_POLICY).expect("the built-in policy is valid")]
+    })
 }
 
-fn session_allows(action: &Action) -> bool {
-    match action.service() {
-        "sqs" | "logs" => true,
-        "lambda" => {
-            let name = action.name();
-            name.starts_with("Get") || name.starts_with("List") || name == "InvokeFunction" || name == "InvokeAsync"
+/// Decides one request. `None` identity means authentication is off (`--no-auth`): everything passes.
+pub fn authorize(identity: Option<&Identity>, action: &Action, resource: &str) -> Result<(), Denied> {
+    let principal = match identity {
+        None | Some(Identity::Root(_)) => return Ok(()),
+        Some(Identity::Iam { principal, policies }) => {
+            let ctx = RequestContext::new(principal.clone(), action.clone(), resource);
+            return crate::policy_cache::decide_compiled(policies, ctx).map_err(|d| Denied { message: d.message });
         }
-        _ => false,
+        Some(Identity::FunctionSession(principal)) => principal,
+    };
+    let ctx = RequestContext::new(principal.clone(), action.clone(), resource);
+    let policies = Policies { identity: function_session_policy(), ..Default::default() };
+    let decision = evaluate(&policies, &ctx);
+    match decision.denial_message(&ctx) {
+        None => Ok(()),
+        Some(message) => Err(Denied { message }),
     }
 }
 

@@ -168,3 +168,19 @@ impl RequestContext {
         (!account.is_empty()).then_some(account)
     }
 }
+
+impl super::pattern::Variables for RequestContext {
+    /// A policy variable resolves only from a single-valued key, as AWS's do.
+    fn variable(&self, key: &str) -> Option<&str> {
+        match self.keys.get(key).map(Vec::as_slice) {
+            Some([one]) => Some(one),
+            _ => None,
+        }
+    }
+}
+
+impl super::condition::Keys for RequestContext {
+    fn values(&self, key: &str) -> Option<&[String]> {
+        self.keys.get(key).map(Vec::as_slice)
+    }
+}

@@ -25,6 +25,9 @@ pub enum PolicyError {
     /// `Effect` other than `Allow` or `Deny`.
     #[error("Invalid effect: {effect}")]
     Effect { effect: String },
+    /// A field the document's kind may not have (`Resource` in a trust policy).
+    #[error("Has prohibited field {field}")]
+    ProhibitedField { field: &'static str },
     /// `Principal` or `NotPrincipal` in an identity-based or session policy.
     #[error("Policy document should not specify a principal.")]
     PrincipalNotAllowed,

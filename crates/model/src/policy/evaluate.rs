@@ -1,7 +1,8 @@
 //! AWS's policy evaluation logic over compiled documents.
 
 use super::context::RequestContext;
-use super::document::PolicyDocument;
+use super::document::{Effect, PolicyDocument, Statement};
+use super::principal::Match;
 
 /// The policies that apply to one request.
 #[derive(Debug, Clone, Copy, Default)]
@@ -74,8 +75,30 @@ impl Decision {
     /// identity-based policy", "… in a resource-based policy", "… because no session policy allows …",
     /// "… because no permissions boundary allows …", "… because no resource-based policy allows …".
     pub fn denial_message(&self, ctx: &RequestContext) -> Option<String> {
-        let _ = ctx;
-        todo!("policy: the evaluator")
+        let who = if ctx.principal.arn.is_empty() { "anonymous" } else { ctx.principal.arn.as_str() };
+        let (action, resource) = (&ctx.action, &ctx.resource);
+        let why = match self {
+            Decision::Allow(_) => return None,
+            Decision::ExplicitDeny(at) => {
+                let kind = match at.source {
+                    PolicySource::Identity(_) => "an identity-based policy",
+                    PolicySource::Resource => "a resource-based policy",
+                    PolicySource::Boundary => "a permissions boundary",
+                    PolicySource::Session(_) => "a session policy",
+                };
+                format!("with an explicit deny in {kind}")
+            }
+            Decision::ImplicitDeny(reason) => {
+                let kind = match reason {
+                    DenyReason::NoIdentityAllow => "identity-based policy",
+                    DenyReason::NoResourceAllow => "resource-based policy",
+                    DenyReason::NoBoundaryAllow => "permissions boundary",
+                    DenyReason::NoSessionAllow => "session policy",
+                };
+                format!("because no {kind} allows the {action} action")
+            }
+        };
+        Some(format!("User: {who} is not authorized to perform: {action} on resource: {resource} {why}"))
     }
 }
 
@@ -89,6 +112,141 @@ impl Decision {
 /// identity policies must allow. Cross-account requests need both an identity and a resource allow.
 /// Root is decided like any principal; callers that give root full rights do not call this.
 pub fn evaluate(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
-    let _ = (policies, ctx);
-    todo!("policy: the evaluator")
+    let action = ctx.action.as_str().to_lowercase();
+    let request = Request { ctx, action: &action };
+
+    // 1. An explicit deny anywhere wins.
+    for (source, doc) in applicable(policies) {
+        if let Some(statement) = request.first(doc, Effect::Deny) {
+            return Decision::ExplicitDeny(StatementRef { source, statement: statement.0 });
+        }
+    }
+
+    // 2. Allows.
+    let identity = policies.identity.iter().enumerate().find_map(|(i, doc)| {
+        request
+            .first(doc, Effect::Allow)
+            .map(|(statement, _)| StatementRef { source: PolicySource::Identity(i), statement })
+    });
+    let resource = policies.resource.and_then(|doc| {
+        request.best(doc).map(|(statement, how)| (StatementRef { source: PolicySource::Resource, statement }, how))
+    });
+    let boundary_allows = policies.boundary.is_none_or(|doc| request.first(doc, Effect::Allow).is_some());
+    let session_allows =
+        policies.session.is_none_or(|docs| docs.iter().any(|doc| request.first(doc, Effect::Allow).is_some()));
+
+    let who = &ctx.principal;
+    // Services and anonymous callers have no identity policies: only a resource policy can grant.
+    if who.account.is_empty() {
+        return match resource {
+            Some((at, _)) => Decision::Allow(at),
+            None => Decision::ImplicitDeny(DenyReason::NoResourceAllow),
+        };
+    }
+    let same_account = ctx.resource_account().is_none_or(|acct| acct == who.account);
+    // The identity side: an identity allow, within the boundary and the session policies.
+    let identity_side = match identity {
+        None => Err(DenyReason::NoIdentityAllow),
+        Some(_) if !boundary_allows => Err(DenyReason::NoBoundaryAllow),
+        Some(_) if !session_allows => Err(DenyReason::NoSessionAllow),
+        Some(at) => Ok(at),
+    };
+    if same_account {
+        match resource {
+            // Naming the principal itself (its own ARN): granted, whatever the boundary or session policies.
+            Some((at, Match::Direct)) => return Decision::Allow(at),
+            // Naming a session's role: the session's own limits still apply.
+            Some((at, Match::Role)) if boundary_allows && session_allows => return Decision::Allow(at),
+            // Naming only the account delegates to the identity side, below.
+            _ => {}
+        }
+        match identity_side {
+            Ok(at) => Decision::Allow(at),
+            Err(reason) => Decision::ImplicitDeny(reason),
+        }
+    } else {
+        // Across accounts both sides must allow.
+        match (identity_side, resource) {
+            (Err(reason), _) => Decision::ImplicitDeny(reason),
+            (Ok(_), None) => Decision::ImplicitDeny(DenyReason::NoResourceAllow),
+            (Ok(at), Some(_)) => Decision::Allow(at),
+        }
+    }
+}
+
+/// Every policy that applies, with where it came from.
+fn applicable<'a>(policies: &'a Policies<'a>) -> impl Iterator<Item = (PolicySource, &'a PolicyDocument)> + 'a {
+    let identity = policies.identity.iter().enumerate().map(|(i, d)| (PolicySource::Identity(i), d));
+    let resource = policies.resource.map(|d| (PolicySource::Resource, d));
+    let boundary = policies.boundary.map(|d| (PolicySource::Boundary, d));
+    let session = policies.session.unwrap_or(&[]).iter().enumerate().map(|(i, d)| (PolicySource::Session(i), d));
+    identity.chain(resource).chain(boundary).chain(session)
+}
+
+/// A request prepared for matching: its action folded once.
+struct Request<'a> {
+    ctx: &'a RequestContext,
+    action: &'a str,
+}
+
+impl Request<'_> {
+    /// The first statement of `effect` that applies, with how the principal matched.
+    fn first(&self, doc: &PolicyDocument, effect: Effect) -> Option<(usize, Match)> {
+        doc.statements().iter().enumerate().find_map(|(i, st)| {
+            if st.effect != effect {
+                return None;
+            }
+            let how = self.principal(st);
+            (how != Match::No && self.applies(st)).then_some((i, how))
+        })
+    }
+
+    /// The Allow statement of a resource policy that matches the principal best.
+    fn best(&self, doc: &PolicyDocument) -> Option<(usize, Match)> {
+        let mut best: Option<(usize, Match)> = None;
+        for (i, st) in doc.statements().iter().enumerate() {
+            if st.effect != Effect::Allow {
+                continue;
+            }
+            let how = self.principal(st);
+            if how > best.map_or(Match::No, |b| b.1) && self.applies(st) {
+                best = Some((i, how));
+                if how == Match::Direct {
+                    break;
+                }
+            }
+        }
+        best
+    }
+
+    fn principal(&self, st: &Statement) -> Match {
+        match &st.principals {
+            // Identity, boundary and session policies apply to their principal.
+            None => Match::Direct,
+            Some(p) if st.not_principal => {
+                if p.excludes(&self.ctx.principal) {
+                    Match::No
+                } else {
+                    Match::Direct
+                }
+            }
+            Some(p) => p.matches(&self.ctx.principal),
+        }
+    }
+
+    /// Whether the statement's action, resource and conditions match (its principal aside).
+    fn applies(&self, st: &Statement) -> bool {
+        let vars = self.ctx as &dyn crate::policy::pattern::Variables;
+        let action = st.actions.iter().any(|p| p.matches(self.action, vars) == Some(true));
+        if action == st.not_action {
+            return false;
+        }
+        if let Some(resources) = &st.resources {
+            let hit = resources.iter().any(|p| p.matches(&self.ctx.resource, vars) == Some(true));
+            if hit == st.not_resource {
+                return false;
+            }
+        }
+        st.conditions.iter().all(|c| c.holds(self.ctx))
+    }
 }

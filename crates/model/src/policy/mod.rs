@@ -16,10 +16,13 @@
 //! Size limits are the caller's to check (they depend on where a document is stored); [`limits`]
 //! holds AWS's numbers and [`chars_without_whitespace`] counts the way IAM counts.
 
+mod condition;
 mod context;
 mod document;
 mod error;
 mod evaluate;
+mod pattern;
+mod principal;
 
 pub use context::{Action, ContextValues, Principal, PrincipalKind, RequestContext};
 pub use document::{Effect, PolicyDocument, PolicyKind, PolicyVersion, StatementInfo};
@@ -53,3 +56,6 @@ pub mod limits {
 pub fn chars_without_whitespace(text: &str) -> usize {
     text.chars().filter(|c| !c.is_whitespace()).count()
 }
+
+#[cfg(test)]
+mod tests;
