@@ -161,3 +161,19 @@ def test_creating_a_function_needs_pass_role_on_its_role(server, lam, iam):
         "Statement": [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn}]}))
     name = unique_name("f")
     assert as_user.create_function(FunctionName=name, **create)["Role"] == role_arn
+
+
+def test_an_sqs_mapping_needs_a_role_that_may_poll_the_queue(server, lam, iam):
+    role_arn = make_role(iam)
+    role = role_arn.rsplit("/", 1)[1]
+    iam.attach_role_policy(RoleName=role, PolicyArn=BASIC)
+    name = make_function(lam, role_arn)
+    sqs = server.client("sqs")
+    queue_url = sqs.create_queue(QueueName=unique_name("polled"))["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    msg = expect("InvalidParameterValueException", 400, lam.create_event_source_mapping, FunctionName=name,
+                 EventSourceArn=queue_arn)
+    assert msg == "The provided execution role does not have permissions to call ReceiveMessage on SQS"
+    iam.attach_role_policy(RoleName=role, PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole")
+    mapping = lam.create_event_source_mapping(FunctionName=name, EventSourceArn=queue_arn, Enabled=False)
+    lam.delete_event_source_mapping(UUID=mapping["UUID"])

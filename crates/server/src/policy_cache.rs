@@ -213,7 +213,13 @@ mod tests {
     fn user_with_policies(store: &Store, n: usize) -> Principal {
         let name = UserName::parse("bob").unwrap();
         let user = store
-            .create_user(&NewUser { id: "AIDABOB".into(), name, path: IamPath::root(), tags: IamTags::default(), now_ms: 1 })
+            .create_user(&NewUser {
+                id: "AIDABOB".into(),
+                name,
+                path: IamPath::root(),
+                tags: IamTags::default(),
+                now_ms: 1,
+            })
             .unwrap();
         for i in 0..n {
             let arn = format!("arn:aws:iam::000000000000:policy/p{i}");
