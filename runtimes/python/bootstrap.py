@@ -547,6 +547,11 @@ def setup_sys_path(task_root):
         while path in sys.path:
             sys.path.remove(path)
         sys.path.insert(0, path)
+    # The host interpreter's own sys.path entries that the sandbox shows at another path than the files
+    # naming them say (under the host's /tmp): last, where the host's site-packages are.
+    for path in (os.environ.get("NIMBUS_PYTHON_HOST_PATH") or "").split(os.pathsep):
+        if path and path not in sys.path:
+            sys.path.append(path)
 
 
 def load_handler(handler):

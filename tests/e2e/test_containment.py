@@ -148,6 +148,52 @@ def test_data_dir_other_functions_and_host_files_are_invisible(lam, srv):
         assert set(results[f"read /{top}"]["listing"]) <= inside, (top, results[f"read /{top}"], inside)
 
 
+HOST_VIEW = """
+import os
+def handler(event, context):
+    out = {}
+    for path in ["/proc/cmdline", "/proc/meminfo", "/proc/self/mountinfo", "/proc/1/cmdline", "/proc/self/cgroup"]:
+        try:
+            out[path] = open(path, "rb").read().decode(errors="replace")
+        except OSError as e:
+            out[path] = f"error {e.errno}"
+    for path in ["/proc/1/exe", "/proc/1/environ"]:
+        try:
+            out[path] = os.readlink(path) if path.endswith("exe") else open(path, "rb").read().decode(errors="replace")
+        except OSError as e:
+            out[path] = f"error {e.errno}"
+    return out
+"""
+
+
+def test_the_host_is_not_what_a_function_sees(lam, srv):
+    """Lambda shows a function a machine of its own size: not the host's kernel command line or memory,
+    no host path in its mounts, nothing naming the Nimbus binary."""
+    name = unique_name("cont-hostview")
+    create_function(lam, name, make_zip({"view.py": HOST_VIEW}), handler="view.handler", Timeout=30, MemorySize=256)
+    seen = attempt(lam, name, {})
+    host_cmdline = Path("/proc/cmdline").read_text()
+    assert seen["/proc/cmdline"].strip() and seen["/proc/cmdline"] != host_cmdline, seen["/proc/cmdline"]
+    mem = dict(re.findall(r"^(\w+):\s+(\d+) kB", seen["/proc/meminfo"], re.M))
+    assert int(mem["MemTotal"]) == 256 * 1024, seen["/proc/meminfo"]
+    assert int(mem["MemAvailable"]) <= int(mem["MemTotal"])
+    host_total = re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M).group(1)
+    assert host_total not in seen["/proc/meminfo"]
+    # No host path of Nimbus's in the mounts: the data dir (code, runtime files), the server's workdir,
+    # the binary; the interpreters' directories are where they are, as the host's runtime image.
+    from helpers import nimbus_bin
+    secrets = [str(srv.data_dir), str(srv.workdir), str(srv.data_dir.resolve()), str(nimbus_bin().parent)]
+    for path in ["/proc/self/mountinfo", "/proc/1/cmdline", "/proc/self/cgroup"]:
+        for secret in secrets:
+            assert secret not in seen[path], (path, secret, seen[path])
+    for line in seen["/proc/self/mountinfo"].splitlines():
+        fields = line.split()
+        if fields[4] in ("/var/task", "/var/runtime"):
+            assert fields[3] == "/", f"{fields[4]} is mounted from a path of the host: {line}"
+    assert "nimbus" not in seen["/proc/1/cmdline"].split("\0")[0].split("/")[:-1]
+    assert seen["/proc/1/exe"].startswith("error") and seen["/proc/1/environ"].startswith("error"), seen
+
+
 def interpreter_dirs() -> list[str]:
     """The directories the server's `python3` (this venv's, see helpers.NimbusServer) and `node` read."""
     dirs = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, str(Path(sys.executable).parent)]

@@ -99,7 +99,7 @@ def test_failures_reach_their_destinations_across_sigkill(server_factory, tmp_pa
     srv = server_factory(extra_args=SERVER_ARGS, extra_env=SERVER_ENV)
     lam, sqs = srv.lambda_client(), srv.client("sqs")
     fn = unique_name("crash-fail")
-    create_recorder(lam, fn, rec_dir, env={"FAIL_BATCH": "1"})
+    create_recorder(lam, fn, rec_dir, env={"FAIL_BATCH": "1"}, Timeout=1)
     on_failure = unique_name("crash-onfail")
     sqs.create_queue(QueueName=on_failure)
     lam.put_function_event_invoke_config(FunctionName=fn, MaximumRetryAttempts=2,

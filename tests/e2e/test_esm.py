@@ -85,6 +85,29 @@ def test_mapping_lifecycle_and_validation(lam, sqs, srv, rec_dir):
     wait_until(gone, what="the mapping to be deleted")
 
 
+def test_a_queue_whose_visibility_timeout_is_shorter_than_the_functions_timeout_is_refused(lam, sqs, rec_dir):
+    """Messages would reappear while the function still works on them: Lambda refuses the mapping at
+    create (and when it is pointed at such a function), not when the function's timeout changes later."""
+    slow, quick = unique_name("esm-slow"), unique_name("esm-quick")
+    create_recorder(lam, slow, rec_dir, Timeout=60)
+    create_recorder(lam, quick, rec_dir, Timeout=30)
+    qname = unique_name("esm-vis-q")
+    sqs.create_queue(QueueName=qname)  # VisibilityTimeout: 30 s, the default
+    with pytest.raises(ClientError) as e:
+        lam.create_event_source_mapping(EventSourceArn=queue_arn(qname), FunctionName=slow)
+    assert error_code(e.value) == "InvalidParameterValueException"
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert e.value.response["Error"]["Message"] == (
+        "Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds")
+    assert lam.list_event_source_mappings(EventSourceArn=queue_arn(qname))["EventSourceMappings"] == []
+    uuid = lam.create_event_source_mapping(EventSourceArn=queue_arn(qname), FunctionName=quick, Enabled=False)["UUID"]
+    with pytest.raises(ClientError) as e:
+        lam.update_event_source_mapping(UUID=uuid, FunctionName=slow)
+    assert error_code(e.value) == "InvalidParameterValueException"
+    assert lam.get_event_source_mapping(UUID=uuid)["FunctionArn"] == function_arn(quick)
+    lam.delete_event_source_mapping(UUID=uuid)
+
+
 def test_messages_reach_the_function_as_sqs_events(lam, sqs, rec_dir):
     name = unique_name("esm-shape")
     create_recorder(lam, name, rec_dir)
@@ -135,7 +158,7 @@ def test_batching_window_collects_large_batches(lam, sqs, rec_dir):
 
 def test_failed_batches_return_and_reach_the_dead_letter_queue(lam, sqs, rec_dir):
     name = unique_name("esm-fail")
-    create_recorder(lam, name, rec_dir, env={"FAIL_BATCH": "1"})
+    create_recorder(lam, name, rec_dir, env={"FAIL_BATCH": "1"}, Timeout=1)
     dlq = unique_name("esm-dlq")
     dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
     qname = unique_name("esm-fail-q")
@@ -153,7 +176,8 @@ def test_failed_batches_return_and_reach_the_dead_letter_queue(lam, sqs, rec_dir
 
 def test_partial_batch_failures(lam, sqs, rec_dir):
     name = unique_name("esm-partial")
-    create_recorder(lam, name, rec_dir)
+    # The queue's 1 s visibility timeout must not be shorter than the function's (Lambda refuses it).
+    create_recorder(lam, name, rec_dir, Timeout=1)
     dlq = unique_name("esm-partial-dlq")
     dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
     qname = unique_name("esm-partial-q")

@@ -158,6 +158,25 @@ def test_nimbus_logs_subcommand(server, logged_fn):
     assert f"REPORT RequestId: {invs[1].request_id}" in out
 
 
+def test_nimbus_logs_right_after_the_first_invoke_waits_for_the_group(server, lam):
+    """The log group appears with the first lines, written just after the invocation answered: `nimbus
+    logs` run at once waits for it (bounded) instead of failing with "log group does not exist"."""
+    for _ in range(3):
+        fresh = unique_name("logs-first")
+        create_function(lam, fresh, python_zip())
+        inv = server.nimbus("invoke", fresh, "--payload", "{}")
+        assert inv.returncode == 0, inv.stderr
+        out = server.nimbus("logs", fresh)
+        assert "START RequestId: " in out.stdout, out.stdout + out.stderr
+
+
+def test_nimbus_logs_of_a_missing_function_fails_at_once(server):
+    """No group and no function: GetFunction's error, not a wait for a group that cannot come."""
+    proc = server.nimbus("logs", unique_name("logs-nosuch"), check=False)
+    assert proc.returncode != 0
+    assert "GetFunction failed: ResourceNotFoundException" in proc.stderr, proc.stderr
+
+
 @pytest.mark.timeout(90)
 def test_nimbus_logs_follow_streams_new_lines(server, lam, logged_fn):
     name, _, _ = logged_fn

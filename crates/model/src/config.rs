@@ -178,6 +178,18 @@ impl EnvVars {
                 ));
             }
         }
+        // A value reaches the function through execve(2), whose strings end at the first NUL: one inside
+        // a value could never be passed on, and every invocation would fail. Refused here, where the
+        // configuration is accepted, with the key named (never the value: AWS treats values as secrets).
+        let mut with_nul: Vec<&str> = vars.iter().filter(|(_, v)| v.contains('\0')).map(|(k, _)| k.as_str()).collect();
+        if !with_nul.is_empty() {
+            with_nul.sort_unstable();
+            return Err(ValidationError::invalid(format!(
+                "Lambda was unable to configure your environment variables because the environment \
+                 variables you have provided contain a null character in the value of: {}",
+                with_nul.join(", ")
+            )));
+        }
         let reserved: Vec<&str> = vars.keys().map(String::as_str).filter(|k| RESERVED_ENV_KEYS.contains(k)).collect();
         if !reserved.is_empty() {
             return Err(ValidationError::invalid(format!(
@@ -383,6 +395,14 @@ mod tests {
         vars.insert("BIG".to_owned(), "x".repeat(4096));
         let err = EnvVars::parse(vars).unwrap_err();
         assert!(err.message.contains("exceeded the 4KB limit"));
+
+        let mut nul = BTreeMap::new();
+        nul.insert("GOOD".to_owned(), "fine".to_owned());
+        nul.insert("BAD".to_owned(), "a\0b".to_owned());
+        let err = EnvVars::parse(nul).unwrap_err();
+        assert_eq!(err.kind, crate::ValidationKind::InvalidParameterValue);
+        assert!(err.message.ends_with("null character in the value of: BAD"), "{}", err.message);
+        assert!(!err.message.contains("a\0b"), "the value is never quoted back");
 
         let mut reserved = BTreeMap::new();
         reserved.insert("AWS_REGION".to_owned(), "x".to_owned());

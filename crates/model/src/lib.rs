@@ -1,6 +1,6 @@
 //! Validated Lambda domain types. Everything that crosses the API edge is parsed into these types once;
-//! nothing deeper re-checks. This crate does no IO (Cargo enforces it: it depends on serde and thiserror
-//! only).
+//! nothing deeper re-checks. This crate does no IO (Cargo enforces it: it depends on serde, thiserror,
+//! time and ipnet only).
 
 mod config;
 mod error;

@@ -61,3 +61,46 @@ pub const ACCOUNT_CONCURRENCY_DEFAULT: u32 = 1000;
 pub const UNRESERVED_CONCURRENCY_MIN: u32 = 100;
 /// "1,769 MB" of memory buys one full vCPU.
 pub const MEMORY_MB_PER_VCPU: u32 = 1769;
+
+// ---- Nimbus's own bounds on what clients and functions may hold of the server (issue 14). AWS states
+// no numbers for these; each is chosen so that one client or one function cannot starve the others.
+
+/// Connections one environment may hold to its Runtime API listener. The official runtime clients
+/// keep one keep-alive connection; the Rust client may poll `/next` from several tasks at once.
+pub const RUNTIME_API_CONNECTIONS_MAX: usize = 16;
+/// Connections one environment may hold to the API listener inside its network (its
+/// `AWS_ENDPOINT_URL`): botocore's pool keeps up to 10 per client, so several clients fit.
+pub const ENVIRONMENT_API_CONNECTIONS_MAX: usize = 32;
+/// Connections of each of an environment's two listeners that do not draw on the budget all
+/// environments share (they come out of the descriptors kept in reserve): however many connections
+/// other functions hold, a runtime reaches its Runtime API and a function its API.
+pub const ENVIRONMENT_RESERVED_CONNECTIONS: usize = 2;
+/// Upper bounds of the connection budgets computed from the open-files limit (a quarter of it each).
+pub const PUBLIC_CONNECTIONS_MAX: usize = 16_384;
+pub const ENVIRONMENT_CONNECTIONS_TOTAL_MAX: usize = 65_536;
+/// How long a connection may wait for the complete header of its next request (a slow header, or a
+/// keep-alive connection left idle). Clients reconnect when an idle connection was closed.
+pub const CONNECTION_IDLE_SECS: u64 = 60;
+/// The same for the Runtime API: between `/next` answering and `/response`, the runtime's connection
+/// sits idle for as long as the function runs, so it must outlive the longest invocation.
+pub const RUNTIME_API_IDLE_SECS: u64 = TIMEOUT_SECS_MAX as u64 + 60;
+
+/// Request bodies: bytes being received at once by all listeners together, and by the requests of one
+/// environment (arriving on its in-netns API listener). Past them a request waits up to
+/// `BODY_BUDGET_WAIT_MS` and is then throttled (429), instead of the server's memory growing.
+pub const REQUEST_BODY_BYTES_IN_FLIGHT_MAX: usize = 128 * 1024 * 1024;
+pub const ENVIRONMENT_BODY_BYTES_IN_FLIGHT_MAX: usize = 16 * 1024 * 1024;
+pub const BODY_BUDGET_WAIT_MS: u64 = 2_000;
+/// A body must arrive within this much time plus one second per `BODY_BYTES_PER_SEC_MIN` of its
+/// length (70 MB of code: about 5 minutes); a stalled upload is then answered 408 and closed.
+pub const BODY_DEADLINE_BASE_SECS: u64 = 30;
+pub const BODY_BYTES_PER_SEC_MIN: u64 = 256 * 1024;
+
+/// Request bodies of operations whose real bound AWS states in bytes are the constants above
+/// (`SYNC_REQUEST_BYTES_MAX` for Invoke, `INVOKE_ASYNC_PAYLOAD_BYTES_MAX`, `CODE_REQUEST_BYTES_MAX`).
+/// The JSON-protocol services (SQS, CloudWatch Logs) take 1 MiB of message or log events, which JSON
+/// escaping can grow up to six times (a control character is `\u0001`).
+pub const JSON_PROTOCOL_REQUEST_BYTES_MAX: usize = 6 * 1024 * 1024 + 64 * 1024;
+/// Every other Lambda operation carries a small JSON document (the largest, a configuration with 4 KB
+/// of variables, or a resource policy of 20 KB).
+pub const OTHER_REQUEST_BYTES_MAX: usize = 1024 * 1024;

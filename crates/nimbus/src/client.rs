@@ -20,7 +20,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 /// The signing name of the Lambda API, which is the API nimbus serves.
 pub const SERVICE: &str = "lambda";
 
-/// The region the CLI signs for unless told otherwise; nimbus accepts any region in the scope.
+/// The region the CLI signs for unless told otherwise; nimbus refuses a scope naming another region
+/// than its own (`serve --region`), as AWS does.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// The profile read from a shared credentials file; nimbus writes its root key under it.
@@ -332,9 +333,9 @@ impl ApiClient {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(self.service)
+            .name(if self.service == SERVICE { signing_name(headers) } else { self.service })
             .time(time)
-            .settings(SigningSettings::default())
+            .settings(signing_settings())
             .build()
             .map_err(|e| ClientError::Signing { reason: e.to_string() })?
             .into();
@@ -355,6 +356,26 @@ impl ApiClient {
         }
         Ok(map)
     }
+}
+
+/// The service a request is signed for: a JSON-protocol request names its service in `X-Amz-Target`
+/// (CloudWatch Logs, SQS), every other one is Lambda's. Nimbus refuses another service's scope, as AWS.
+fn signing_name(headers: &[(&str, &str)]) -> &'static str {
+    let target = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case("x-amz-target")).map(|(_, v)| *v);
+    match target {
+        Some(t) if t.starts_with("Logs_20140328.") => "logs",
+        Some(t) if t.starts_with("AmazonSQS.") => "sqs",
+        _ => SERVICE,
+    }
+}
+
+/// SigV4 settings of every request: the payload hash goes in `x-amz-content-sha256` too, so the server
+/// can verify the whole signature from the headers before it reads a byte of the body (a code upload
+/// is tens of MB).
+fn signing_settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = aws_sigv4::http_request::PayloadChecksumKind::XAmzSha256;
+    settings
 }
 
 #[cfg(test)]
@@ -422,8 +443,9 @@ mod tests {
             assert_eq!(caller.service, SERVICE);
             assert_eq!(caller.region, DEFAULT_REGION);
 
+            // The body no longer hashes to the signed x-amz-content-sha256.
             let tampered = verify(&parts, b"{}", now, lookup(None));
-            assert!(matches!(tampered, Err(AuthError::SignatureMismatch { .. })), "{path}: {tampered:?}");
+            assert!(matches!(tampered, Err(AuthError::PayloadHashMismatch { .. })), "{path}: {tampered:?}");
         }
     }
 

@@ -58,6 +58,10 @@ pub struct LaunchSpec {
     /// The network it reaches besides its loopback; the namespace tier enforces it (the process tier
     /// shares the host's network and cannot).
     pub egress: Egress,
+    /// Environments with the same group (the server uses the function's name) share one bound on
+    /// their processes and threads beyond each one's own, where the tier can enforce it (namespace:
+    /// a pids cgroup per group), so a function invoking itself cannot multiply its share of the host.
+    pub group: String,
 }
 
 /// Which network an environment reaches besides its own loopback.
@@ -101,6 +105,9 @@ pub const PRESTART_FD_VAR: &str = "_NIMBUS_PRESTART_FD";
 pub struct PathView {
     pub task_root: Option<PathBuf>,
     pub runtime_dir: Option<PathBuf>,
+    /// Where host paths under `/tmp` (the interpreters', [`LaunchSpec::ro_paths`]) are shown, when the
+    /// tier gives environments a `/tmp` of their own over the host's.
+    pub host_tmp: Option<PathBuf>,
 }
 
 impl PathView {
@@ -112,6 +119,16 @@ impl PathView {
     /// The runtime directory `host` as the environment sees it.
     pub fn runtime(&self, host: &Path) -> PathBuf {
         self.runtime_dir.clone().unwrap_or_else(|| host.to_owned())
+    }
+
+    /// A host path of the interpreters (a [`LaunchSpec::ro_paths`] entry, the program) as the
+    /// environment sees it: where it is, except under the host's `/tmp` where the tier shows it at
+    /// [`Self::host_tmp`].
+    pub fn host(&self, host: &Path) -> PathBuf {
+        match (&self.host_tmp, host.strip_prefix("/tmp")) {
+            (Some(view), Ok(rest)) => view.join(rest),
+            _ => host.to_owned(),
+        }
     }
 }
 

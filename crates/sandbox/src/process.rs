@@ -242,6 +242,7 @@ mod tests {
             scratch_mb: 512,
             prestart: None,
             egress: crate::Egress::Outside,
+            group: "test".into(),
         }
     }
 

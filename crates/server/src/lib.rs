@@ -18,6 +18,7 @@ mod environment;
 mod events;
 mod execution_role;
 mod invoke;
+pub mod listen;
 mod logs;
 mod policy_cache;
 pub mod pool;
@@ -89,7 +90,12 @@ pub struct Config {
     pub async_retry_base: Duration,
     /// Async invocations the dispatcher runs at once.
     pub async_concurrency: usize,
+    /// Free space the data disk keeps: below it function logs are dropped, not written.
+    pub log_disk_reserve_bytes: u64,
 }
+
+/// The data disk's default reserve against logs (`--log-disk-reserve-mb`).
+pub const LOG_DISK_RESERVE_MB_DEFAULT: u64 = 512;
 
 impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
@@ -107,6 +113,7 @@ impl Config {
             sandbox: SandboxChoice::Process,
             async_retry_base: Duration::from_secs(60),
             async_concurrency: 64,
+            log_disk_reserve_bytes: LOG_DISK_RESERVE_MB_DEFAULT * 1024 * 1024,
         }
     }
 }
@@ -173,7 +180,8 @@ pub async fn run(
         runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url, sandbox.path_view())
             .await?,
     );
-    let (log_sink, log_writer) = logs::LogSink::start(store.clone());
+    let (log_sink, log_writer) =
+        logs::LogSink::start(store.clone(), data_dir.to_owned(), config.log_disk_reserve_bytes);
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let limits = pool::Limits {
@@ -187,6 +195,15 @@ pub async fn run(
     let billing = logs::Billing { granularity_ms: config.billing_granularity_ms };
     let freeze_idle = config.freeze_idle;
     let api_for_envs = Arc::new(std::sync::OnceLock::new());
+    let open_files = listen::open_files_limit();
+    let budgets = listen::Budgets::from_open_files_limit(open_files);
+    tracing::info!(
+        open_files,
+        public_connections = budgets.public_connections,
+        environment_connections = budgets.environment_connections,
+        "connection budgets"
+    );
+    let env_connections = Arc::new(tokio::sync::Semaphore::new(budgets.environment_connections));
     let ctx_api = api_for_envs.clone();
     let (pool, pool_task) = pool::Pool::start(limits, move |pool_events| environment::LaunchContext {
         sandbox: ctx_sandbox,
@@ -198,6 +215,7 @@ pub async fn run(
         alive,
         freeze_idle,
         api: ctx_api,
+        connections: env_connections.clone(),
     });
     drop(log_sink);
     for (function, reserved) in store.all_reserved_concurrency()? {
@@ -235,21 +253,28 @@ pub async fn run(
         auth_required: config.auth == AuthMode::SigV4,
         account_concurrency: config.account_concurrency,
         policies: Arc::new(policy_cache::PolicyCache::new(store.clone(), &config.account_id)),
+        region: config.region.clone(),
+        bodies: api::body::BodyBudget::new(nimbus_model::limits::REQUEST_BODY_BYTES_IN_FLIGHT_MAX),
     });
     let app = api::router(state);
     let _ = api_for_envs.set(app.clone());
 
     let (stop_http, http_stopping) = watch::channel(false);
-    let listener = axum::serve::ListenerExt::tap_io(api_listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let mut http_stopping_wait = http_stopping.clone();
+    let public_limits = listen::Limits {
+        connections: Arc::new(tokio::sync::Semaphore::new(budgets.public_connections)),
+        shared: None,
+        reserved: 0,
+        when_full: listen::WhenFull::Wait,
+        idle: Duration::from_secs(nimbus_model::limits::CONNECTION_IDLE_SECS),
+        name: "api",
+    };
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stopping_wait.wait_for(|s| *s).await;
-            })
-            .await
+        listen::serve(api_listener, app, public_limits, (), async move {
+            let _ = http_stopping_wait.wait_for(|s| *s).await;
+        })
+        .await;
+        Ok::<(), std::io::Error>(())
     });
     on_ready(&Ready { api_url, api_addr, root: credentials.root().clone(), root_source, sandbox_tier: sandbox.tier() });
 

@@ -7,6 +7,7 @@
 //! `/next` blocks until there is an event and never times out: the official clients treat a closed or
 //! timed-out `/next` as fatal.
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -16,6 +17,8 @@ use axum::routing::{get, post};
 use http_body_util::{BodyExt, Limited};
 use nimbus_model::limits::SYNC_RESPONSE_BYTES_MAX;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::api::body::EnvironmentBodies;
 
 /// The event a `/next` call receives.
 #[derive(Debug)]
@@ -119,12 +122,20 @@ fn next_response(event: NextEvent) -> Response {
     response
 }
 
-async fn response(State(tx): State<mpsc::Sender<RuntimeMsg>>, Path(request_id): Path<String>, body: Body) -> Response {
+/// The environment's body budget, put on every request by its listener (absent in unit tests).
+type Bodies = Option<Extension<EnvironmentBodies>>;
+
+async fn response(
+    State(tx): State<mpsc::Sender<RuntimeMsg>>,
+    Path(request_id): Path<String>,
+    bodies: Bodies,
+    body: Body,
+) -> Response {
     let (reply, rx) = oneshot::channel();
-    let msg = match read_limited(body).await {
+    let msg = match read_limited(body, bodies).await {
         Ok(body) => RuntimeMsg::Response { request_id, body, reply },
         Err(BodyError::TooLarge) => RuntimeMsg::ResponseTooLarge { request_id, reply },
-        Err(BodyError::Broken) => return bad_request("InvalidRequest", "Could not read the request body"),
+        Err(e) => return e.into_response(),
     };
     ack(&tx, msg, rx).await
 }
@@ -133,23 +144,33 @@ async fn error(
     State(tx): State<mpsc::Sender<RuntimeMsg>>,
     Path(request_id): Path<String>,
     headers: HeaderMap,
+    bodies: Bodies,
     body: Body,
 ) -> Response {
     let (reply, rx) = oneshot::channel();
     let error_type = error_type_header(&headers);
-    let body = match read_limited(body).await {
+    let body = match read_limited(body, bodies).await {
         Ok(body) => body,
         // An oversized error report is still an error: keep its type, drop its body.
         Err(BodyError::TooLarge) => Bytes::new(),
-        Err(BodyError::Broken) => return bad_request("InvalidRequest", "Could not read the request body"),
+        Err(e) => return e.into_response(),
     };
     ack(&tx, RuntimeMsg::Error { request_id, error_type, body, reply }, rx).await
 }
 
-async fn init_error(State(tx): State<mpsc::Sender<RuntimeMsg>>, headers: HeaderMap, body: Body) -> Response {
+async fn init_error(
+    State(tx): State<mpsc::Sender<RuntimeMsg>>,
+    headers: HeaderMap,
+    bodies: Bodies,
+    body: Body,
+) -> Response {
     let (reply, rx) = oneshot::channel();
     let error_type = error_type_header(&headers);
-    let body = read_limited(body).await.unwrap_or_default();
+    let body = match read_limited(body, bodies).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge | BodyError::Broken) => Bytes::new(),
+        Err(e) => return e.into_response(),
+    };
     ack(&tx, RuntimeMsg::InitError { error_type, body, reply }, rx).await
 }
 
@@ -186,13 +207,45 @@ async fn ack(tx: &mpsc::Sender<RuntimeMsg>, msg: RuntimeMsg, rx: oneshot::Receiv
 enum BodyError {
     TooLarge,
     Broken,
+    /// The environment's body budget is taken (by its own requests: only a runtime misbehaving on
+    /// purpose gets here).
+    Busy,
+    TimedOut,
 }
 
-async fn read_limited(body: Body) -> Result<Bytes, BodyError> {
-    match Limited::new(body, SYNC_RESPONSE_BYTES_MAX).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
+impl IntoResponse for BodyError {
+    fn into_response(self) -> Response {
+        match self {
+            BodyError::Busy => {
+                (StatusCode::TOO_MANY_REQUESTS, json_error("TooManyRequestsException", "Rate exceeded")).into_response()
+            }
+            BodyError::TimedOut => {
+                (StatusCode::REQUEST_TIMEOUT, json_error("RequestTimeout", "The request body did not arrive in time."))
+                    .into_response()
+            }
+            BodyError::TooLarge | BodyError::Broken => bad_request("InvalidRequest", "Could not read the request body"),
+        }
+    }
+}
+
+/// Reads a report's body, within the sync response limit, the environment's body budget (shared with
+/// its API requests) and a deadline, so a runtime cannot make Nimbus hold more than its share.
+async fn read_limited(body: Body, bodies: Bodies) -> Result<Bytes, BodyError> {
+    let held = match &bodies {
+        Some(Extension(bodies)) => Some(
+            bodies
+                .reserve(axum::body::HttpBody::size_hint(&body).exact(), SYNC_RESPONSE_BYTES_MAX + 1)
+                .await
+                .map_err(|_| BodyError::Busy)?,
+        ),
+        None => None,
+    };
+    let deadline = held.as_ref().map_or(crate::api::body::deadline(SYNC_RESPONSE_BYTES_MAX), |(_, d)| *d);
+    match tokio::time::timeout(deadline, Limited::new(body, SYNC_RESPONSE_BYTES_MAX).collect()).await {
+        Err(_) => Err(BodyError::TimedOut),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge),
+        Ok(Err(_)) => Err(BodyError::Broken),
     }
 }
 

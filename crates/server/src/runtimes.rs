@@ -28,6 +28,8 @@ pub struct Interpreter {
     pub version: String,
     /// Directories the interpreter reads beyond the system ones (its prefixes, its `sys.path`).
     pub dirs: Vec<PathBuf>,
+    /// Python's `sys.path` as probed on the host (empty for node).
+    pub sys_path: Vec<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,18 @@ impl Runtimes {
                         "NIMBUS_PYTHON_SDK_PATH".to_owned(),
                         runtime_dir.join("python-sdk").display().to_string(),
                     ));
+                }
+                // Host paths the sandbox shows elsewhere (under the host's /tmp) are still named by their
+                // host path in the files that put them on sys.path (a .pth, pyvenv.cfg): the bootstrap
+                // appends them as seen inside.
+                let moved: Vec<String> = python
+                    .sys_path
+                    .iter()
+                    .filter(|p| self.view.host(p) != **p)
+                    .map(|p| self.view.host(p).display().to_string())
+                    .collect();
+                if !moved.is_empty() {
+                    env.push(("NIMBUS_PYTHON_HOST_PATH".to_owned(), moved.join(":")));
                 }
                 let bootstrap = runtime_dir.join("python/bootstrap.py");
                 (python.path.clone(), vec!["-u".into(), bootstrap.into_os_string()], env)
@@ -308,15 +322,12 @@ async fn probe(program: &str, args: &[&str]) -> Option<Interpreter> {
     let mut lines = text.lines();
     let path = PathBuf::from(lines.next()?.trim());
     let version = lines.next()?.trim().to_owned();
-    let dirs = lines
-        .next()
-        .unwrap_or_default()
-        .split('\0')
-        .filter(|d| d.starts_with('/'))
-        .map(PathBuf::from)
-        .filter(|d| d.is_dir())
-        .collect();
-    Some(Interpreter { path, version, dirs })
+    let listed: Vec<&str> = lines.next().unwrap_or_default().split('\0').collect();
+    let existing = |d: &&&str| d.starts_with('/') && Path::new(**d).is_dir();
+    let dirs = listed.iter().filter(existing).map(PathBuf::from).collect();
+    // Python lists its four prefixes first, then sys.path; node lists one prefix.
+    let sys_path = listed.iter().skip(4).filter(existing).map(PathBuf::from).collect();
+    Some(Interpreter { path, version, dirs, sys_path })
 }
 
 /// Lambda's Python runtimes ship boto3; so does Nimbus, installing it once next to its bootstrap when
@@ -355,7 +366,12 @@ mod tests {
     use super::*;
 
     fn runtimes(view: PathView) -> Runtimes {
-        let python = Interpreter { path: "/usr/bin/python3".into(), version: "3.12.1".into(), dirs: Vec::new() };
+        let python = Interpreter {
+            path: "/usr/bin/python3".into(),
+            version: "3.12.1".into(),
+            dirs: Vec::new(),
+            sys_path: Vec::new(),
+        };
         Runtimes {
             dir: "/data/runtimes".into(),
             python: Some(python),
@@ -370,7 +386,11 @@ mod tests {
     }
 
     fn namespace_view() -> PathView {
-        PathView { task_root: Some("/var/task".into()), runtime_dir: Some("/var/runtime".into()) }
+        PathView {
+            task_root: Some("/var/task".into()),
+            runtime_dir: Some("/var/runtime".into()),
+            host_tmp: Some("/var/host-tmp".into()),
+        }
     }
 
     /// A plan's environment as `plan` writes it: the family's, Lambda's, the defaults, the function's.

@@ -58,6 +58,17 @@ struct Compiled {
     id: Option<String>,
     text: String,
     statements: Vec<Statement>,
+    index: ActionIndex,
+}
+
+/// Which statements can match an action of a service, so that evaluation looks only at those (a
+/// principal's policies are mostly about other services). Indices are in document order.
+#[derive(Debug, Default)]
+struct ActionIndex {
+    /// Lowercased service prefix → statements whose `Action` names that service literally.
+    by_service: std::collections::HashMap<String, Vec<usize>>,
+    /// Statements that may match any service: `NotAction`, `*`, a wildcard in the service prefix.
+    always: Vec<usize>,
 }
 
 /// Bounds on hostile documents, far above what AWS's size limits let through (a 20 KB Lambda policy
@@ -71,8 +82,9 @@ const TEXT_BYTES_MAX: usize = 1 << 20;
 pub(crate) struct Statement {
     pub(crate) sid: Option<String>,
     pub(crate) effect: Effect,
-    /// `Action` (`negated`: false) or `NotAction` (true); patterns lowercased.
-    pub(crate) actions: Vec<Pattern>,
+    /// `Action` (`negated`: false) or `NotAction` (true); patterns lowercased, each with the first
+    /// character (lowercased ASCII) of the action names it can match, when that is fixed.
+    pub(crate) actions: Vec<(Option<u8>, Pattern)>,
     pub(crate) not_action: bool,
     /// `Resource`/`NotResource`; `None` when absent (resource policies may leave it out: the policy is
     /// attached to its resource).
@@ -81,6 +93,12 @@ pub(crate) struct Statement {
     pub(crate) principals: Option<Principals>,
     pub(crate) not_principal: bool,
     pub(crate) conditions: Vec<Condition>,
+    /// The lowercased service prefixes `Action` names; `None` when it may match any service.
+    services: Option<Vec<String>>,
+    /// The first characters (lowercased ASCII) an action's name can start with to match `Action`, as a
+    /// bit set; `None` when any can (`NotAction`, a wildcard or non-ASCII first character). A cheap
+    /// filter before the patterns, for statements about the request's own service.
+    pub(crate) name_starts: Option<u128>,
 }
 
 impl PolicyDocument {
@@ -133,7 +151,21 @@ impl PolicyDocument {
         if sids.windows(2).any(|w| w[0] == w[1]) {
             return Err(PolicyError::DuplicateSid);
         }
-        Ok(PolicyDocument { inner: Arc::new(Compiled { kind, version, id, text: text.to_owned(), statements }) })
+        let mut index = ActionIndex::default();
+        for (i, statement) in statements.iter().enumerate() {
+            match &statement.services {
+                None => index.always.push(i),
+                Some(services) => {
+                    for service in services {
+                        let list = index.by_service.entry(service.clone()).or_default();
+                        if list.last() != Some(&i) {
+                            list.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(PolicyDocument { inner: Arc::new(Compiled { kind, version, id, text: text.to_owned(), statements, index }) })
     }
 
     pub fn kind(&self) -> PolicyKind {
@@ -164,8 +196,34 @@ impl PolicyDocument {
         self.inner.statements.get(index).map(|s| StatementInfo { sid: s.sid.as_deref(), effect: s.effect })
     }
 
-    pub(crate) fn statements(&self) -> &[Statement] {
-        &self.inner.statements
+    /// The statements that can match an action of `service` (lowercased), in document order.
+    pub(crate) fn candidates<'a>(&'a self, service: &str) -> impl Iterator<Item = (usize, &'a Statement)> + 'a {
+        let index = &self.inner.index;
+        let listed = index.by_service.get(service).map_or(&[][..], Vec::as_slice);
+        Merged { a: listed, b: &index.always }.map(move |i| (i, &self.inner.statements[i]))
+    }
+}
+
+/// Two ascending index lists merged in order.
+struct Merged<'a> {
+    a: &'a [usize],
+    b: &'a [usize],
+}
+
+impl Iterator for Merged<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let take_a = match (self.a.first(), self.b.first()) {
+            (Some(x), Some(y)) => x < y,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        let list = if take_a { &mut self.a } else { &mut self.b };
+        let (first, rest) = list.split_first()?;
+        *list = rest;
+        Some(*first)
     }
 }
 
@@ -229,7 +287,25 @@ fn compile_statement(
     let (action_value, not_action) = exclusive(fields, "Action", "NotAction")?;
     let Some(action_value) = action_value else { return Err(PolicyError::MissingField { field: "Action" }) };
     let mut actions = Vec::new();
+    let mut services = Some(Vec::new());
+    let mut name_starts = (!not_action).then_some(0u128);
     for action in strings(action_value, budget, "Action")? {
+        // The name's first character, when the pattern fixes it (no wildcard before it).
+        let first = action
+            .split_once(':')
+            .filter(|(vendor, _)| !vendor.contains(['*', '?']))
+            .and_then(|(_, name)| name.bytes().next())
+            .map(|b| b.to_ascii_lowercase())
+            .filter(|b| b.is_ascii() && *b != b'*' && *b != b'?');
+        match (&mut name_starts, first) {
+            (Some(mask), Some(b)) => *mask |= 1u128 << b,
+            _ => name_starts = None,
+        }
+        let vendor = action.split_once(':').map(|(v, _)| v.to_ascii_lowercase());
+        match (&mut services, vendor) {
+            (Some(list), Some(v)) if !not_action && !v.contains(['*', '?']) => list.push(v),
+            _ => services = None,
+        }
         if action != "*" && !action.split_once(':').is_some_and(|(vendor, name)| !vendor.is_empty() && !name.is_empty())
         {
             return Err(PolicyError::ActionVendor);
@@ -237,7 +313,7 @@ fn compile_statement(
         if kind == PolicyKind::Trust && !not_action && !trust_action(action) {
             return Err(PolicyError::TrustAction);
         }
-        actions.push(Pattern::compile(action, true, false, true));
+        actions.push((first, Pattern::compile(action, true, false, true)));
     }
 
     let (resource_value, not_resource) = exclusive(fields, "Resource", "NotResource")?;
@@ -275,7 +351,19 @@ fn compile_statement(
     };
     *budget = budget.checked_sub(conditions.len()).ok_or(PolicyError::TooLarge)?;
 
-    Ok(Statement { sid, effect, actions, not_action, resources, not_resource, principals, not_principal, conditions })
+    Ok(Statement {
+        sid,
+        effect,
+        actions,
+        not_action,
+        resources,
+        not_resource,
+        principals,
+        not_principal,
+        conditions,
+        services,
+        name_starts,
+    })
 }
 
 /// The value of whichever of a mutually exclusive pair is present, and whether it is the second.

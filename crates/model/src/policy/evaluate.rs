@@ -75,7 +75,12 @@ impl Decision {
     /// identity-based policy", "… in a resource-based policy", "… because no session policy allows …",
     /// "… because no permissions boundary allows …", "… because no resource-based policy allows …".
     pub fn denial_message(&self, ctx: &RequestContext) -> Option<String> {
-        let who = if ctx.principal.arn.is_empty() { "anonymous" } else { ctx.principal.arn.as_str() };
+        let who = match &ctx.principal.kind {
+            _ if !ctx.principal.arn.is_empty() => ctx.principal.arn.as_str(),
+            super::PrincipalKind::Service { name } => name.as_str(),
+            super::PrincipalKind::Federated { provider } => provider.as_str(),
+            _ => "anonymous",
+        };
         let (action, resource) = (&ctx.action, &ctx.resource);
         let why = match self {
             Decision::Allow(_) => return None,
@@ -106,14 +111,18 @@ impl Decision {
 /// identity-based policy (within the boundary and session policies, if any) or from the resource's
 /// policy; otherwise an implicit deny.
 ///
-/// Same-account rules: a resource policy allow that names the principal (its ARN, its role's ARN, or
-/// `*`) grants access on its own (within session policies); one that names only the principal's
+/// Same-account rules: a resource policy allow that names the principal itself (its own ARN, or `*`)
+/// grants access on its own, whatever its boundary and session policies; one that names a session's
+/// role ARN grants within the session policies and boundary; one that names only the principal's
 /// account (`arn:aws:iam::<acct>:root` or the bare id) delegates to the account, so the principal's
 /// identity policies must allow. Cross-account requests need both an identity and a resource allow.
+/// Services and anonymous callers (no account) are allowed only by a resource policy.
 /// Root is decided like any principal; callers that give root full rights do not call this.
 pub fn evaluate(policies: &Policies<'_>, ctx: &RequestContext) -> Decision {
     let action = ctx.action.as_str().to_lowercase();
-    let request = Request { ctx, action: &action };
+    let service = action.split_once(':').map_or("", |(s, _)| s);
+    let name_start = action.split_once(':').and_then(|(_, n)| n.bytes().next()).filter(u8::is_ascii);
+    let request = Request { ctx, action: &action, service, name_start };
 
     // 1. An explicit deny anywhere wins.
     for (source, doc) in applicable(policies) {
@@ -187,12 +196,16 @@ fn applicable<'a>(policies: &'a Policies<'a>) -> impl Iterator<Item = (PolicySou
 struct Request<'a> {
     ctx: &'a RequestContext,
     action: &'a str,
+    /// The action's service prefix, lowercased: only statements that can name it are looked at.
+    service: &'a str,
+    /// The first byte of the action's name, lowercased, when ASCII (see `Statement::name_starts`).
+    name_start: Option<u8>,
 }
 
 impl Request<'_> {
     /// The first statement of `effect` that applies, with how the principal matched.
     fn first(&self, doc: &PolicyDocument, effect: Effect) -> Option<(usize, Match)> {
-        doc.statements().iter().enumerate().find_map(|(i, st)| {
+        doc.candidates(self.service).find_map(|(i, st)| {
             if st.effect != effect {
                 return None;
             }
@@ -204,7 +217,7 @@ impl Request<'_> {
     /// The Allow statement of a resource policy that matches the principal best.
     fn best(&self, doc: &PolicyDocument) -> Option<(usize, Match)> {
         let mut best: Option<(usize, Match)> = None;
-        for (i, st) in doc.statements().iter().enumerate() {
+        for (i, st) in doc.candidates(self.service) {
             if st.effect != Effect::Allow {
                 continue;
             }
@@ -237,7 +250,14 @@ impl Request<'_> {
     /// Whether the statement's action, resource and conditions match (its principal aside).
     fn applies(&self, st: &Statement) -> bool {
         let vars = self.ctx as &dyn crate::policy::pattern::Variables;
-        let action = st.actions.iter().any(|p| p.matches(self.action, vars) == Some(true));
+        let action = match (st.name_starts, self.name_start) {
+            // No pattern can match an action name starting with this character.
+            (Some(mask), Some(b)) if mask & (1u128 << b) == 0 => false,
+            _ => st.actions.iter().any(|(first, p)| {
+                // A byte compare first: most patterns of a statement start unlike the action's name.
+                (first.is_none() || *first == self.name_start) && p.matches(self.action, vars) == Some(true)
+            }),
+        };
         if action == st.not_action {
             return false;
         }

@@ -89,29 +89,27 @@ fn tokenize(text: &str, wildcards: bool, variables: bool) -> Vec<Token> {
             && rest.starts_with("${")
             && let Some(end) = rest.find('}')
         {
-            {
-                let inner = &rest[2..end];
-                rest = &rest[end + 1..];
-                match inner {
-                    // The escapes for characters that are otherwise special.
-                    "*" | "?" | "$" => lit.push_str(inner),
-                    _ => {
-                        if !lit.is_empty() {
-                            tokens.push(Token::Lit(std::mem::take(&mut lit)));
-                        }
-                        let (key, default) = match inner.split_once(',') {
-                            Some((k, d)) => {
-                                let d = d.trim();
-                                let d = d.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')).unwrap_or(d);
-                                (k.trim(), Some(d.to_owned()))
-                            }
-                            None => (inner.trim(), None),
-                        };
-                        tokens.push(Token::Var { key: key.to_ascii_lowercase(), default });
+            let inner = &rest[2..end];
+            rest = &rest[end + 1..];
+            match inner {
+                // The escapes for characters that are otherwise special.
+                "*" | "?" | "$" => lit.push_str(inner),
+                _ => {
+                    if !lit.is_empty() {
+                        tokens.push(Token::Lit(std::mem::take(&mut lit)));
                     }
+                    let (key, default) = match inner.split_once(',') {
+                        Some((k, d)) => {
+                            let d = d.trim();
+                            let d = d.strip_prefix('\'').and_then(|d| d.strip_suffix('\'')).unwrap_or(d);
+                            (k.trim(), Some(d.to_owned()))
+                        }
+                        None => (inner.trim(), None),
+                    };
+                    tokens.push(Token::Var { key: key.to_ascii_lowercase(), default });
                 }
-                continue;
             }
+            continue;
         }
         rest = &rest[c.len_utf8()..];
         match c {
@@ -214,7 +212,12 @@ fn glob(parts: &[Vec<Piece>], input: &str) -> bool {
             None => return false,
         }
     }
-    last.is_empty() || boundaries(input, pos).any(|start| match_at(last, input, start) == Some(input.len()))
+    match last.as_slice() {
+        [] => true,
+        // A literal tail: the input ends with it, after what the other parts took.
+        [Piece::Lit(tail)] => input.len() >= pos + tail.len() && input.ends_with(&**tail),
+        _ => boundaries(input, pos).any(|start| match_at(last, input, start) == Some(input.len())),
+    }
 }
 
 #[cfg(test)]

@@ -165,6 +165,7 @@ fn cases() -> Vec<Case> {
         case("resource matching is case-sensitive", "lambda:InvokeFunction", &FN.replace("my-function", "My-Function"), vec![id(&allow("lambda:InvokeFunction", FN))], NO_ID),
         case("action wildcard", "lambda:GetFunctionConfiguration", FN, vec![id(&allow("lambda:Get*", "*"))], Allow),
         case("action ? wildcard", "lambda:GetAlias", FN, vec![id(&allow("lambda:GetA?ias", "*"))], Allow),
+        case("wildcard in the service prefix", "lambda:InvokeFunction", FN, vec![id(&allow("lamb?a*:Invoke*", "*"))], Allow),
         case("service wildcard does not cross services", "sqs:SendMessage", FN, vec![id(&allow("lambda:*", "*"))], NO_ID),
         case("resource wildcard over qualifiers", "lambda:InvokeFunction", &fn_v1, vec![id(&allow("lambda:InvokeFunction", &format!("{FN}:*")))], Allow),
         case("explicit deny beats allow", "lambda:DeleteFunction", FN, vec![id(&format!(r#"{},{{"Effect":"Deny","Action":"lambda:Delete*","Resource":"*"}}"#, allow("*", "*")))], Deny),
@@ -175,6 +176,8 @@ fn cases() -> Vec<Case> {
         // --- NotAction / NotResource -------------------------------------------------------------------
         case("NotAction allow: everything but IAM", "lambda:DeleteFunction", FN, vec![id(r#"{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}"#)], Allow),
         case("NotAction allow does not grant the excluded action", "iam:CreateUser", "arn:aws:iam::111122223333:user/x", vec![id(r#"{"Effect":"Allow","NotAction":"iam:*","Resource":"*"}"#)], NO_ID),
+        case("NotAction with a literal name start excludes it", "lambda:DeleteFunction", FN, vec![id(r#"{"Effect":"Allow","NotAction":["lambda:Delete*","lambda:Update*"],"Resource":"*"}"#)], NO_ID),
+        case("NotAction with a literal name start allows others", "lambda:InvokeFunction", FN, vec![id(r#"{"Effect":"Allow","NotAction":["lambda:Delete*","lambda:Update*"],"Resource":"*"}"#)], Allow),
         case("NotAction deny: deny all but listed without MFA", "s3:GetObject", BUCKET, vec![id(&allow("*", "*")), id(r#"{"Effect":"Deny","NotAction":["iam:ListUsers","sts:GetSessionToken"],"Resource":"*","Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}"#)], Deny),
         case("NotAction deny leaves the listed actions alone", "iam:ListUsers", "*", vec![id(&allow("*", "*")), id(r#"{"Effect":"Deny","NotAction":["iam:ListUsers","sts:GetSessionToken"],"Resource":"*","Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}"#)], Allow),
         case("NotAction deny passes with MFA", "s3:GetObject", BUCKET, vec![id(&allow("*", "*")), id(r#"{"Effect":"Deny","NotAction":"iam:*","Resource":"*","Condition":{"BoolIfExists":{"aws:MultiFactorAuthPresent":"false"}}}"#)], Allow).keys(&[("aws:MultiFactorAuthPresent", &["true"])]),
@@ -323,6 +326,34 @@ fn decisions_name_their_statement_and_aws_message() {
             "User: arn:aws:iam::{ACCT}:user/Bob is not authorized to perform: lambda:UpdateAlias on resource: {FN} because no identity-based policy allows the lambda:UpdateAlias action"
         )
     );
+}
+
+#[test]
+fn denials_of_services_and_anonymous_callers_name_them() {
+    let ctx = RequestContext::new(service("sns.amazonaws.com"), Action::from_static("lambda:InvokeFunction"), FN);
+    let d = evaluate(&Policies::default(), &ctx);
+    assert_eq!(d, Decision::ImplicitDeny(DenyReason::NoResourceAllow));
+    assert_eq!(
+        d.denial_message(&ctx).unwrap(),
+        format!(
+            "User: sns.amazonaws.com is not authorized to perform: lambda:InvokeFunction on resource: {FN} because no resource-based policy allows the lambda:InvokeFunction action"
+        )
+    );
+    let anonymous = Principal {
+        arn: String::new(),
+        account: String::new(),
+        user_id: String::new(),
+        kind: PrincipalKind::Anonymous,
+    };
+    let ctx = RequestContext::new(anonymous, Action::from_static("lambda:InvokeFunction"), FN);
+    let public =
+        res(&format!(r#"{{"Effect":"Allow","Principal":"*","Action":"lambda:InvokeFunction","Resource":"{FN}"}}"#));
+    let named = res(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"{ACCT}"}},"Action":"lambda:InvokeFunction","Resource":"{FN}"}}"#
+    ));
+    assert!(evaluate(&Policies { resource: Some(&public), ..Default::default() }, &ctx).is_allowed());
+    let d = evaluate(&Policies { resource: Some(&named), ..Default::default() }, &ctx);
+    assert!(d.denial_message(&ctx).unwrap().starts_with("User: anonymous is not authorized"));
 }
 
 #[test]

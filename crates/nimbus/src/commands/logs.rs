@@ -1,5 +1,10 @@
 //! `nimbus logs NAME [--follow]`: the function's log group through the CloudWatch Logs API
 //! (FilterLogEvents); `--follow` keeps polling for new events until interrupted.
+//!
+//! Lambda's log group appears with a function's first log lines, which the server writes a moment
+//! after the invocation answered: `nimbus invoke f && nimbus logs f` would find no group yet. So a
+//! missing group is waited for, up to [`GROUP_WAIT`], when the function exists (a function that does not
+//! exist fails at once, with GetFunction's error); `--follow` keeps waiting as long as it follows.
 
 use std::collections::HashSet;
 use std::process::ExitCode;
@@ -8,10 +13,12 @@ use std::time::Duration;
 use http::Method;
 use serde_json::{Value, json};
 
-use super::{check, connect};
+use super::{check, connect, segment};
 use crate::ClientArgs;
 
 const POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a first read waits for the log group of a function that exists.
+const GROUP_WAIT: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug)]
 pub struct LogsArgs {
@@ -28,6 +35,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let group = format!("/aws/lambda/{}", args.name);
     let mut seen: HashSet<String> = HashSet::new();
     let mut since: i64 = 0;
+    let mut waiting_since: Option<tokio::time::Instant> = None;
     loop {
         let mut token: Option<String> = None;
         loop {
@@ -38,12 +46,26 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
             let headers =
                 [("content-type", "application/x-amz-json-1.1"), ("x-amz-target", "Logs_20140328.FilterLogEvents")];
             let response = client.send(Method::POST, "/", &headers, request.to_string().into_bytes()).await?;
+            let missing = response.error_type() == Some("ResourceNotFoundException");
             let response = match check(response, "FilterLogEvents") {
                 Ok(r) => r,
-                // A function that has not run yet has no log group; following waits for it.
-                Err(_) if args.follow => break,
+                Err(e) if missing => {
+                    // No group yet: wait for it if the function exists (its first lines may still be on
+                    // their way), within GROUP_WAIT unless following.
+                    let first = waiting_since.is_none();
+                    let started = *waiting_since.get_or_insert_with(tokio::time::Instant::now);
+                    if first {
+                        let path = format!("/2015-03-31/functions/{}", segment(&args.name));
+                        check(client.send(Method::GET, &path, &[], Vec::new()).await?, "GetFunction")?;
+                    }
+                    if !args.follow && started.elapsed() >= GROUP_WAIT {
+                        return Err(e);
+                    }
+                    break;
+                }
                 Err(e) => return Err(e),
             };
+            waiting_since = None;
             let page: Value = serde_json::from_slice(&response.body)?;
             for event in page["events"].as_array().into_iter().flatten() {
                 // Polls overlap at `since` (startTime is inclusive); only events at that instant can
@@ -65,7 +87,7 @@ pub async fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
                 None => break,
             }
         }
-        if !args.follow {
+        if !args.follow && waiting_since.is_none() {
             return Ok(ExitCode::SUCCESS);
         }
         tokio::time::sleep(POLL_INTERVAL).await;

@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// Asynchronous invocations run at once.
     #[arg(long, default_value_t = 64)]
     async_concurrency: usize,
+    /// Free space (MB) kept on the data directory's disk: below it function logs are dropped (said once
+    /// in the server's log) rather than written.
+    #[arg(long, default_value_t = nimbus_server::LOG_DISK_RESERVE_MB_DEFAULT)]
+    log_disk_reserve_mb: u64,
 }
 
 /// What must happen while the process has one thread: a Nimbus that is not root and may use the
@@ -76,6 +80,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
 
+    // Every connection costs a descriptor; the listeners' budgets are computed from this limit.
+    match nimbus_server::listen::raise_open_files_limit() {
+        Ok(limit) => tracing::debug!(limit, "open-files limit"),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit; connection budgets use the current one")
+        }
+    }
     let auth = match args.auth.as_str() {
         "none" => {
             tracing::warn!("--auth none: every request is accepted without a signature; never expose this server");
@@ -106,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     config.async_retry_base = Duration::from_millis(args.async_retry_base_ms);
     config.async_concurrency = args.async_concurrency.max(1);
+    config.log_disk_reserve_bytes = args.log_disk_reserve_mb.saturating_mul(1024 * 1024);
 
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;

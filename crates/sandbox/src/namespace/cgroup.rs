@@ -5,8 +5,17 @@
 //! subtree and works inside a delegated cgroup too. The layout is the same in both versions:
 //!
 //! ```text
-//! <own cgroup>/nimbus-<server pid>/env-<n>
+//! <own cgroup>/nimbus-<server pid>/slot-<n>              every controller, from the slot's making
+//! <own pids cgroup>/nimbus-<server pid>/fn-<name>/slot-<n>  pids, from the launch (see below)
 //! ```
+//!
+//! Processes and threads are bounded three times: each environment's own `pids.max` (Lambda's 1024),
+//! each function's (`fn-<name>`, [`Budget::function`]), which its environments are moved under at
+//! launch, so a function invoking itself does not get 1024 more per environment, and all of Nimbus's
+//! environments together (`nimbus-<pid>`, [`Budget::host`], from the host's `pid_max` and
+//! `threads-max`), so the host keeps tasks for everything else. The move needs the pids controller in
+//! a hierarchy of its own (cgroup v1, as on hybrid machines): in a v2 tree a move would leave the
+//! environment's memory charged where it was; there only the environment's and Nimbus's bounds apply.
 //!
 //! A machine may be hybrid (this kind is: v1 controllers plus a near-empty v2 mount), so each
 //! controller is looked up on its own: a v1 hierarchy that carries it wins, otherwise the v2 tree if
@@ -198,6 +207,7 @@ pub struct Cgroups {
     places: BTreeMap<Controller, Place>,
     /// `nimbus-<pid>`.
     base_name: String,
+    budget: Budget,
 }
 
 /// What one environment is limited to from its creation (memory follows with [`EnvCgroup::set_memory`]).
@@ -206,15 +216,127 @@ pub struct Limits {
     pub pids: u32,
 }
 
+/// The bounds on tasks (processes and threads) above each environment's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// All of Nimbus's environments together.
+    pub host: u64,
+    /// All environments of one function together.
+    pub function: u64,
+}
+
+impl Budget {
+    /// From the host's limits on tasks (`kernel.pid_max`, `kernel.threads-max`): half of the smaller is
+    /// Nimbus's, the rest stays the host's; a function may take a quarter of Nimbus's, so that four
+    /// functions at their bound still leave room, but never less than two environments' worth.
+    pub fn from_host(pid_max: u64, threads_max: u64, per_env: u32) -> Self {
+        let host = (pid_max.min(threads_max) / 2).max(u64::from(per_env) * 4);
+        let function = (host / 4).max(u64::from(per_env) * 2);
+        Self { host, function }
+    }
+
+    /// The host's, read from /proc (Linux's defaults where unreadable).
+    pub fn of_host(per_env: u32) -> Self {
+        let read = |path: &str, default: u64| read_u64(Path::new(path)).unwrap_or(default);
+        Self::from_host(read("/proc/sys/kernel/pid_max", 32_768), read("/proc/sys/kernel/threads-max", 32_768), per_env)
+    }
+}
+
 impl Cgroups {
     /// Reads this process's cgroups. Returns the controllers found and prepares `nimbus-<pid>` in each.
     pub fn detect() -> io::Result<Self> {
         let mounts = parse_mountinfo(&fs::read_to_string("/proc/self/mountinfo")?);
         let proc_cgroup = fs::read_to_string("/proc/self/cgroup")?;
         let places = locate(&mounts, &proc_cgroup, |dir| fs::read_to_string(dir.join("cgroup.controllers")).ok());
-        let cgroups = Self { places, base_name: format!("nimbus-{}", std::process::id()) };
+        let budget = Budget::of_host(super::PIDS_MAX);
+        let cgroups = Self { places, base_name: format!("nimbus-{}", std::process::id()), budget };
         cgroups.prepare_base()?;
+        if let Some(place) = cgroups.places.get(&Controller::Pids) {
+            let base = place.own.join(&cgroups.base_name);
+            if let Err(e) = write(&base, "pids.max", &budget.host.to_string()) {
+                tracing::warn!(error = %e, "cannot bound the tasks of all environments together");
+            }
+        }
         Ok(cgroups)
+    }
+
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// Whether environments can be moved under a per-function pids cgroup (see the module doc). Moving
+    /// another user's process (the function's uid) into a v1 cgroup takes the host's root: a rootless
+    /// Nimbus, root only in its own user namespace, is refused, and keeps the other two bounds.
+    pub fn per_function_pids(&self) -> bool {
+        if !host_root() {
+            return false;
+        }
+        match self.places.get(&Controller::Pids) {
+            Some(p) => {
+                p.version == Version::V1 && self.places.iter().all(|(c, o)| *c == Controller::Pids || o.own != p.own)
+            }
+            None => false,
+        }
+    }
+
+    /// Moves environment `env`'s processes into `fn-<group>/<its name>` of the pids hierarchy, made with
+    /// the function's bound if it is not there yet. A no-op where [`Self::per_function_pids`] is false.
+    pub fn join_function(&self, env: &EnvCgroup, group: &str) -> io::Result<()> {
+        if !self.per_function_pids() {
+            return Ok(());
+        }
+        let Some((_, from)) = env.dir(Controller::Pids).cloned() else { return Ok(()) };
+        let Some(name) = from.file_name() else { return Ok(()) };
+        let base = self.places[&Controller::Pids].own.join(&self.base_name);
+        let function = base.join(format!("fn-{group}"));
+        // A function's last environment ending removes the directory; a launch racing that makes it again.
+        let mut tries = 0;
+        let to = loop {
+            tries += 1;
+            let made = match fs::create_dir(&function) {
+                Ok(()) => write(&function, "pids.max", &self.budget.function.to_string()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+                Err(e) => Err(e),
+            };
+            let to = function.join(name);
+            match made.and_then(|()| {
+                fs::create_dir(&to).or_else(|e| if e.kind() == io::ErrorKind::AlreadyExists { Ok(()) } else { Err(e) })
+            }) {
+                Ok(()) => break to,
+                Err(e) if tries < 3 && e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io::Error::new(e.kind(), format!("create {}: {e}", to.display()))),
+            }
+        };
+        write(&to, "pids.max", &read_string(&from.join("pids.max")).unwrap_or_else(|| super::PIDS_MAX.to_string()))?;
+        // Every process of the slot (its waiting child, a pre-started runtime). A slot made just now may
+        // not have joined yet (its child writes to cgroup.procs itself, soon after it is cloned): wait
+        // for it, then move until nothing is left, so a fork racing a move is moved too.
+        let waited = std::time::Instant::now();
+        let mut moved_any = false;
+        let mut rounds = 0;
+        while rounds < 16 {
+            let procs = read_string(&from.join("cgroup.procs")).unwrap_or_default();
+            if procs.is_empty() {
+                if moved_any || waited.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            rounds += 1;
+            for pid in procs.split_whitespace() {
+                match fs::write(to.join("cgroup.procs"), pid) {
+                    Ok(()) => moved_any = true,
+                    // Gone meanwhile (a pre-started runtime that failed): nothing to move.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(e) => return Err(io::Error::new(e.kind(), format!("move {pid} to {}: {e}", to.display()))),
+                }
+            }
+        }
+        // The slot's own pids directory stays, empty, until the environment is removed: removing it now
+        // (the root of the environment's cgroup namespace) was seen to kill its init.
+        env.moved_pids(to);
+        Ok(())
     }
 
     pub fn places(&self) -> &BTreeMap<Controller, Place> {
@@ -295,7 +417,13 @@ impl Cgroups {
             let dir = place.own.join(&self.base_name).join(name);
             places.insert(*controller, (place.version, dir));
         }
-        let env = EnvCgroup { places, dirs, peak_file: OnceLock::new(), freezer_file: OnceLock::new() };
+        let env = EnvCgroup {
+            places,
+            dirs,
+            peak_file: OnceLock::new(),
+            freezer_file: OnceLock::new(),
+            function_pids: OnceLock::new(),
+        };
         if let Err(e) = env.apply(limits) {
             env.remove();
             return Err(e);
@@ -334,6 +462,13 @@ impl Cgroups {
             remove_tree(version, &own.join(&self.base_name));
         }
     }
+}
+
+/// Whether this process is root of the host's user namespace (its uid map is the identity of all ids).
+fn host_root() -> bool {
+    nix::unistd::geteuid().is_root()
+        && fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"])
 }
 
 /// `nimbus-<pid>` or `nimbus-<pid>-server` → pid.
@@ -416,11 +551,26 @@ pub struct EnvCgroup {
     /// more than the read or write itself. `None` inside means the file could not be opened.
     peak_file: OnceLock<Option<fs::File>>,
     freezer_file: OnceLock<Option<fs::File>>,
+    /// The pids cgroup under its function's the environment was moved to at launch (its slot's pids
+    /// directory is gone then); removed with the environment, and the function's with its last.
+    function_pids: OnceLock<PathBuf>,
 }
 
 impl EnvCgroup {
     fn dir(&self, controller: Controller) -> Option<&(Version, PathBuf)> {
         self.places.get(&controller)
+    }
+
+    fn moved_pids(&self, to: PathBuf) {
+        let _ = self.function_pids.set(to);
+    }
+
+    /// Every directory the environment's processes may be in: one per hierarchy, and the function's.
+    fn all_dirs(&self) -> impl Iterator<Item = (Version, &Path)> {
+        self.dirs
+            .iter()
+            .map(|(v, d)| (*v, d.as_path()))
+            .chain(self.function_pids.get().map(|d| (Version::V1, d.as_path())))
     }
 
     /// Sets the memory limit of a cgroup that had none (v1 keeps limit ≤ memsw limit at every step, so
@@ -536,27 +686,30 @@ impl EnvCgroup {
 
     /// Kills every process in the environment's cgroups (thawing them, so frozen ones die too).
     pub fn kill_all(&self) {
-        for (version, dir) in &self.dirs {
-            kill_all(*version, dir);
+        for (version, dir) in self.all_dirs() {
+            kill_all(version, dir);
         }
         let _ = self.thaw();
     }
 
     /// Whether any process is left.
     pub fn is_empty(&self) -> bool {
-        self.dirs
-            .iter()
+        self.all_dirs()
             .all(|(_, dir)| fs::read_to_string(dir.join("cgroup.procs")).map(|p| p.trim().is_empty()).unwrap_or(true))
     }
 
     /// Removes the directories (after the processes are gone); retries briefly while the kernel
     /// finishes tearing the last task down.
     pub fn remove(&self) {
-        for (version, dir) in &self.dirs {
-            kill_all(*version, dir);
+        for (version, dir) in self.all_dirs() {
+            kill_all(version, dir);
             if let Err(e) = rmdir_retrying(dir, Duration::from_secs(2)) {
                 tracing::warn!(cgroup = %dir.display(), error = %e, "removing an environment's cgroup");
             }
+        }
+        // The function's directory goes with its last environment (busy while others are in it).
+        if let Some(function) = self.function_pids.get().and_then(|d| d.parent()) {
+            let _ = fs::remove_dir(function);
         }
     }
 }
@@ -564,6 +717,10 @@ impl EnvCgroup {
 fn write(dir: &Path, file: &str, value: &str) -> io::Result<()> {
     fs::write(dir.join(file), value)
         .map_err(|e| io::Error::new(e.kind(), format!("write {value:?} to {}/{file}: {e}", dir.display())))
+}
+
+fn read_string(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
 fn read_u64(path: &Path) -> Option<u64> {
@@ -670,6 +827,24 @@ mod tests {
         assert_eq!(cpu_quota_us(128, CPU_PERIOD_US, 2), 7_236);
         assert_eq!(cpu_quota_us(10240, CPU_PERIOD_US, 2), 200_000);
         assert_eq!(cpu_quota_us(1, CPU_PERIOD_US, 2), 1000);
+    }
+
+    #[test]
+    fn task_budgets_follow_the_hosts_limits() {
+        // (pid_max, threads-max) → (Nimbus's, a function's)
+        let cases = [
+            ((32_768, 192_735), (16_384, 4_096)),
+            ((4_194_304, 63_000), (31_500, 7_875)),
+            // A tiny host still lets a function have two environments, and Nimbus four.
+            ((4_096, 4_096), (4_096, 2_048)),
+        ];
+        for ((pid_max, threads_max), (host, function)) in cases {
+            assert_eq!(
+                Budget::from_host(pid_max, threads_max, 1024),
+                Budget { host, function },
+                "{pid_max} {threads_max}"
+            );
+        }
     }
 
     #[test]

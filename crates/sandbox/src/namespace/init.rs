@@ -94,10 +94,19 @@ pub(crate) struct InitConfig {
 /// One step of building the root; `dst` paths are absolute paths inside the new root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Step {
-    /// A read-only, nosuid, nodev bind mount of a host file or directory.
+    /// A read-only, nosuid, nodev bind mount of a host file or directory. A directory shown at another
+    /// path than its own (the code at /var/task, the data dir's runtime files at /var/runtime, an
+    /// interpreter under the host's /tmp) is mounted as a read-only overlay of it instead, so that the
+    /// environment's mountinfo does not name its host path (see [`overlay_read_only`]).
     Bind {
         src: PathBuf,
         dst: PathBuf,
+    },
+    /// A read-only file of `contents` over a file of /proc (the host's kernel command line, its memory),
+    /// as lxcfs does; what the environment sees there is what Lambda's would show.
+    ProcFile {
+        dst: PathBuf,
+        contents: String,
     },
     Symlink {
         target: PathBuf,
@@ -142,6 +151,9 @@ pub(crate) enum Step {
         dst: PathBuf,
     },
 }
+
+/// Where a [`Step::ProcFile`] is written before it is bound: an empty directory of every root.
+const PROC_FILE_STAGE: &str = "/opt";
 
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -337,11 +349,46 @@ fn apply_step(root: &Path, step: &Step) -> Result<(), String> {
             let meta = ctx(std::fs::metadata(src), || format!("stat {}", src.display()))?;
             if meta.is_dir() {
                 mkdirs(&path, 0o755)?;
+                // Where the directory is not at its own host path (a symlink on the way counts), its
+                // mount would name that path.
+                let shown_elsewhere = std::fs::canonicalize(src).map_or(true, |real| &real != dst);
+                if shown_elsewhere && overlay_read_only(src, &path).is_ok() {
+                    return Ok(());
+                }
             } else {
                 mkdirs(path.parent().unwrap_or(root), 0o755)?;
                 ctx(std::fs::File::create(&path), || format!("create {}", path.display()))?;
             }
             bind_read_only(src, &path)
+        }
+        Step::ProcFile { dst, contents } => {
+            // Written into a small tmpfs of its own, mounted for the moment on the root's empty /opt,
+            // bound over the /proc file, then detached from /opt: the bind keeps that tmpfs and its
+            // file, and /opt is empty again. (Unlinking a file kept in the root's own tmpfs would
+            // leave an orphan inode there, and the root could not be made read-only.)
+            let name = dst.file_name().ok_or_else(|| format!("{} names no file", dst.display()))?;
+            let stage = inside(root, Path::new(PROC_FILE_STAGE));
+            mkdirs(&stage, 0o755)?;
+            ctx(
+                mount(
+                    Some("tmpfs"),
+                    &stage,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                    Some("size=64k,nr_inodes=8,mode=0755"),
+                ),
+                || format!("mount a tmpfs for {}", dst.display()),
+            )?;
+            let staged = stage.join(name);
+            let bound = ctx(std::fs::write(&staged, contents), || format!("write {}", staged.display()))
+                .and_then(|()| {
+                    ctx(std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o444)), || {
+                        format!("chmod {}", staged.display())
+                    })
+                })
+                .and_then(|()| bind_read_only(&staged, &inside(root, dst)));
+            ctx(umount2(&stage, MntFlags::MNT_DETACH), || format!("detach the tmpfs for {}", dst.display()))?;
+            bound
         }
         Step::Symlink { target, dst } => {
             let path = inside(root, dst);
@@ -474,6 +521,30 @@ fn apply_step(root: &Path, step: &Step) -> Result<(), String> {
             )
         }
     }
+}
+
+/// Mounts a read-only overlay whose only content is the directory `src` at `dst` (an empty directory,
+/// which is the overlay's second, empty layer: a lower-only overlay needs two). The layers are named
+/// by descriptor (`/proc/self/fd/N`), so the mount's options, which the environment reads in its
+/// mountinfo, carry no host path, as a bind's root field (its path in the host's filesystem) would.
+/// Fails where overlayfs is missing; the caller binds instead.
+fn overlay_read_only(src: &Path, dst: &Path) -> Result<(), String> {
+    use nix::fcntl::{OFlag, open};
+    let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+    let mode = nix::sys::stat::Mode::empty();
+    let lower = ctx(open(src, flags, mode), || format!("open {}", src.display()))?;
+    let empty = ctx(open(dst, flags, mode), || format!("open {}", dst.display()))?;
+    let options = format!("lowerdir=/proc/self/fd/{}:/proc/self/fd/{}", lower.as_raw_fd(), empty.as_raw_fd());
+    ctx(
+        mount(
+            Some("overlay"),
+            dst,
+            Some("overlay"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(options.as_str()),
+        ),
+        || format!("mount an overlay of {} on {}", src.display(), dst.display()),
+    )
 }
 
 /// Binds `src` at `dst`, then makes that mount read-only, nosuid and nodev (keeping noexec and the

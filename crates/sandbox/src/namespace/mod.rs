@@ -18,9 +18,13 @@
 //! passwd, group, hosts, nsswitch.conf and resolv.conf plus the host's certificates and loader cache.
 //! Nothing of the data directory, other functions or the host's home directories.
 //!
-//! Limits: memory = `MemorySize` (no swap), pids 1024, CPU in proportion to memory (1769 MB = 1
-//! vCPU, capped by the host) once init is done (init runs unthrottled), freezer between invocations,
-//! `RLIMIT_NOFILE` 1024.
+//! Limits: memory = `MemorySize` (no swap), pids 1024 (and per function and for all environments
+//! together, see [`cgroup::Budget`]), CPU in proportion to memory (1769 MB = 1 vCPU, capped by the
+//! host) once init is done (init runs unthrottled), freezer between invocations, `RLIMIT_NOFILE` 1024.
+//!
+//! What it sees of the host is what Lambda shows: a guest kernel's `/proc/cmdline`, a `/proc/meminfo` of
+//! its own memory, no host path in its mountinfo (overlays, see `init.rs`), and host paths under `/tmp`
+//! at [`HOST_TMP_VIEW`] instead, so its `/tmp` starts empty.
 //!
 //! `/tmp` is an ext4 filesystem on a loop device backed by a sparse image in `<data>/sandbox/tmp`
 //! (`tmpdisk.rs`): full at its size (ENOSPC), and what a function keeps there is page cache that can be
@@ -419,6 +423,14 @@ impl NamespaceSandbox {
                 if removed > 0 {
                     tracing::info!(removed, "removed cgroups left by an earlier Nimbus run");
                 }
+                let budget = c.budget();
+                tracing::info!(
+                    environments = budget.host,
+                    per_function = budget.function,
+                    per_function_enforced = c.per_function_pids(),
+                    per_environment = PIDS_MAX,
+                    "tasks (processes and threads) functions may have"
+                );
                 for controller in cgroup::Controller::ALL {
                     if !c.has(controller) {
                         tracing::warn!(
@@ -508,8 +520,8 @@ impl NamespaceSandbox {
         steps.extend(ro_steps(&self.data_dir, &prestart.ro_paths, &prestart.runtime_dir));
         let mut env = prestart.env.clone();
         env.push((crate::PRESTART_FD_VAR.into(), init::PRESTART_WAIT_FD.to_string().into()));
-        let config =
-            PrestartConfig { steps, program: prestart.program.clone(), args: prestart.args.clone(), env, creds: CREDS };
+        let program = seen_at(&prestart.program);
+        let config = PrestartConfig { steps, program, args: prestart.args.clone(), env, creds: CREDS };
         let base = BaseConfig { prestart: Some(config), ..self.slots.base.clone() };
         let pool = SlotPool::start(self.slots.maker.clone(), base, Some(prestart.clone()), SLOTS_READY);
         pools.push((prestart.clone(), pool.clone()));
@@ -562,8 +574,8 @@ impl NamespaceSandbox {
 
 impl NamespaceSandbox {
     /// The steps that give an environment its /tmp of `spec.scratch_mb`, and the disks to hold until it
-    /// is gone. /tmp comes before the read-only paths: one under the host's /tmp (an interpreter in a
-    /// virtualenv there, say) is then bound on top of it instead of being hidden by it.
+    /// is gone. Nothing else is mounted under /tmp: read-only paths under the host's /tmp are shown
+    /// elsewhere (see [`seen_at`]), so a new environment's /tmp is empty.
     fn tmp_steps(
         &self,
         spec: &LaunchSpec,
@@ -591,11 +603,6 @@ impl NamespaceSandbox {
             Some(disk) => disk_step(disk),
             None => tmp_step(size_mb),
         });
-        if let (true, Some(p)) = (prestarted, &spec.prestart) {
-            // The unmount took the runtime's read-only paths under /tmp along: bind them again.
-            let under_tmp = |s: &Step| matches!(s, Step::Bind { dst, .. } if dst.starts_with("/tmp"));
-            steps.extend(ro_steps(&self.data_dir, &p.ro_paths, &p.runtime_dir).into_iter().filter(under_tmp));
-        }
         (steps, [Some(slot_disk), own].into_iter().flatten().collect())
     }
 }
@@ -710,6 +717,7 @@ fn base_steps(resolv: &str) -> Vec<Step> {
         steps.push(Step::Dir { dst: dir.into(), mode: 0o755 });
     }
     steps.push(Step::Proc { dst: "/proc".into() });
+    steps.push(Step::ProcFile { dst: "/proc/cmdline".into(), contents: KERNEL_CMDLINE.into() });
     steps.push(Step::Dev { dst: "/dev".into() });
     steps
 }
@@ -732,11 +740,77 @@ fn push_host_path(steps: &mut Vec<Step>, path: &Path) {
 /// The function's user, limits and seccomp, for every runtime.
 const CREDS: Creds = Creds { uid: SANDBOX_UID, gid: SANDBOX_GID, nofile: NOFILE, seccomp: true };
 
+/// Where the host's read-only paths under its /tmp are shown (see [`seen_at`]).
+pub const HOST_TMP_VIEW: &str = "/var/host-tmp";
+
+/// Where a host path of the launch spec (an interpreter, its directories) is seen inside: where it
+/// is, except under the host's /tmp, which every environment has a /tmp of its own over. A checkout
+/// or virtualenv cloned under /tmp, as CI systems do, is shown under [`HOST_TMP_VIEW`] instead, so a
+/// new environment's /tmp is empty. (An interpreter found there runs from its new place: Python and
+/// node find their prefixes from where they run; a virtualenv whose base interpreter is under /tmp as
+/// well would not, as its `pyvenv.cfg` names that base by its host path.)
+/// Files that name such a path by its host path (a `.pth`, a `pyvenv.cfg`) do not follow: the server
+/// passes the interpreter's `sys.path` as seen inside to the bootstrap (`NIMBUS_PYTHON_HOST_PATH`).
+pub fn seen_at(host: &Path) -> PathBuf {
+    PathView { host_tmp: Some(HOST_TMP_VIEW.into()), ..PathView::default() }.host(host)
+}
+
+/// The environment's `/proc/meminfo`: Lambda's shows the function's memory as the machine's, not the
+/// host's. Written once at launch, so its free and available amounts stay the total (the cgroup's
+/// `memory.current` is the live number); a program sizing itself by MemTotal sizes itself right.
+fn meminfo(memory_mb: u32) -> String {
+    let total_kb = u64::from(memory_mb) * 1024;
+    let mut out = String::new();
+    for (key, kb) in [
+        ("MemTotal", total_kb),
+        ("MemFree", total_kb),
+        ("MemAvailable", total_kb),
+        ("Buffers", 0),
+        ("Cached", 0),
+        ("SwapCached", 0),
+        ("Active", 0),
+        ("Inactive", 0),
+        ("Active(anon)", 0),
+        ("Inactive(anon)", 0),
+        ("Active(file)", 0),
+        ("Inactive(file)", 0),
+        ("Unevictable", 0),
+        ("Mlocked", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Dirty", 0),
+        ("Writeback", 0),
+        ("AnonPages", 0),
+        ("Mapped", 0),
+        ("Shmem", 0),
+        ("KReclaimable", 0),
+        ("Slab", 0),
+        ("SReclaimable", 0),
+        ("SUnreclaim", 0),
+        ("KernelStack", 0),
+        ("PageTables", 0),
+        ("CommitLimit", total_kb),
+        ("Committed_AS", 0),
+    ] {
+        out.push_str(&format!("{:<16}{kb:>8} kB\n", format!("{key}:")));
+    }
+    for key in ["HugePages_Total", "HugePages_Free", "HugePages_Rsvd", "HugePages_Surp"] {
+        out.push_str(&format!("{:<16}{:>8}\n", format!("{key}:"), 0));
+    }
+    out.push_str(&format!("{:<16}{:>8} kB\n", "Hugepagesize:", 2048));
+    out
+}
+
+/// The environments' `/proc/cmdline`: a guest kernel's, as a Firecracker microVM boots Lambda's (its
+/// documented default boot arguments), never the host's, which can name its disks, its image and
+/// options of its own.
+const KERNEL_CMDLINE: &str = "console=ttyS0 reboot=k panic=1 pci=off nomodules\n";
+
 /// The runtime's read-only mounts: the interpreters' directories and Nimbus's runtime files.
 fn ro_steps(data_dir: &Path, ro_paths: &[PathBuf], runtime_dir: &Path) -> Vec<Step> {
     let mut steps: Vec<Step> = visible_ro_paths(data_dir, ro_paths)
         .into_iter()
-        .map(|path| Step::Bind { src: path.clone(), dst: path })
+        .map(|path| Step::Bind { dst: seen_at(&path), src: path })
         .collect();
     steps.push(Step::Bind { src: runtime_dir.to_owned(), dst: RUNTIME_DIR.into() });
     steps
@@ -783,7 +857,11 @@ impl Sandbox for NamespaceSandbox {
     }
 
     fn path_view(&self) -> PathView {
-        PathView { task_root: Some(TASK_ROOT.into()), runtime_dir: Some(RUNTIME_DIR.into()) }
+        PathView {
+            task_root: Some(TASK_ROOT.into()),
+            runtime_dir: Some(RUNTIME_DIR.into()),
+            host_tmp: Some(HOST_TMP_VIEW.into()),
+        }
     }
 
     fn scratch_dir(&self, _id: &str) -> PathBuf {
@@ -853,6 +931,13 @@ impl Sandbox for NamespaceSandbox {
             cleanup(&cgroup);
             return Err(SandboxError::Cgroup { source });
         }
+        if let (Some(c), Some(cgroups)) = (&cgroup, &self.slots.maker.cgroups)
+            && let Err(source) = cgroups.join_function(c, &spec.group)
+        {
+            drop(waiting);
+            cleanup(&cgroup);
+            return Err(SandboxError::Cgroup { source });
+        }
         let cgroup_took = started.elapsed() - disconnect_took;
         let (mut steps, disks) = self.tmp_steps(spec, tmp, prestarted);
         let tmp_took = started.elapsed() - cgroup_took - disconnect_took;
@@ -860,11 +945,12 @@ impl Sandbox for NamespaceSandbox {
             steps.extend(ro_steps(&self.data_dir, &spec.ro_paths, &spec.runtime_dir));
         }
         steps.push(Step::Bind { src: spec.code_dir.clone(), dst: TASK_ROOT.into() });
+        steps.push(Step::ProcFile { dst: "/proc/meminfo".into(), contents: meminfo(spec.memory_mb) });
         let config = InitConfig {
             steps,
             hostname: "localhost".into(),
             creds: CREDS,
-            program: spec.program.clone(),
+            program: seen_at(&spec.program),
             args: spec.args.clone(),
             env: spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<(OsString, OsString)>>(),
             cwd: spec.cwd.clone(),
@@ -1194,6 +1280,28 @@ mod tests {
         ];
         std::fs::create_dir_all(data.join("code")).unwrap();
         assert_eq!(visible_ro_paths(&data, &paths), vec![venv, other]);
+    }
+
+    #[test]
+    fn host_paths_under_tmp_are_shown_elsewhere_and_nothing_else_moves() {
+        for (host, inside) in [
+            ("/tmp/ci/checkout/.venv/bin/python3", "/var/host-tmp/ci/checkout/.venv/bin/python3"),
+            ("/tmp", "/var/host-tmp"),
+            ("/tmpfoo/bin", "/tmpfoo/bin"),
+            ("/usr/bin/python3", "/usr/bin/python3"),
+            ("/root/.pyenv/versions/3.11.7", "/root/.pyenv/versions/3.11.7"),
+        ] {
+            assert_eq!(seen_at(Path::new(host)), PathBuf::from(inside), "{host}");
+        }
+        let steps = ro_steps(Path::new("/data"), &["/tmp".into()], Path::new("/data/runtimes"));
+        assert!(steps.iter().all(|s| !matches!(s, Step::Bind { dst, .. } if dst.starts_with("/tmp"))), "{steps:?}");
+    }
+
+    #[test]
+    fn meminfo_shows_the_functions_memory_as_the_machines() {
+        let text = meminfo(256);
+        assert!(text.starts_with("MemTotal:         262144 kB\nMemFree:          262144 kB\n"), "{text}");
+        assert!(text.contains("SwapTotal:             0 kB\n") && text.ends_with("Hugepagesize:       2048 kB\n"));
     }
 
     #[test]

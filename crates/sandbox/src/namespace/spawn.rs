@@ -128,6 +128,9 @@ fn start_zygote(nimbus_exe: &Path, nested: bool) -> io::Result<OwnedFd> {
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
     std::thread::Builder::new().name("nimbus-zygote".into()).spawn(move || {
         let mut command = std::process::Command::new(&exe);
+        // Every environment's init is a fork of the zygote, and its /proc/1/cmdline is the zygote's:
+        // a name, not the path of the Nimbus binary.
+        std::os::unix::process::CommandExt::arg0(&mut command, "nimbus-sandbox");
         command.arg(ZYGOTE_ARG).env_clear().stdin(Stdio::null());
         if nested {
             command.arg(NESTED_ARG);

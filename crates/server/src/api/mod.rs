@@ -1,14 +1,18 @@
 //! The AWS wire protocols on Nimbus's one endpoint. The other side is any AWS client (SDKs, the AWS
 //! CLI, `nimbus` subcommands); nothing it sends is trusted until it is SigV4-verified and parsed into
-//! the model's types. Requests are routed by the signing service of their credential scope: `lambda`
-//! (REST-JSON, routed on the path) and `logs` (JSON 1.1, routed on `X-Amz-Target`).
+//! the model's types. The services served are one list (`service.rs`): Lambda (REST-JSON, routed on the
+//! path), CloudWatch Logs and SQS (JSON, routed on `X-Amz-Target`); a request's credential scope must
+//! name the service it addresses and the server's region. Bodies are read only after the headers are
+//! authenticated, within bounds (`body.rs`).
 
+pub mod body;
 mod code_url;
 mod error;
 pub mod iam;
 mod lambda;
 mod logs;
 pub(crate) mod query;
+pub mod service;
 mod sqs;
 mod sts;
 
@@ -20,8 +24,7 @@ use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
-use nimbus_model::limits::CODE_REQUEST_BYTES_MAX;
+use http_body_util::BodyExt;
 
 pub use code_url::CodeUrls;
 pub use error::ApiError;
@@ -46,6 +49,10 @@ pub struct ApiState {
     pub account_concurrency: u32,
     /// IAM principals' compiled policies, and the decision of their requests.
     pub policies: Arc<crate::policy_cache::PolicyCache>,
+    /// The region credential scopes must name (see `service::check_scope`).
+    pub region: String,
+    /// Request body bytes being received at once, server-wide.
+    pub bodies: body::BodyBudget,
 }
 
 pub type SharedState = Arc<ApiState>;
@@ -78,23 +85,39 @@ async fn request_id(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Buffers the body (bounded) and verifies the request's SigV4 signature before any handler runs.
+/// Authenticates a request before any handler runs, and before its body is read as far as the
+/// headers allow (`auth::check_headers`: the key, its session token, the date, the scope, and the whole
+/// signature when the client signed a payload hash): a request that fails them is refused before a
+/// byte of its body is buffered. The body is then read within its operation's limit, the body budgets
+/// and a deadline (`body::read`), and the signature checked over it where the body is what was signed.
 /// Code downloads carry their own signature (a presigned URL of ours), as S3's presigned URLs do.
 async fn authenticate(State(state): State<SharedState>, request: Request, next: Next) -> Response {
     if request.uri().path().starts_with(code_url::PREFIX) {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let bytes = match Limited::new(body, CODE_REQUEST_BYTES_MAX).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return ApiError::too_large(format!("Request must be smaller than {CODE_REQUEST_BYTES_MAX} bytes"))
-                .into_response();
+    let limit = body::limit_for(&parts);
+    let checked = if state.auth_required {
+        let checked =
+            match auth::check_headers(&parts, std::time::SystemTime::now(), |key| state.credentials.lookup(key)) {
+                Ok(checked) => checked,
+                Err(e) => return ApiError::from(e).into_response(),
+            };
+        let caller = checked.caller();
+        if let Err(e) = service::check_scope(&caller, &parts, &state.region) {
+            return ApiError::from(e).into_response();
         }
+        Some(checked)
+    } else {
+        None
     };
-    if state.auth_required {
-        let verified = auth::verify(&parts, &bytes, std::time::SystemTime::now(), |key| state.credentials.lookup(key));
-        match verified {
+    let environment = parts.extensions.get::<body::EnvironmentBodies>();
+    let bytes = match body::read(body, limit, &state.bodies, environment).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if let Some(checked) = checked {
+        match checked.finish(&parts, &bytes) {
             Ok(caller) => {
                 let Some(identity) = identify(&state, &caller) else {
                     // Revoked between verification and here: as if it never verified.
@@ -178,12 +201,12 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         }
         None => {}
     }
-    match target.split_once('.') {
-        Some(("Logs_20140328", operation)) => logs::dispatch(&state, operation, &body, identity.as_ref()).await,
-        Some(("AmazonSQS", operation)) => {
+    match service::Service::from_target(&target) {
+        Some((service::Service::Logs, operation)) => logs::dispatch(&state, operation, &body, identity.as_ref()).await,
+        Some((service::Service::Sqs, operation)) => {
             sqs::dispatch(&state, operation, &body, caller.as_ref(), identity.as_ref()).await
         }
-        _ => {
+        Some((service::Service::Lambda, _)) | None => {
             let service = caller.map(|c| c.service).unwrap_or_default();
             ApiError::unknown_operation("POST", &format!("/ (service {service:?}, target {target:?})"))
                 .json_protocol()

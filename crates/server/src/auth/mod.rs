@@ -8,4 +8,4 @@ pub mod sigv4;
 
 pub use principal::{Principal, RoleSession};
 
-pub use sigv4::{AuthError, Caller, Secret, verify};
+pub use sigv4::{AuthError, Caller, HeadersChecked, Secret, check_headers, verify};

@@ -149,6 +149,14 @@ pub enum AuthError {
     #[error("The security token included in the request is expired")]
     ExpiredToken { access_key_id: String },
 
+    /// Signed for a region this server does not serve (global services are signed for us-east-1).
+    #[error("Credential should be scoped to a valid region, not '{region}'. ")]
+    WrongRegion { region: String },
+
+    /// Signed for another service than the one the request addresses.
+    #[error("Credential should be scoped to correct service: '{expected}'. ")]
+    WrongService { expected: &'static str, signed: String },
+
     /// The body does not hash to the x-amz-content-sha256 the client signed.
     #[error("The provided 'x-amz-content-sha256' header does not match what was computed.")]
     PayloadHashMismatch { declared: String, computed: String },
@@ -177,7 +185,9 @@ impl AuthError {
             AuthError::UnknownAccessKey { .. } | AuthError::InvalidSessionToken { .. } => "UnrecognizedClientException",
             AuthError::SignatureMismatch { .. }
             | AuthError::SignatureExpired { .. }
-            | AuthError::SignatureNotYetCurrent { .. } => "InvalidSignatureException",
+            | AuthError::SignatureNotYetCurrent { .. }
+            | AuthError::WrongRegion { .. }
+            | AuthError::WrongService { .. } => "InvalidSignatureException",
             AuthError::PresignedUrlExpired { .. } => "AccessDenied",
             AuthError::PayloadHashMismatch { .. } => "XAmzContentSHA256Mismatch",
             AuthError::ExpiredToken { .. } => "ExpiredTokenException",
@@ -198,6 +208,8 @@ impl AuthError {
             | AuthError::SignatureMismatch { .. }
             | AuthError::SignatureExpired { .. }
             | AuthError::SignatureNotYetCurrent { .. }
+            | AuthError::WrongRegion { .. }
+            | AuthError::WrongService { .. }
             | AuthError::PresignedUrlExpired { .. }
             | AuthError::ExpiredToken { .. } => StatusCode::FORBIDDEN,
         }
@@ -219,15 +231,83 @@ pub fn verify(
     now: SystemTime,
     lookup: impl Fn(&str) -> Option<Secret>,
 ) -> Result<Caller, AuthError> {
+    check_headers(parts, now, lookup)?.finish(parts, body)
+}
+
+/// The first half of [`verify`], from the headers alone, before a byte of the body is read: the
+/// Authorization header or presigned query is well formed, its date is within the clock skew, the
+/// access key exists and the session token is its own. When the client signed a payload hash in
+/// `x-amz-content-sha256` (or signed none: `UNSIGNED-PAYLOAD`), the signature itself is checked too;
+/// otherwise the body is part of what was signed and [`HeadersChecked::finish`] checks it once read.
+pub fn check_headers(
+    parts: &Parts,
+    now: SystemTime,
+    lookup: impl Fn(&str) -> Option<Secret>,
+) -> Result<HeadersChecked, AuthError> {
     let auth = SignedAuth::parse(parts)?;
     let signed_at = auth.check_time(now)?;
     let secret = lookup(&auth.access_key_id)
         .ok_or_else(|| AuthError::UnknownAccessKey { access_key_id: auth.access_key_id.clone() })?;
     auth.check_session_token(&secret)?;
+    let mut checked = HeadersChecked { auth, secret, signed_at, now, signature_verified: false };
+    if !matches!(checked.auth.payload, Payload::Body) {
+        checked.check_signature(parts, &[])?;
+        checked.signature_verified = true;
+    }
+    Ok(checked)
+}
 
-    let expected = expected_signature(parts, body, &auth, &secret, signed_at)?;
-    let matches: bool = expected.signature.as_bytes().ct_eq(auth.signature.as_bytes()).into();
-    if !matches {
+/// A request whose headers passed [`check_headers`].
+#[derive(Debug)]
+pub struct HeadersChecked {
+    auth: SignedAuth,
+    secret: Secret,
+    signed_at: SystemTime,
+    /// The server's clock when the request arrived, for the expiry of temporary credentials.
+    now: SystemTime,
+    signature_verified: bool,
+}
+
+impl HeadersChecked {
+    /// Who signed, for the region, service and session checks that come before the body. Not yet
+    /// proof of anything unless [`Self::signature_verified`].
+    pub fn caller(&self) -> Caller {
+        Caller {
+            access_key_id: self.auth.access_key_id.clone(),
+            region: self.auth.scope.region.clone(),
+            service: self.auth.scope.service.clone(),
+            session: self.secret.session_token.is_some(),
+            principal: self.secret.principal.clone(),
+        }
+    }
+
+    /// Whether the signature is already verified (it covers a payload hash given in the headers).
+    pub fn signature_verified(&self) -> bool {
+        self.signature_verified
+    }
+
+    /// The second half: the signature over the body (when the body is what was signed), and the body
+    /// against the declared payload hash.
+    pub fn finish(self, parts: &Parts, body: &[u8]) -> Result<Caller, AuthError> {
+        if !self.signature_verified {
+            self.check_signature(parts, body)?;
+        }
+        // Checked only after the signature, so that a caller without the key learns nothing from it.
+        self.auth.payload.check_body(body)?;
+        // Also only after the signature: a stranger replaying a token learns nothing of its expiry.
+        if self.secret.expires.is_some_and(|expires| expires <= self.now) {
+            return Err(AuthError::ExpiredToken { access_key_id: self.auth.access_key_id.clone() });
+        }
+        Ok(self.caller())
+    }
+
+    fn check_signature(&self, parts: &Parts, body: &[u8]) -> Result<(), AuthError> {
+        let auth = &self.auth;
+        let expected = expected_signature(parts, body, auth, &self.secret, self.signed_at)?;
+        let matches: bool = expected.signature.as_bytes().ct_eq(auth.signature.as_bytes()).into();
+        if matches {
+            return Ok(());
+        }
         let mut detail = String::from("the recomputed signature differs");
         if let Some(signed) = expected.signed_headers.filter(|s| *s != auth.signed_headers_text) {
             detail.push_str(&format!(
@@ -235,25 +315,8 @@ pub fn verify(
                 auth.signed_headers_text
             ));
         }
-        return Err(AuthError::SignatureMismatch { access_key_id: auth.access_key_id, detail });
+        Err(AuthError::SignatureMismatch { access_key_id: auth.access_key_id.clone(), detail })
     }
-
-    // Checked only after the signature, so that a caller without the key learns nothing from it.
-    auth.payload.check_body(body)?;
-
-    // Also only after the signature: a stranger replaying a token learns nothing of its expiry.
-    if secret.expires.is_some_and(|expires| expires <= now) {
-        return Err(AuthError::ExpiredToken { access_key_id: auth.access_key_id });
-    }
-
-    let session = secret.session_token.is_some();
-    Ok(Caller {
-        access_key_id: auth.access_key_id,
-        region: auth.scope.region,
-        service: auth.scope.service,
-        session,
-        principal: secret.principal,
-    })
 }
 
 /// Where the signature travelled, with what only that form has.
@@ -1502,6 +1565,59 @@ mod tests {
         assert_eq!(err.to_string(), "The security token included in the request is expired");
         let wrong = verify(&wire.parts(), &wire.body, now, expiring(now, "another secret")).expect_err("mismatch");
         assert!(matches!(wrong, AuthError::SignatureMismatch { .. }), "{wrong:?}");
+    }
+
+    #[test]
+    fn headers_alone_decide_what_they_can_before_the_body() {
+        let now = at("20240101T000000Z");
+        let lookup = |id: &str| (id == KEY).then(|| Secret::root(SECRET, None));
+        let body = b"a body of many bytes";
+
+        // A declared payload hash: the whole signature is verified before the body is read ...
+        let declared = hex::encode(Sha256::digest(body));
+        let wire = Signer { body: SignableBody::Precomputed(declared.clone()), ..Signer::default() }.sign(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            &[(CONTENT_SHA256, declared.as_str())],
+            body,
+        );
+        let checked = check_headers(&wire.parts(), now, lookup).expect("headers verify");
+        assert!(checked.signature_verified());
+        assert_eq!(checked.caller().service, "lambda");
+        // ... and the body must still hash to it.
+        assert!(matches!(
+            check_headers(&wire.parts(), now, lookup).unwrap().finish(&wire.parts(), b"another body"),
+            Err(AuthError::PayloadHashMismatch { .. })
+        ));
+        assert!(checked.finish(&wire.parts(), body).is_ok());
+        // A forged signature over a declared hash fails on the headers alone.
+        let mut forged = wire.clone();
+        let authorization = forged.header("authorization").unwrap().to_owned();
+        let last = authorization.chars().last().unwrap();
+        let flipped = if last == '0' { '1' } else { '0' };
+        forged.set_header("authorization", &format!("{}{flipped}", &authorization[..authorization.len() - 1]));
+        assert!(matches!(check_headers(&forged.parts(), now, lookup), Err(AuthError::SignatureMismatch { .. })));
+
+        // The body itself signed: the key, date and token are checked first, the signature with the body.
+        let wire = Signer { body: SignableBody::Bytes(body), ..Signer::default() }.sign(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            &[],
+            body,
+        );
+        let checked = check_headers(&wire.parts(), now, lookup).expect("headers pass");
+        assert!(!checked.signature_verified());
+        assert!(matches!(
+            check_headers(&wire.parts(), now, lookup).unwrap().finish(&wire.parts(), b"another body"),
+            Err(AuthError::SignatureMismatch { .. })
+        ));
+        assert!(checked.finish(&wire.parts(), body).is_ok());
+        // An unknown key, a stale date: refused from the headers.
+        assert!(matches!(check_headers(&wire.parts(), now, |_| None), Err(AuthError::UnknownAccessKey { .. })));
+        assert!(matches!(
+            check_headers(&wire.parts(), at("20240101T010000Z"), lookup),
+            Err(AuthError::SignatureExpired { .. })
+        ));
     }
 
     #[test]

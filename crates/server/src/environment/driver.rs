@@ -102,6 +102,8 @@ pub(super) struct Driver {
     current: Option<Current>,
     frozen: bool,
     pending_logs: Vec<LogEvent>,
+    /// The function's output may only fill so much of `logs.db` (see `logs::LogBudget`).
+    log_budget: logs::LogBudget,
 }
 
 impl Driver {
@@ -126,6 +128,7 @@ impl Driver {
             current: None,
             frozen: false,
             pending_logs: Vec::new(),
+            log_budget: logs::LogBudget::new(Instant::now()),
         }
     }
 
@@ -452,13 +455,24 @@ impl Driver {
             .position(|&b| b == b'\n')
             .or_else(|| (rest.len() >= LOG_LINE_BYTES_MAX || (flush_partial && !rest.is_empty())).then_some(rest.len()))
         {
-            let line = String::from_utf8_lossy(&rest[..pos]).into_owned();
+            // Decided before the line is even decoded: dropping must stay cheaper than keeping.
+            let admit = self.log_budget.admit(pos as u64 + 1, Instant::now());
+            let (notice, keep) = match admit {
+                logs::Admit::Keep { notice } => (notice, true),
+                logs::Admit::Drop { notice } => (notice, false),
+            };
+            let line = keep.then(|| String::from_utf8_lossy(&rest[..pos]).into_owned());
             rest = &rest[(pos + 1).min(rest.len())..];
-            let tail = match self.current.as_mut() {
+            let mut tail = match self.current.as_mut() {
                 Some(c) => c.tail.as_mut(),
                 None => self.queued_tail.as_mut(),
             };
-            push_line(&mut self.pending_logs, tail, line);
+            if let Some(notice) = notice {
+                push_line(&mut self.pending_logs, tail.as_deref_mut(), notice);
+            }
+            if let Some(line) = line {
+                push_line(&mut self.pending_logs, tail, line);
+            }
         }
         rest.to_vec()
     }
@@ -535,6 +549,9 @@ impl Driver {
         }
         self.p.instance.destroy();
         self.drain_output();
+        if let Some(count) = self.log_budget.finish() {
+            self.pending_logs.push(log_event(count));
+        }
         self.flush_logs().await;
         self.p.server.abort();
         self.p.ctx.credentials.revoke(&self.p.session_key);

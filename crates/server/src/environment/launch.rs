@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use nimbus_model::NetworkAccess;
+use nimbus_model::{NetworkAccess, limits};
 use nimbus_sandbox::{Egress, LaunchSpec, Sandbox, SandboxError};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use super::driver::Driver;
 use super::{Command, EnvHandle};
 use crate::credentials::Credentials;
+use crate::listen;
 use crate::logs::{self, LogSink};
 use crate::pool::{EnvId, PoolEvents};
 
@@ -75,6 +76,8 @@ pub struct LaunchContext {
     /// Nimbus's API, served on the listener a sandbox opens inside an environment's own network (set
     /// once the router exists, which is after the pool that launches environments).
     pub api: Arc<OnceLock<axum::Router>>,
+    /// The connections all environments' listeners may hold together (`listen::Budgets`).
+    pub connections: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +145,7 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
             NetworkAccess::Outside => Egress::Outside,
             NetworkAccess::LoopbackOnly => Egress::LoopbackOnly,
         },
+        group: plan.function_name.clone(),
     };
     let instance = match ctx.sandbox.launch(&spec, prepared) {
         Ok(instance) => instance,
@@ -155,11 +159,24 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
     let (runtime_tx, runtime_rx) = crate::runtime_api::channel();
     let app = crate::runtime_api::router(runtime_tx);
     let api_app = ctx.api.get().cloned();
+    let limits = |connections: usize, idle_secs: u64, name: &'static str| listen::Limits {
+        connections: Arc::new(tokio::sync::Semaphore::new(connections)),
+        shared: Some(ctx.connections.clone()),
+        reserved: limits::ENVIRONMENT_RESERVED_CONNECTIONS,
+        when_full: listen::WhenFull::Refuse,
+        idle: std::time::Duration::from_secs(idle_secs),
+        name,
+    };
+    let runtime_limits = limits(limits::RUNTIME_API_CONNECTIONS_MAX, limits::RUNTIME_API_IDLE_SECS, "runtime-api");
+    let api_limits = limits(limits::ENVIRONMENT_API_CONNECTIONS_MAX, limits::CONNECTION_IDLE_SECS, "environment-api");
+    // Request bodies from inside the environment (its API requests and its runtime's reports) draw on
+    // one budget of its own, on top of the server's.
+    let bodies = crate::api::body::EnvironmentBodies::new();
     let server = tokio::spawn(async move {
-        let runtime = serve(listener, app);
+        let runtime = listen::serve(listener, app, runtime_limits, bodies.clone(), std::future::pending());
         match (api_listener, api_app) {
             (Some(listener), Some(api)) => {
-                tokio::join!(runtime, serve(listener, api));
+                tokio::join!(runtime, listen::serve(listener, api, api_limits, bodies, std::future::pending()));
             }
             _ => runtime.await,
         }
@@ -191,11 +208,4 @@ pub async fn launch(id: EnvId, plan: &LaunchPlan, ctx: &LaunchContext) -> Result
 fn tokio_listener(listener: std::net::TcpListener) -> Result<TcpListener, LaunchError> {
     listener.set_nonblocking(true).map_err(|source| LaunchError::BindRuntimeApi { source })?;
     TcpListener::from_std(listener).map_err(|source| LaunchError::BindRuntimeApi { source })
-}
-
-async fn serve(listener: TcpListener, app: axum::Router) {
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let _ = axum::serve(listener, app).await;
 }

@@ -4,8 +4,15 @@
 //! batches (START, then END and REPORT), so a transaction per batch cost more server CPU under load
 //! than the rest of the invoke path. The channel is bounded: when the disk falls behind,
 //! environments' output readers wait, which in turn slows the functions that print.
+//!
+//! The data disk is protected from logs: before each window the writer checks the free space of the
+//! filesystem holding the data directory, and below the reserve (`Config::log_disk_reserve_bytes`) it
+//! drops the window instead of writing it, saying so once in the server's log (and once again when
+//! there is room again), so that `nimbus.db` and `queues.db`, which hold what was promised to clients,
+//! keep the space. Each environment's own rate is bounded before this (`LogBudget`).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,10 +35,11 @@ pub struct LogSink {
 }
 
 impl LogSink {
-    /// Starts the writer task; it ends after every sender is dropped and the queue is drained.
-    pub fn start(store: Arc<Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer task; it ends after every sender is dropped and the queue is drained. Windows
+    /// are dropped while the filesystem of `data_dir` has less than `reserve_bytes` free.
+    pub fn start(store: Arc<Store>, data_dir: PathBuf, reserve_bytes: u64) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES_MAX);
-        let task = tokio::spawn(write_loop(store, rx));
+        let task = tokio::spawn(write_loop(store, rx, data_dir, reserve_bytes));
         (Self { tx }, task)
     }
 
@@ -46,7 +54,56 @@ impl LogSink {
     }
 }
 
-async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>) {
+/// The free-space check before each window, and whether it was short last time (to say so once).
+struct DiskReserve {
+    data_dir: PathBuf,
+    reserve_bytes: u64,
+    short: bool,
+    dropped_lines: u64,
+}
+
+impl DiskReserve {
+    fn new(data_dir: PathBuf, reserve_bytes: u64) -> Self {
+        Self { data_dir, reserve_bytes, short: false, dropped_lines: 0 }
+    }
+
+    /// Whether `lines` more may be written; says so when that changes.
+    fn allows(&mut self, lines: usize) -> bool {
+        let free = free_bytes(&self.data_dir);
+        let short = free.is_some_and(|free| free < self.reserve_bytes);
+        match (self.short, short) {
+            (false, true) => tracing::error!(
+                data_dir = %self.data_dir.display(),
+                free_mb = free.unwrap_or(0) / (1024 * 1024),
+                reserve_mb = self.reserve_bytes / (1024 * 1024),
+                "the data disk is below its reserve: function logs are dropped, not written, until there is room again"
+            ),
+            (true, false) => tracing::warn!(
+                dropped_lines = self.dropped_lines,
+                "the data disk has room again: function logs are written again"
+            ),
+            _ => {}
+        }
+        if short != self.short {
+            self.dropped_lines = 0;
+        }
+        self.short = short;
+        if short {
+            self.dropped_lines += lines as u64;
+        }
+        !short
+    }
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path` (`None`: unknown, which
+/// never stops logs).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let st = nix::sys::statvfs::statvfs(path).ok()?;
+    Some(st.blocks_available().saturating_mul(st.fragment_size()))
+}
+
+async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>, data_dir: PathBuf, reserve_bytes: u64) {
+    let mut reserve = DiskReserve::new(data_dir.clone(), reserve_bytes);
     while let Some(first) = rx.recv().await {
         let mut window = Window::default();
         window.add(first);
@@ -59,9 +116,21 @@ async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>) {
             }
         }
         let store = store.clone();
-        let written = tokio::task::spawn_blocking(move || window.write(&store)).await;
-        if let Err(e) = written {
-            tracing::error!(error = %e, "log writer task failed");
+        let lines = window.lines;
+        // The reserve travels with the blocking write and comes back with it (one owner, no lock).
+        let written = tokio::task::spawn_blocking(move || {
+            if reserve.allows(lines) {
+                window.write(&store);
+            }
+            reserve
+        })
+        .await;
+        match written {
+            Ok(back) => reserve = back,
+            Err(e) => {
+                tracing::error!(error = %e, "log writer task failed");
+                reserve = DiskReserve::new(data_dir.clone(), reserve_bytes);
+            }
         }
     }
 }
@@ -140,7 +209,7 @@ mod tests {
     async fn the_writer_commits_what_it_was_sent_and_ends_when_the_senders_do() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, task) = LogSink::start(store.clone());
+        let (sink, task) = LogSink::start(store.clone(), dir.path().to_owned(), 0);
         let (group, stream): (Arc<str>, Arc<str>) = ("/aws/lambda/f".into(), "s".into());
         for i in 0..3 {
             let events = vec![LogEvent { timestamp_ms: i, message: format!("line {i}") }];

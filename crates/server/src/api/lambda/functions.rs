@@ -152,13 +152,14 @@ pub async fn get(
     State(state): State<SharedState>,
     Path(raw): Path<String>,
     Query(q): Query<QualifierQuery>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
     let version = version_of(qualifier.as_ref(), &state, &name)?;
     let record = load(&state, &name, version)?;
     let mut out = json!({
         "Configuration": function_configuration(&record, &state.arns),
-        "Code": { "RepositoryType": "S3", "Location": state.code_urls.url(&record.code.digest) },
+        "Code": { "RepositoryType": "S3", "Location": state.code_urls.url(headers.get(axum::http::header::HOST), &record.code.digest) },
         "Tags": tags_json(&record),
     });
     if let Some(reserved) = state.store.reserved_concurrency(&name)? {

@@ -16,6 +16,7 @@ use super::{parse_json, target};
 use crate::api::{ApiError, SharedState};
 use crate::clock;
 use crate::events::filter::Pattern;
+use crate::sqs::QueueSettings;
 
 /// Lambda's limits for SQS sources.
 const BATCH_MAX_STANDARD: i64 = 10_000;
@@ -90,14 +91,36 @@ fn to_json(state: &SharedState, m: &MappingRecord) -> Value {
     out
 }
 
-fn function_of(state: &SharedState, raw: &str) -> Result<(FunctionName, Option<String>), ApiError> {
+/// The mapping's function and qualifier, and the timeout (seconds) of the version it resolves to.
+fn function_of(state: &SharedState, raw: &str) -> Result<(FunctionName, Option<String>, u64), ApiError> {
     let (name, qualifier) = target(state, raw, None)?;
-    state.invoker.resolve(&name, qualifier.as_ref())?;
-    Ok((name, qualifier.map(|q| q.to_string())))
+    let record = state.invoker.resolve(&name, qualifier.as_ref())?;
+    let timeout_s = record.config.timeout.as_millis() / 1000;
+    Ok((name, qualifier.map(|q| q.to_string()), timeout_s))
 }
 
-/// Applies the members given to `m` (a new mapping's defaults, or the stored one on update).
-fn apply(state: &SharedState, m: &mut MappingRecord, input: MappingIn, fifo: bool) -> Result<(), ApiError> {
+/// Lambda refuses a queue whose messages would become visible again while the function may still be
+/// working on them (they would be handled twice). It checks when the mapping is created or pointed at
+/// another function, not when the function's timeout changes later.
+fn check_visibility(visibility_timeout_s: i64, function_timeout_s: u64) -> Result<(), ApiError> {
+    if i128::from(visibility_timeout_s) < i128::from(function_timeout_s) {
+        return Err(ApiError::invalid(format!(
+            "Queue visibility timeout: {visibility_timeout_s} seconds is less than Function timeout: \
+             {function_timeout_s} seconds"
+        )));
+    }
+    Ok(())
+}
+
+/// Applies the members given to `m` (a new mapping's defaults, or the stored one on update); a new
+/// function is checked against the queue's `visibility_timeout_s`.
+fn apply(
+    state: &SharedState,
+    m: &mut MappingRecord,
+    input: MappingIn,
+    fifo: bool,
+    visibility_timeout_s: i64,
+) -> Result<(), ApiError> {
     if let Some(b) = input.batch_size {
         let max = if fifo { BATCH_MAX_FIFO } else { BATCH_MAX_STANDARD };
         if !(1..=max).contains(&b) {
@@ -158,7 +181,8 @@ fn apply(state: &SharedState, m: &mut MappingRecord, input: MappingIn, fifo: boo
         m.filters = patterns;
     }
     if let Some(f) = input.function_name {
-        let (name, qualifier) = function_of(state, &f)?;
+        let (name, qualifier, timeout_s) = function_of(state, &f)?;
+        check_visibility(visibility_timeout_s, timeout_s)?;
         m.function = name;
         m.qualifier = qualifier;
     }
@@ -207,7 +231,9 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
             "Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist ({source})."
         ))
     })?;
-    let (name, qualifier) = function_of(&state, &function)?;
+    let (name, qualifier, timeout_s) = function_of(&state, &function)?;
+    let visibility_timeout_s = QueueSettings::of(&queue).visibility_timeout_s;
+    check_visibility(visibility_timeout_s, timeout_s)?;
     role_may_poll(&state, &name, &source)?;
     let mut record = MappingRecord {
         uuid: uuid::Uuid::new_v4().to_string(),
@@ -226,7 +252,7 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
         last_modified_ms: clock::now_ms(),
     };
     let input = MappingIn { function_name: None, ..input };
-    apply(&state, &mut record, input, queue.fifo)?;
+    apply(&state, &mut record, input, queue.fifo, visibility_timeout_s)?;
     let existing = state.store.list_mappings(Some(&record.function), Some(&record.source_arn), None, 1)?;
     if let Some(other) = existing.first()
         && other.qualifier == record.qualifier
@@ -267,7 +293,14 @@ pub async fn update(
     }
     let fifo = record.source_arn.ends_with(".fifo");
     let was_enabled = record.enabled;
-    apply(&state, &mut record, input, fifo)?;
+    // Only a new function is checked against the queue; a queue gone since is the poller's problem.
+    let visibility_timeout_s = match state.sqs.name_from_arn(&record.source_arn) {
+        Some(queue) => {
+            state.sqs.queue(queue).await.map(|q| QueueSettings::of(&q).visibility_timeout_s).unwrap_or(i64::MAX)
+        }
+        None => i64::MAX,
+    };
+    apply(&state, &mut record, input, fifo, visibility_timeout_s)?;
     record.state = match (was_enabled, record.enabled) {
         (false, true) => "Enabling",
         (true, false) => "Disabling",
