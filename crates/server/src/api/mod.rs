@@ -101,11 +101,11 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
         let checked =
             match auth::check_headers(&parts, std::time::SystemTime::now(), |key| state.credentials.lookup(key)) {
                 Ok(checked) => checked,
-                Err(e) => return ApiError::from(e).into_response(),
+                Err(e) => return auth_error(&parts, e),
             };
         let caller = checked.caller();
         if let Err(e) = service::check_scope(&caller, &parts, &state.region) {
-            return ApiError::from(e).into_response();
+            return auth_error(&parts, e);
         }
         Some(checked)
     } else {
@@ -127,16 +127,20 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
                 parts.extensions.insert(identity);
                 parts.extensions.insert(caller);
             }
-            Err(e) => {
-                let error = ApiError::from(e);
-                return match query_service(&parts) {
-                    Some(service) => query::error_response(service, &error),
-                    None => error.into_response(),
-                };
-            }
+            Err(e) => return auth_error(&parts, e),
         }
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// An authentication failure in the protocol the client speaks (the query protocol's XML for IAM and
+/// STS, told by the credential scope; JSON otherwise).
+fn auth_error(parts: &axum::http::request::Parts, e: auth::AuthError) -> Response {
+    let error = ApiError::from(e);
+    match query_service(parts) {
+        Some(service) => query::error_response(service, &error),
+        None => error.into_response(),
+    }
 }
 
 /// Who a verified caller is, for `authz`: root, or the function whose environment holds the session
