@@ -21,9 +21,9 @@ const SESSION_TOKEN: &str = "FwoGZXIvYXdzEFUZZSESSIONTOKEN";
 
 fn lookup(key: &str) -> Option<Secret> {
     match key {
-        ROOT_KEY => Some(Secret { secret_access_key: ROOT_SECRET.into(), session_token: None }),
+        ROOT_KEY => Some(Secret::root(ROOT_SECRET, None)),
         SESSION_KEY => {
-            Some(Secret { secret_access_key: SESSION_SECRET.into(), session_token: Some(SESSION_TOKEN.into()) })
+            Some(Secret::root(SESSION_SECRET, Some(SESSION_TOKEN.into())))
         }
         _ => None,
     }

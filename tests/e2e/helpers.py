@@ -60,6 +60,23 @@ FUNCTIONS = REPO / "tests" / "functions"
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/nimbus-e2e"
+# The execution roles the suite's functions name: created at each server's first start (CreateFunction
+# refuses a role that does not exist or does not trust Lambda, as on AWS).
+SUITE_ROLES = ("nimbus-e2e", "x")
+LAMBDA_TRUST = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                   "Action": "sts:AssumeRole"}],
+})
+# What the suite's functions may call: read and invoke functions, SQS and Logs (no function changes).
+SUITE_ROLE_POLICY = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [
+        {"Effect": "Allow", "Action": ["lambda:Get*", "lambda:List*", "lambda:InvokeFunction", "lambda:InvokeAsync"],
+         "Resource": "*"},
+        {"Effect": "Allow", "Action": ["sqs:*", "logs:*"], "Resource": "*"},
+    ],
+})
 # Root credentials handed to the server through NIMBUS_ROOT_* (shaped like real AWS keys).
 ROOT_KEY = "AKIANIMBUSE2ETEST001"
 ROOT_SECRET = "nimbusE2eSecretKey/0123456789+abcdefghij"
@@ -351,7 +368,20 @@ class NimbusServer:
         self.sandbox = next((line.split("=", 1)[1] for line in self.ready_lines if line.startswith("sandbox=")), None)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", self.url), \
             f"first line of the ready file should be the API base URL, got {self.url!r}"
+        if self.starts == 1:
+            self.create_suite_roles()
         return self
+
+    def create_suite_roles(self) -> None:
+        """The execution roles the suite's functions name, trusting Lambda (see SUITE_ROLES)."""
+        if not self.credentials:
+            creds = (self.data_dir / "credentials").read_text()
+            self.key = re.search(r"aws_access_key_id = (\S+)", creds).group(1)
+            self.secret = re.search(r"aws_secret_access_key = (\S+)", creds).group(1)
+        iam = self.client("iam")
+        for name in SUITE_ROLES:
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST)
+            iam.put_role_policy(RoleName=name, PolicyName="suite", PolicyDocument=SUITE_ROLE_POLICY)
 
     def stop(self) -> int:
         """SIGTERM, wait (bounded), return the exit code; remembers the processes to check for leaks."""

@@ -14,13 +14,15 @@ use serde_json::{Value, json};
 use crate::functions::FunctionSpec;
 use crate::server::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
 
-/// Every function the benchmark creates gets this role; Nimbus does not check roles yet.
+/// Every function the benchmark creates gets this role, created (trusting Lambda) before the first.
 pub const ROLE: &str = "arn:aws:iam::000000000000:role/nimbus-bench";
+const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 const JSON: (&str, &str) = ("content-type", "application/json");
 
 pub struct Control {
     runtime: tokio::runtime::Runtime,
     client: ApiClient,
+    role_ready: std::cell::Cell<bool>,
 }
 
 impl Control {
@@ -36,7 +38,7 @@ impl Control {
         };
         let client =
             ApiClient::new(endpoint, REGION, credentials).with_context(|| format!("a client for {endpoint}"))?;
-        Ok(Control { runtime, client })
+        Ok(Control { runtime, client, role_ready: std::cell::Cell::new(false) })
     }
 
     /// One request through `ApiClient` (signing included), answered or failed.
@@ -67,7 +69,33 @@ impl Control {
         serde_json::from_slice(&response.body).with_context(|| format!("{operation}: the answer is not JSON"))
     }
 
+    /// Creates [`ROLE`] unless this server has it (CreateFunction refuses a role that does not exist).
+    fn ensure_role(&self) -> anyhow::Result<()> {
+        if self.role_ready.get() {
+            return Ok(());
+        }
+        let body = serde_urlencoded::to_string([
+            ("Action", "CreateRole"),
+            ("Version", "2010-05-08"),
+            ("RoleName", "nimbus-bench"),
+            ("AssumeRolePolicyDocument", LAMBDA_TRUST),
+        ])?;
+        let iam = self.client.signing_for("iam");
+        let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
+        let response = self
+            .runtime
+            .block_on(iam.send(Method::POST, "/", &headers, body.into_bytes()))
+            .context("CreateRole nimbus-bench")?;
+        // 409: EntityAlreadyExists, from an earlier run on the same data directory.
+        if !(response.status.is_success() || response.status.as_u16() == 409) {
+            bail!("CreateRole nimbus-bench: HTTP {}: {}", response.status, String::from_utf8_lossy(&response.body));
+        }
+        self.role_ready.set(true);
+        Ok(())
+    }
+
     pub fn create_function(&self, spec: &FunctionSpec, memory_mb: u32) -> anyhow::Result<()> {
+        self.ensure_role()?;
         let body = create_body(spec, &spec.name, memory_mb);
         let response = self.send(Method::POST, "/2015-03-31/functions", &[JSON], body.to_string().into_bytes())?;
         self.expect(response, 201, &format!("CreateFunction {}", spec.name))?;

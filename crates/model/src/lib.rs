@@ -5,6 +5,7 @@
 mod config;
 mod error;
 mod function;
+pub mod iam;
 pub mod limits;
 mod logs;
 mod name;

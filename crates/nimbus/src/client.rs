@@ -203,6 +203,8 @@ pub struct ApiClient {
     secret_access_key: String,
     session_token: Option<String>,
     region: String,
+    /// The signing name of the credential scope: `lambda`, or `iam` for IAM's query protocol.
+    service: &'static str,
     http: reqwest::Client,
 }
 
@@ -240,8 +242,23 @@ impl ApiClient {
             secret_access_key: credentials.secret_access_key,
             session_token: credentials.session_token,
             region: region.to_owned(),
+            service: SERVICE,
             http,
         })
+    }
+
+    /// The same endpoint and key, signing for another service (`iam`), whose requests Nimbus routes
+    /// by that name.
+    pub fn signing_for(&self, service: &'static str) -> ApiClient {
+        ApiClient {
+            endpoint: self.endpoint.clone(),
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            session_token: self.session_token.clone(),
+            region: self.region.clone(),
+            service,
+            http: self.http.clone(),
+        }
     }
 
     /// A client with credentials from `credentials_file` or the environment; see
@@ -316,7 +333,7 @@ impl ApiClient {
         let params = v4::SigningParams::builder()
             .identity(&identity)
             .region(&self.region)
-            .name(signing_name(headers))
+            .name(if self.service == SERVICE { signing_name(headers) } else { self.service })
             .time(time)
             .settings(signing_settings())
             .build()
@@ -381,9 +398,7 @@ mod tests {
     }
 
     fn lookup(token: Option<&'static str>) -> impl Fn(&str) -> Option<Secret> {
-        move |id| {
-            (id == KEY).then(|| Secret { secret_access_key: SECRET.into(), session_token: token.map(str::to_owned) })
-        }
+        move |id| (id == KEY).then(|| Secret::root(SECRET, token.map(str::to_owned)))
     }
 
     /// Signs without sending and turns the result into the request the server would see.

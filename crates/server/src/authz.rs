@@ -21,12 +21,16 @@ pub enum Identity {
     Root(Principal),
     /// An execution environment's session credential: the function's role, session named after the function.
     FunctionSession(Principal),
+    /// An IAM user, a role session (AssumeRole), or a function's environment acting as a session of
+    /// its execution role: decided by the evaluator against its compiled identity policies (and
+    /// session policy), as `policy_cache` found them when the request arrived.
+    Iam { principal: Principal, policies: std::sync::Arc<crate::policy_cache::Compiled> },
 }
 
 impl Identity {
     pub fn principal(&self) -> &Principal {
         match self {
-            Identity::Root(p) | Identity::FunctionSession(p) => p,
+            Identity::Root(p) | Identity::FunctionSession(p) | Identity::Iam { principal: p, .. } => p,
         }
     }
 }
@@ -102,6 +106,10 @@ fn function_session_policy() -> &'static [PolicyDocument] {
 pub fn authorize(identity: Option<&Identity>, action: &Action, resource: &str) -> Result<(), Denied> {
     let principal = match identity {
         None | Some(Identity::Root(_)) => return Ok(()),
+        Some(Identity::Iam { principal, policies }) => {
+            let ctx = RequestContext::new(principal.clone(), action.clone(), resource);
+            return crate::policy_cache::decide_compiled(policies, ctx).map_err(|d| Denied { message: d.message });
+        }
         Some(Identity::FunctionSession(principal)) => principal,
     };
     let ctx = RequestContext::new(principal.clone(), action.clone(), resource);

@@ -18,9 +18,11 @@ mod environment;
 mod events;
 #[doc(hidden)]
 pub mod fuzzing;
+mod execution_role;
 mod invoke;
 pub mod listen;
 mod logs;
+mod policy_cache;
 pub mod pool;
 mod retention;
 mod runtime_api;
@@ -173,6 +175,8 @@ pub async fn run(
         tokio::task::spawn_blocking(move || Store::open(&dir)).await.map_err(|e| ServerError::Serve(e.into()))??
     };
     let store = Arc::new(store);
+    credentials.attach_store(store.clone(), &config.account_id);
+    execution_role::create_missing_roles(&store, &config.account_id)?;
     collect_unreferenced_code(&store);
 
     let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;
@@ -256,6 +260,7 @@ pub async fn run(
         url_hosts: api::function_url::UrlHosts::new(&config.region, api_addr.port(), config.public_url_base.clone()),
         auth_required: config.auth == AuthMode::SigV4,
         account_concurrency: config.account_concurrency,
+        policies: Arc::new(policy_cache::PolicyCache::new(store.clone(), &config.account_id)),
         region: config.region.clone(),
         bodies: api::body::BodyBudget::new(nimbus_model::limits::REQUEST_BODY_BYTES_IN_FLIGHT_MAX),
     });

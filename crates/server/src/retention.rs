@@ -4,7 +4,8 @@
 //!   one keep their events forever, as on AWS);
 //! - SQS messages older than their queue's `MessageRetentionPeriod`, and FIFO deduplication ids past
 //!   their five minutes (a receive also drops expired messages, but a queue nobody receives from would
-//!   otherwise keep them).
+//!   otherwise keep them);
+//! - STS sessions a day past their expiry (until then their use is answered `ExpiredToken`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ use crate::sqs::QueueSettings;
 /// How often the sweep runs (and once right after start). The shortest period it enforces is SQS's
 /// 60 s minimum retention, so expired data lingers at most about one retention period longer.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How long an expired STS session is kept, so that its use is answered `ExpiredToken`, not as unknown.
+const EXPIRED_SESSIONS_KEPT_MS: i64 = 24 * 60 * 60 * 1000;
 /// Queues read per store call while sweeping.
 const QUEUES_PAGE: usize = 100;
 
@@ -52,6 +55,7 @@ struct Swept {
 
 fn sweep(store: &Store, now_ms: i64) -> Result<Swept, nimbus_store::StoreError> {
     let log_events = store.expire_logs(now_ms)?;
+    store.expire_sessions(now_ms - EXPIRED_SESSIONS_KEPT_MS)?;
     let mut messages = 0;
     let mut after: Option<String> = None;
     loop {

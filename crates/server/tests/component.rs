@@ -73,7 +73,19 @@ impl Server {
     }
 }
 
+/// The execution role the functions name, trusting Lambda (CreateFunction refuses any other), made
+/// through IAM's query protocol (authentication is off: the form's Version routes it).
+async fn create_role(client: &reqwest::Client, url: &str) {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let form =
+        [("Action", "CreateRole"), ("Version", "2010-05-08"), ("RoleName", "x"), ("AssumeRolePolicyDocument", trust)];
+    let response = client.post(format!("{url}/")).form(&form).send().await.unwrap();
+    let status = response.status();
+    assert!(status == 200 || status == 409, "CreateRole: {status} {}", response.text().await.unwrap());
+}
+
 async fn create(client: &reqwest::Client, url: &str, name: &str, timeout: u32) -> Value {
+    create_role(client, url).await;
     let body = json!({
         "FunctionName": name, "Runtime": "provided.al2023", "Handler": "unused",
         "Role": "arn:aws:iam::000000000000:role/x", "Timeout": timeout,

@@ -113,6 +113,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
         M::up(crate::policies::META_POLICIES_V1).comment("resource-based policies of functions, versions, aliases"),
         M::up(crate::urls::META_URLS_V1).comment("function URL configs"),
+        M::up(crate::iam::META_IAM_V1).comment("IAM users, keys, groups, roles, policies; STS sessions"),
     ])
 }
 
@@ -135,6 +136,8 @@ pub struct Store {
     pub(crate) queues: Db,
     /// Function versions and aliases read from `meta`, valid while its generation stands.
     pub(crate) catalog: crate::catalog::Catalog,
+    /// Bumped after every write to the IAM tables (see `iam`).
+    pub(crate) iam_generation: AtomicU64,
     code: CodeStore,
 }
 
@@ -151,7 +154,7 @@ impl Store {
         let logs = Db::open(&data_dir.join("logs.db"), "NORMAL", &logs_migrations())?;
         let queues = Db::open(&data_dir.join("queues.db"), "FULL", &crate::queues::migrations())?;
         let code = CodeStore::open(&data_dir.join("code"))?;
-        Ok(Store { meta, logs, queues, catalog: Default::default(), code })
+        Ok(Store { meta, logs, queues, catalog: Default::default(), iam_generation: AtomicU64::new(0), code })
     }
 
     /// The zip blobs that function versions reference by digest.

@@ -16,6 +16,14 @@ pub enum StoreError {
     #[error("{what} already exists: {name}")]
     Conflict { what: &'static str, name: String },
 
+    /// An IAM entity still in use (IAM: `DeleteConflict`, 409); the message is IAM's.
+    #[error("{message}")]
+    DeleteConflict { message: String },
+
+    /// An IAM quota (IAM: `LimitExceeded`, 409); the message is IAM's.
+    #[error("{message}")]
+    LimitExceeded { message: String },
+
     /// The caller's `RevisionId` is not the current one (AWS: `PreconditionFailedException`, 412).
     #[error("revision id {expected} does not match the latest revision id {actual}")]
     PreconditionFailed { expected: String, actual: String },

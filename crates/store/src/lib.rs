@@ -24,6 +24,7 @@ mod concurrency;
 mod db;
 mod error;
 mod functions;
+pub mod iam;
 mod logs;
 mod mappings;
 mod policies;

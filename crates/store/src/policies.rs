@@ -189,7 +189,7 @@ impl Store {
 
     /// The policy of `scope`: `NotFound` when the function, version or alias does not exist, `None`
     /// when it has no statement.
-    pub fn get_policy(&self, function: &FunctionName, scope: &PolicyScope) -> Result<Option<PolicyRecord>> {
+    pub fn function_policy(&self, function: &FunctionName, scope: &PolicyScope) -> Result<Option<PolicyRecord>> {
         let qualifier = scope.key();
         self.meta.read(|tx| {
             target_revision(tx, function, scope)?;

@@ -27,10 +27,60 @@ pub struct DeployArgs {
     memory: Option<u32>,
     #[arg(long)]
     timeout: Option<u32>,
-    #[arg(long, default_value = "arn:aws:iam::000000000000:role/nimbus-function")]
+    /// The execution role. The default one is created on first use (trusting Lambda, with
+    /// AWSLambdaBasicExecutionRole attached); any other must exist and trust Lambda.
+    #[arg(long, default_value = DEFAULT_ROLE)]
     role: String,
     #[command(flatten)]
     client: ClientArgs,
+}
+
+const DEFAULT_ROLE: &str = "arn:aws:iam::000000000000:role/nimbus-function";
+const DEFAULT_ROLE_NAME: &str = "nimbus-function";
+const LAMBDA_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+const BASIC_EXECUTION: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+/// Creates `nimbus-function` (trusting Lambda, AWSLambdaBasicExecutionRole attached) unless it exists,
+/// through IAM's query protocol, as `aws iam create-role` + `attach-role-policy` would.
+async fn ensure_default_role(client: &nimbus::client::ApiClient) -> anyhow::Result<()> {
+    let iam = client.signing_for("iam");
+    let form = |pairs: &[(&str, &str)]| {
+        serde_urlencoded::to_string(pairs).map(String::into_bytes).map_err(anyhow::Error::from)
+    };
+    let headers = [("content-type", "application/x-www-form-urlencoded; charset=utf-8")];
+    let get = form(&[("Action", "GetRole"), ("Version", "2010-05-08"), ("RoleName", DEFAULT_ROLE_NAME)])?;
+    let found = iam.send(Method::POST, "/", &headers, get).await?;
+    if found.status == StatusCode::OK {
+        return Ok(());
+    }
+    let create = form(&[
+        ("Action", "CreateRole"),
+        ("Version", "2010-05-08"),
+        ("RoleName", DEFAULT_ROLE_NAME),
+        ("AssumeRolePolicyDocument", LAMBDA_TRUST),
+    ])?;
+    let created = iam.send(Method::POST, "/", &headers, create).await?;
+    anyhow::ensure!(
+        created.status == StatusCode::OK || created.status == StatusCode::CONFLICT,
+        "CreateRole {DEFAULT_ROLE_NAME} failed ({}): {}",
+        created.status,
+        String::from_utf8_lossy(&created.body)
+    );
+    let attach = form(&[
+        ("Action", "AttachRolePolicy"),
+        ("Version", "2010-05-08"),
+        ("RoleName", DEFAULT_ROLE_NAME),
+        ("PolicyArn", BASIC_EXECUTION),
+    ])?;
+    let attached = iam.send(Method::POST, "/", &headers, attach).await?;
+    anyhow::ensure!(
+        attached.status == StatusCode::OK,
+        "AttachRolePolicy {DEFAULT_ROLE_NAME} failed ({}): {}",
+        attached.status,
+        String::from_utf8_lossy(&attached.body)
+    );
+    println!("created role {DEFAULT_ROLE_NAME} (trusts Lambda; AWSLambdaBasicExecutionRole attached)");
+    Ok(())
 }
 
 pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
@@ -48,6 +98,9 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         config["Timeout"] = t.into();
     }
     let result: Value = if exists.status == StatusCode::NOT_FOUND {
+        if args.role == DEFAULT_ROLE {
+            ensure_default_role(&client).await?;
+        }
         let mut body = config;
         body["FunctionName"] = args.name.clone().into();
         body["Code"] = json!({ "ZipFile": zip_b64 });

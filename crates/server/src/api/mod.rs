@@ -10,10 +10,13 @@ pub mod body;
 mod code_url;
 mod error;
 pub mod function_url;
+pub mod iam;
 mod lambda;
 pub(crate) mod logs;
+pub(crate) mod query;
 pub mod service;
 pub(crate) mod sqs;
+mod sts;
 
 use std::sync::Arc;
 
@@ -50,6 +53,8 @@ pub struct ApiState {
     pub url_cache: function_url::UrlCache,
     pub auth_required: bool,
     pub account_concurrency: u32,
+    /// IAM principals' compiled policies, and the decision of their requests.
+    pub policies: Arc<crate::policy_cache::PolicyCache>,
     /// The region credential scopes must name (see `service::check_scope`).
     pub region: String,
     /// Request body bytes being received at once, server-wide.
@@ -104,11 +109,11 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
         let checked =
             match auth::check_headers(&parts, std::time::SystemTime::now(), |key| state.credentials.lookup(key)) {
                 Ok(checked) => checked,
-                Err(e) => return ApiError::from(e).into_response(),
+                Err(e) => return auth_error(&parts, e),
             };
         let caller = checked.caller();
         if let Err(e) = service::check_scope(&caller, &parts, &state.region) {
-            return ApiError::from(e).into_response();
+            return auth_error(&parts, e);
         }
         Some(checked)
     } else {
@@ -130,32 +135,84 @@ async fn authenticate(State(state): State<SharedState>, request: Request, next: 
                 parts.extensions.insert(identity);
                 parts.extensions.insert(caller);
             }
-            Err(e) => return ApiError::from(e).into_response(),
+            Err(e) => return auth_error(&parts, e),
         }
     }
     next.run(Request::from_parts(parts, Body::from(bytes))).await
 }
 
-/// Who a verified caller is, for `authz`: root, or the function whose environment holds the session
-/// credential. Each operation's own table then decides from its action and resource.
-fn identify(state: &ApiState, caller: &Caller) -> Option<Identity> {
-    let account = &state.arns.account;
-    if !caller.session {
-        return Some(Identity::Root(authz::root_principal(account)));
+/// An authentication failure in the protocol the client speaks (the query protocol's XML for IAM and
+/// STS, told by the credential scope; JSON otherwise).
+fn auth_error(parts: &axum::http::request::Parts, e: auth::AuthError) -> Response {
+    let error = ApiError::from(e);
+    match query_service(parts) {
+        Some(service) => query::error_response(service, &error),
+        None => error.into_response(),
     }
-    let owner = state.credentials.session_owner(&caller.access_key_id)?;
-    Some(Identity::FunctionSession(authz::function_session_principal(account, &owner.role_arn, &owner.function)))
 }
 
-/// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`.
+/// Who a verified caller is, for `authz`: root, or the function whose environment holds the session
+/// credential. Each operation's own table then decides from its action and resource.
+///
+/// IAM users and role sessions are decided by their policies; a function's environment is a session
+/// of its execution role (`arn:aws:sts::<account>:assumed-role/<role>/<function>`), so what it may
+/// call is exactly what the role's policies allow, read when each request arrives (a policy change
+/// applies to running environments at once).
+fn identify(state: &ApiState, caller: &Caller) -> Option<Identity> {
+    let account = &state.arns.account;
+    match &caller.principal {
+        auth::Principal::Root => Some(Identity::Root(authz::root_principal(account))),
+        auth::Principal::Function => {
+            let owner = state.credentials.session_owner(&caller.access_key_id)?;
+            let principal = authz::function_session_principal(account, &owner.role_arn, &owner.function);
+            Some(Identity::Iam { principal, policies: state.policies.role_by_arn(&owner.role_arn) })
+        }
+        other => Some(Identity::Iam {
+            principal: state.policies.policy_principal(other)?,
+            policies: state.policies.compiled(other),
+        }),
+    }
+}
+
+/// The query-protocol service (IAM, STS) a request is signed for, read from its credential scope
+/// (`Credential=<key>/<date>/<region>/<service>/aws4_request`), so that even a request that failed
+/// authentication gets its error in the protocol its client parses.
+fn query_service(parts: &axum::http::request::Parts) -> Option<query::Service> {
+    let auth = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let credential = auth.split("Credential=").nth(1)?.split([',', ' ']).next()?;
+    query::Service::from_signing_name(credential.split('/').nth(3)?)
+}
+
+/// JSON-protocol services share `POST /` and are told apart by `X-Amz-Target`; the query-protocol
+/// services (IAM, STS) share it too and are told apart by the signing service of their credential
+/// scope (or, with authentication off, by the form's `Version`).
 async fn json_protocol(State(state): State<SharedState>, request: Request) -> Response {
     let target = request.headers().get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let caller = request.extensions().get::<Caller>().cloned();
+    let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let identity = request.extensions().get::<Identity>().cloned();
     let body = match request.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
     };
+    let service = match &caller {
+        Some(c) => query::Service::from_signing_name(&c.service),
+        None if target.is_empty() => query::Form::parse(&body).ok().and_then(|f| match f.get("Version") {
+            Some("2010-05-08") => Some(query::Service::Iam),
+            Some("2011-06-15") => Some(query::Service::Sts),
+            _ => None,
+        }),
+        None => None,
+    };
+    match service {
+        Some(query::Service::Iam) => {
+            return iam::dispatch(&state, &body, caller.as_ref(), identity.as_ref(), &request_id);
+        }
+        Some(query::Service::Sts) => {
+            return sts::dispatch(&state, &body, caller.as_ref(), identity.as_ref(), &request_id);
+        }
+        None => {}
+    }
     match service::Service::from_target(&target) {
         Some((service::Service::Logs, operation)) => logs::dispatch(&state, operation, &body, identity.as_ref()).await,
         Some((service::Service::Sqs, operation)) => {

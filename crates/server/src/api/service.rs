@@ -104,7 +104,13 @@ mod tests {
     }
 
     fn caller(region: &str, service: &str) -> Caller {
-        Caller { access_key_id: "AKID".into(), region: region.into(), service: service.into(), session: false }
+        Caller {
+            access_key_id: "AKID".into(),
+            region: region.into(),
+            service: service.into(),
+            session: false,
+            principal: crate::auth::Principal::Root,
+        }
     }
 
     #[test]

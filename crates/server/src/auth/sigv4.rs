@@ -62,6 +62,22 @@ pub struct Secret {
     pub secret_access_key: String,
     /// Set for temporary credentials; a request signed with them must carry exactly this token.
     pub session_token: Option<String>,
+    /// Whose key it is; handed on to the [`Caller`].
+    pub principal: super::Principal,
+    /// When temporary credentials stop being accepted (`ExpiredToken`).
+    pub expires: Option<SystemTime>,
+}
+
+impl Secret {
+    /// A key of the root, with no expiry (tests and fixed keys).
+    pub fn root(secret_access_key: impl Into<String>, session_token: Option<String>) -> Secret {
+        Secret {
+            secret_access_key: secret_access_key.into(),
+            session_token,
+            principal: super::Principal::Root,
+            expires: None,
+        }
+    }
 }
 
 // Written by hand so that a secret can never reach a log line through `{:?}`.
@@ -83,6 +99,7 @@ pub struct Caller {
     pub service: String,
     /// Signed with a session credential (a function's own), not the root key.
     pub session: bool,
+    pub principal: super::Principal,
 }
 
 /// Why a request was not authenticated. The Display text is the message AWS sends; the fields
@@ -128,6 +145,10 @@ pub enum AuthError {
     #[error("Request has expired")]
     PresignedUrlExpired { signed: String, expires_in_secs: u64, expired_at: String, now: String },
 
+    /// Temporary credentials used after their expiry.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken { access_key_id: String },
+
     /// Signed for a region this server does not serve (global services are signed for us-east-1).
     #[error("Credential should be scoped to a valid region, not '{region}'. ")]
     WrongRegion { region: String },
@@ -169,6 +190,7 @@ impl AuthError {
             | AuthError::WrongService { .. } => "InvalidSignatureException",
             AuthError::PresignedUrlExpired { .. } => "AccessDenied",
             AuthError::PayloadHashMismatch { .. } => "XAmzContentSHA256Mismatch",
+            AuthError::ExpiredToken { .. } => "ExpiredTokenException",
             AuthError::InvalidPayloadHash { .. } => "InvalidArgument",
             AuthError::UnsupportedStreamingPayload { .. } => "NotImplemented",
         }
@@ -188,7 +210,8 @@ impl AuthError {
             | AuthError::SignatureNotYetCurrent { .. }
             | AuthError::WrongRegion { .. }
             | AuthError::WrongService { .. }
-            | AuthError::PresignedUrlExpired { .. } => StatusCode::FORBIDDEN,
+            | AuthError::PresignedUrlExpired { .. }
+            | AuthError::ExpiredToken { .. } => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -226,7 +249,7 @@ pub fn check_headers(
     let secret = lookup(&auth.access_key_id)
         .ok_or_else(|| AuthError::UnknownAccessKey { access_key_id: auth.access_key_id.clone() })?;
     auth.check_session_token(&secret)?;
-    let mut checked = HeadersChecked { auth, secret, signed_at, signature_verified: false };
+    let mut checked = HeadersChecked { auth, secret, signed_at, now, signature_verified: false };
     if !matches!(checked.auth.payload, Payload::Body) {
         checked.check_signature(parts, &[])?;
         checked.signature_verified = true;
@@ -240,6 +263,8 @@ pub struct HeadersChecked {
     auth: SignedAuth,
     secret: Secret,
     signed_at: SystemTime,
+    /// The server's clock when the request arrived, for the expiry of temporary credentials.
+    now: SystemTime,
     signature_verified: bool,
 }
 
@@ -252,6 +277,7 @@ impl HeadersChecked {
             region: self.auth.scope.region.clone(),
             service: self.auth.scope.service.clone(),
             session: self.secret.session_token.is_some(),
+            principal: self.secret.principal.clone(),
         }
     }
 
@@ -268,6 +294,10 @@ impl HeadersChecked {
         }
         // Checked only after the signature, so that a caller without the key learns nothing from it.
         self.auth.payload.check_body(body)?;
+        // Also only after the signature: a stranger replaying a token learns nothing of its expiry.
+        if self.secret.expires.is_some_and(|expires| expires <= self.now) {
+            return Err(AuthError::ExpiredToken { access_key_id: self.auth.access_key_id.clone() });
+        }
         Ok(self.caller())
     }
 
@@ -941,10 +971,8 @@ mod tests {
     impl Golden {
         fn lookup(&self) -> impl Fn(&str) -> Option<Secret> + '_ {
             move |id| {
-                (id == self.vector.access_key_id).then(|| Secret {
-                    secret_access_key: self.vector.secret_access_key.clone(),
-                    session_token: self.vector.session_token.clone(),
-                })
+                (id == self.vector.access_key_id)
+                    .then(|| Secret::root(self.vector.secret_access_key.clone(), self.vector.session_token.clone()))
             }
         }
 
@@ -1025,6 +1053,7 @@ mod tests {
                     region: g.vector.region.clone(),
                     service: g.vector.service.clone(),
                     session: g.vector.session_token.is_some(),
+                    principal: crate::auth::Principal::Root,
                 },
                 "{}",
                 g.vector.name
@@ -1162,10 +1191,7 @@ mod tests {
     fn golden_vectors_reject_another_key() {
         for g in golden() {
             let wrong_secret = |_: &str| {
-                Some(Secret {
-                    secret_access_key: format!("{}x", g.vector.secret_access_key),
-                    session_token: g.vector.session_token.clone(),
-                })
+                Some(Secret::root(format!("{}x", g.vector.secret_access_key), g.vector.session_token.clone()))
             };
             let result = verify(&g.wire.parts(), &g.wire.body, g.signed_at, wrong_secret);
             assert_mismatch(&g.vector.name, "the secret key", result);
@@ -1307,8 +1333,7 @@ mod tests {
 
     fn check(wire: &Wire, now: SystemTime, held_token: Option<&str>) -> Result<Caller, AuthError> {
         verify(&wire.parts(), &wire.body, now, |id| {
-            (id == KEY)
-                .then(|| Secret { secret_access_key: SECRET.to_owned(), session_token: held_token.map(str::to_owned) })
+            (id == KEY).then(|| Secret::root(SECRET, held_token.map(str::to_owned)))
         })
     }
 
@@ -1530,11 +1555,30 @@ mod tests {
         assert!(matches!(check(&unsigned_token, now, Some(TOKEN)), Err(AuthError::InvalidSessionToken { .. })));
     }
 
+    /// Temporary credentials are refused from their expiry on, with STS's words, and only once the
+    /// signature is right (the clock is the verifier's `now`, so no test waits).
+    #[test]
+    fn expired_temporary_credentials_are_refused() {
+        let now = at("20240101T000000Z");
+        let wire = Signer { token: Some(TOKEN), ..Signer::default() }.sign("GET", "/", &[], b"");
+        let expiring = |expires: SystemTime, secret: &'static str| {
+            move |id: &str| {
+                (id == KEY).then(|| Secret { expires: Some(expires), ..Secret::root(secret, Some(TOKEN.to_owned())) })
+            }
+        };
+        let later = now + Duration::from_secs(1);
+        assert!(verify(&wire.parts(), &wire.body, now, expiring(later, SECRET)).is_ok());
+        let err = verify(&wire.parts(), &wire.body, now, expiring(now, SECRET)).expect_err("expired");
+        assert_eq!((err.code(), err.status()), ("ExpiredTokenException", StatusCode::FORBIDDEN));
+        assert_eq!(err.to_string(), "The security token included in the request is expired");
+        let wrong = verify(&wire.parts(), &wire.body, now, expiring(now, "another secret")).expect_err("mismatch");
+        assert!(matches!(wrong, AuthError::SignatureMismatch { .. }), "{wrong:?}");
+    }
+
     #[test]
     fn headers_alone_decide_what_they_can_before_the_body() {
         let now = at("20240101T000000Z");
-        let lookup =
-            |id: &str| (id == KEY).then(|| Secret { secret_access_key: SECRET.to_owned(), session_token: None });
+        let lookup = |id: &str| (id == KEY).then(|| Secret::root(SECRET, None));
         let body = b"a body of many bytes";
 
         // A declared payload hash: the whole signature is verified before the body is read ...
@@ -1680,7 +1724,7 @@ mod tests {
 
     #[test]
     fn secrets_do_not_reach_debug_output() {
-        let secret = Secret { secret_access_key: SECRET.into(), session_token: Some(TOKEN.into()) };
+        let secret = Secret::root(SECRET, Some(TOKEN.into()));
         let shown = format!("{secret:?}");
         assert!(!shown.contains(SECRET) && !shown.contains(TOKEN), "{shown}");
     }

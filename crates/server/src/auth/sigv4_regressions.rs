@@ -27,12 +27,11 @@ fn the_fuzz_seeds_signed_by_botocore_verify() {
     let now = std::time::UNIX_EPOCH + Duration::from_secs(1_796_558_400);
     let lookup = |key: &str| match key {
         "AKIDEXAMPLE" => {
-            Some(Secret { secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(), session_token: None })
+            Some(Secret::root("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None))
         }
-        "ASIAFUZZSESSION" => Some(Secret {
-            secret_access_key: "fuzzSessionSecretKey0123456789abcdefghij".into(),
-            session_token: Some("FwoGZXIvYXdzEFUZZSESSIONTOKEN".into()),
-        }),
+        "ASIAFUZZSESSION" => {
+            Some(Secret::root("fuzzSessionSecretKey0123456789abcdefghij", Some("FwoGZXIvYXdzEFUZZSESSIONTOKEN".into())))
+        }
         _ => None,
     };
     let mut seen = 0;

@@ -61,7 +61,7 @@ fn load_policy(store: &Store, config: &UrlConfig) -> Result<Option<PolicyDocumen
         Some(a) => PolicyScope::Alias(a.clone()),
         None => PolicyScope::Function,
     };
-    let policy = match store.get_policy(&config.function, &scope) {
+    let policy = match store.function_policy(&config.function, &scope) {
         Ok(Some(p)) => p,
         Ok(None) | Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),

@@ -80,7 +80,11 @@ fn ephemeral(e: Option<EphemeralStorageIn>) -> Result<Option<EphemeralStorageMb>
     }
 }
 
-pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<SharedState>,
+    identity: Option<axum::Extension<crate::authz::Identity>>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let input: CreateFunctionIn = parse_json(&body)?;
     let raw_name = input.function_name.ok_or_else(|| ApiError::invalid("FunctionName is required"))?;
     let (name, qualifier) = target(&state, &raw_name, None)?;
@@ -108,6 +112,8 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
         architecture: Architecture::parse_list(&input.architectures.unwrap_or_default())?,
     };
     let tags = Tags::parse(input.tags.unwrap_or_default())?;
+    crate::execution_role::may_pass(identity.as_deref(), &config.role)?;
+    crate::execution_role::assumable_by_lambda(&state.store, &state.arns.account, &config.role)?;
     let code = input.code.ok_or_else(|| ApiError::invalid("Code is required"))?;
     let zip = match code {
         CodeIn { zip_file: Some(zip), .. } => zip,
@@ -234,6 +240,7 @@ pub async fn update_code(
 pub async fn update_configuration(
     State(state): State<SharedState>,
     Path(raw): Path<String>,
+    identity: Option<axum::Extension<crate::authz::Identity>>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let name = updatable(&state, &raw)?;
@@ -248,6 +255,8 @@ pub async fn update_configuration(
     }
     if let Some(r) = input.role.as_deref() {
         config.role = RoleArn::parse(r)?;
+        crate::execution_role::may_pass(identity.as_deref(), &config.role)?;
+        crate::execution_role::assumable_by_lambda(&state.store, &state.arns.account, &config.role)?;
     }
     if let Some(m) = input.memory_size {
         config.memory = MemoryMb::new(m)?;

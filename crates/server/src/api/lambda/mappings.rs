@@ -192,6 +192,28 @@ fn apply(
     Ok(())
 }
 
+/// An SQS mapping polls as the function's execution role, so the role must allow receiving, deleting
+/// and reading the queue's attributes, as Lambda checks when the mapping is created.
+fn role_may_poll(state: &SharedState, function: &nimbus_model::FunctionName, queue_arn: &str) -> Result<(), ApiError> {
+    let record = state.store.get_function(function, &nimbus_store::VersionId::Latest)?;
+    let role = record.config.role.as_str();
+    let principal = crate::authz::function_session_principal(&state.arns.account, role, function.as_str());
+    let policies = state.policies.role_by_arn(role);
+    for (action, name) in [
+        (nimbus_model::policy::Action::from_static("sqs:ReceiveMessage"), "ReceiveMessage"),
+        (nimbus_model::policy::Action::from_static("sqs:DeleteMessage"), "DeleteMessage"),
+        (nimbus_model::policy::Action::from_static("sqs:GetQueueAttributes"), "GetQueueAttributes"),
+    ] {
+        let ctx = nimbus_model::policy::RequestContext::new(principal.clone(), action, queue_arn);
+        if crate::policy_cache::decide_compiled(&policies, ctx).is_err() {
+            return Err(ApiError::invalid(format!(
+                "The provided execution role does not have permissions to call {name} on SQS"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
     let input: MappingIn = parse_json(&body)?;
     let source = input.event_source_arn.clone().ok_or_else(|| ApiError::invalid("EventSourceArn is required"))?;
@@ -212,6 +234,7 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
     let (name, qualifier, timeout_s) = function_of(&state, &function)?;
     let visibility_timeout_s = QueueSettings::of(&queue).visibility_timeout_s;
     check_visibility(visibility_timeout_s, timeout_s)?;
+    role_may_poll(&state, &name, &source)?;
     let mut record = MappingRecord {
         uuid: uuid::Uuid::new_v4().to_string(),
         function: name,

@@ -107,7 +107,7 @@ pub async fn add(
     let scope = scope(qualifier.as_ref());
     // AWS bounds a function's policy at 20 KB; checked against what is stored now.
     let current =
-        state.store.get_policy(&name, &scope).map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?;
+        state.store.function_policy(&name, &scope).map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?;
     let size = policy_document(
         current.iter().flat_map(|p| p.statements.iter().map(String::as_str)).chain([rendered.as_str()]),
     )
@@ -148,7 +148,7 @@ pub async fn get(
     let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
     let policy = state
         .store
-        .get_policy(&name, &scope(qualifier.as_ref()))
+        .function_policy(&name, &scope(qualifier.as_ref()))
         .map_err(|e| policy_error(&state, &name, qualifier.as_ref(), e))?
         .ok_or_else(|| ApiError::not_found("The resource you requested does not exist."))?;
     let document = policy_document(policy.statements.iter().map(String::as_str));
