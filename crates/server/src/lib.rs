@@ -160,6 +160,8 @@ pub async fn run(
         tokio::task::spawn_blocking(move || Store::open(&dir)).await.map_err(|e| ServerError::Serve(e.into()))??
     };
     let store = Arc::new(store);
+    // `code/` is locked too, so that its protection does not rest on the data dir's mode alone.
+    make_private(&data_dir.join("code"));
     collect_unreferenced_code(&store);
 
     let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;
@@ -290,7 +292,36 @@ fn create_private_dir(path: &std::path::Path) -> Result<(), ServerError> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| ServerError::DataDir { path: path.to_owned(), source })
+        .map_err(|source| ServerError::DataDir { path: path.to_owned(), source })?;
+    make_private(path);
+    Ok(())
+}
+
+/// Makes an existing directory 0700 if group or others may enter it. `DirBuilder::mode` does not touch
+/// a directory that already exists (a `mkdir` with the usual umask, systemd's `StateDirectory=`), and
+/// the data dir holds files that must stay open to the functions' uid (code trees 0644/0755, bind-mounted
+/// into environments, never reached through this path), so the directories above them are the lock.
+/// A failure is said loudly but does not stop the server: the operator may have reasons (an ACL).
+fn make_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:04o}"),
+            "the directory was open to other users; made it 0700"
+        ),
+        Err(e) => tracing::error!(
+            path = %path.display(),
+            mode = format!("{mode:04o}"),
+            error = %e,
+            "the directory is open to other users and could not be made 0700: local users can read functions' code"
+        ),
+    }
 }
 
 /// Functions call back to the API at this address; a wildcard bind is reached through loopback.
