@@ -14,6 +14,7 @@ pub mod auth;
 pub mod authz;
 mod clock;
 pub mod credentials;
+mod disk;
 mod environment;
 mod events;
 mod invoke;
@@ -36,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use credentials::{KeyPair, RootSource};
+pub use disk::DISK_RESERVE_MB_DEFAULT;
 
 /// Which sandbox tier runs functions (`--sandbox`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +89,8 @@ pub struct Config {
     pub async_retry_base: Duration,
     /// Async invocations the dispatcher runs at once.
     pub async_concurrency: usize,
+    /// Free space the data disk keeps: below it SQS sends and async invocations are refused.
+    pub disk_reserve_bytes: u64,
 }
 
 impl Config {
@@ -105,6 +109,7 @@ impl Config {
             sandbox: SandboxChoice::Process,
             async_retry_base: Duration::from_secs(60),
             async_concurrency: 64,
+            disk_reserve_bytes: DISK_RESERVE_MB_DEFAULT * 1024 * 1024,
         }
     }
 }
@@ -204,7 +209,8 @@ pub async fn run(
     let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
     let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
     restore_provisioned(&store, &invoker, None).await;
-    let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url));
+    let disk = Arc::new(disk::DataDisk::new(data_dir.clone(), config.disk_reserve_bytes));
+    let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url, disk.clone()));
     let (stop_events, events_stopping) = watch::channel(false);
     let async_settings = events::async_invoke::AsyncSettings {
         retry_base: config.async_retry_base,
@@ -216,6 +222,7 @@ pub async fn run(
         sqs.clone(),
         arns.clone(),
         async_settings,
+        disk,
         events_stopping.clone(),
     );
     let retention_task = retention::start(store.clone(), events_stopping.clone());

@@ -111,6 +111,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::mappings::META_MAPPINGS_V1).comment("event source mappings"),
         M::up(crate::aliases::META_ALIASES_V1).comment("aliases"),
         M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
+        M::up(crate::async_events::META_ASYNC_FAIR_V7).comment("async events by function, for fair claims"),
     ])
 }
 

@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// Asynchronous invocations run at once.
     #[arg(long, default_value_t = 64)]
     async_concurrency: usize,
+    /// Free space (MB) kept on the data directory's disk: below it SQS SendMessage and asynchronous
+    /// Invoke are refused (503 ServiceUnavailable / 500 ServiceException), so what functions send
+    /// cannot fill the disk that holds the function metadata.
+    #[arg(long, default_value_t = nimbus_server::DISK_RESERVE_MB_DEFAULT)]
+    disk_reserve_mb: u64,
 }
 
 /// What must happen while the process has one thread: a Nimbus that is not root and may use the
@@ -106,6 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     config.async_retry_base = Duration::from_millis(args.async_retry_base_ms);
     config.async_concurrency = args.async_concurrency.max(1);
+    config.disk_reserve_bytes = args.disk_reserve_mb.saturating_mul(1024 * 1024);
 
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
