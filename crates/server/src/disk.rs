@@ -61,7 +61,7 @@ impl DataDisk {
 /// Bytes an unprivileged writer may still use on the filesystem holding `path`.
 fn free_bytes(path: &Path) -> Option<u64> {
     let st = nix::sys::statvfs::statvfs(path).ok()?;
-    Some(u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size())))
+    Some(st.blocks_available().saturating_mul(st.fragment_size()))
 }
 
 #[cfg(test)]

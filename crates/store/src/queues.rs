@@ -77,8 +77,7 @@ macro_rules! dlq_target {
     };
 }
 
-const QUEUES_DLQ_V2: &str =
-    concat!("CREATE INDEX queues_by_dead_letter_target ON queues (", dlq_target!(), ", name);");
+const QUEUES_DLQ_V2: &str = concat!("CREATE INDEX queues_by_dead_letter_target ON queues (", dlq_target!(), ", name);");
 
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![

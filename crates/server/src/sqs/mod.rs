@@ -340,7 +340,13 @@ pub struct Sqs {
 }
 
 impl Sqs {
-    pub fn new(store: Arc<Store>, region: &str, account: &str, endpoint: &str, disk: Arc<crate::disk::DataDisk>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        region: &str,
+        account: &str,
+        endpoint: &str,
+        disk: Arc<crate::disk::DataDisk>,
+    ) -> Self {
         Self {
             disk,
             store,

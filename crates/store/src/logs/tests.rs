@@ -379,8 +379,9 @@ fn pages_stop_at_one_megabyte_and_their_tokens_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     // 12 events of 200 KB: 5 fit in 1 MB (each counts its bytes + 26), the 6th does not.
-    let big: Vec<LogEvent> =
-        (0..12).map(|i| LogEvent { timestamp_ms: i, message: format!("{i:03}{}", "x".repeat(200 * 1024 - 3)) }).collect();
+    let big: Vec<LogEvent> = (0..12)
+        .map(|i| LogEvent { timestamp_ms: i, message: format!("{i:03}{}", "x".repeat(200 * 1024 - 3)) })
+        .collect();
     store.append_logs(G, "s", &big, 1).unwrap();
     let size = |page: &[StoredLogEvent]| page.iter().map(|e| e.message.len() + 26).sum::<usize>();
 
@@ -405,7 +406,8 @@ fn pages_stop_at_one_megabyte_and_their_tokens_lose_nothing() {
     // FilterLogEvents: the same 1 MB pages, and a token at each cut.
     let (mut seen, mut token) = (Vec::new(), None::<String>);
     loop {
-        let (page, next) = store.filter_log_events(G, None, None, None, None, Some("x"), token.as_deref(), 10_000).unwrap();
+        let (page, next) =
+            store.filter_log_events(G, None, None, None, None, Some("x"), token.as_deref(), 10_000).unwrap();
         assert!(size(&page) <= 1024 * 1024);
         seen.extend(times(&page));
         match next {
