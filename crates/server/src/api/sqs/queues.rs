@@ -267,7 +267,9 @@ struct QueueUrlIn {
 pub(super) async fn delete_queue(state: &SharedState, body: &[u8]) -> Result<Value, SqsError> {
     let input: QueueUrlIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
-    match state.store.delete_queue(&queue.name) {
+    // Off the async workers: every message of the queue goes with it.
+    let (store, doomed) = (state.store.clone(), queue.name.clone());
+    match tokio::task::spawn_blocking(move || store.delete_queue(&doomed)).await? {
         Ok(()) => {}
         Err(nimbus_store::StoreError::NotFound { .. }) => return Err(SqsError::QueueDoesNotExist),
         Err(e) => return Err(e.into()),
