@@ -398,7 +398,10 @@ impl Sqs {
     }
 
     pub async fn queue(&self, name: &str) -> Result<QueueRecord, SqsError> {
-        match self.store.get_queue(name) {
+        // Every SQS call starts here: a SQLite read off the async workers, so that no queue's row (at
+        // most ~100 KB of bounded tags and attributes) or a busy database holds a worker.
+        let (store, name) = (self.store.clone(), name.to_owned());
+        match tokio::task::spawn_blocking(move || store.get_queue(&name)).await? {
             Ok(q) => Ok(q),
             Err(StoreError::NotFound { .. }) => Err(SqsError::QueueDoesNotExist),
             Err(e) => Err(e.into()),
