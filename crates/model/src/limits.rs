@@ -111,3 +111,23 @@ pub const JSON_PROTOCOL_REQUEST_BYTES_MAX: usize = 6 * 1024 * 1024 + 64 * 1024;
 /// Every other Lambda operation carries a small JSON document (the largest, a configuration with 4 KB
 /// of variables, or a resource policy of 20 KB).
 pub const OTHER_REQUEST_BYTES_MAX: usize = 1024 * 1024;
+/// CloudWatch Logs (<https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/>): a
+/// FilterLogEvents `filterPattern` is "Length Constraints: Minimum length of 0. Maximum length of 1024";
+/// GetLogEvents and FilterLogEvents return "as many log events as can fit in a response size of 1 MB
+/// (up to 10,000 log events)". An event counts as its message's UTF-8 bytes plus 26, as PutLogEvents
+/// counts it.
+pub const LOGS_FILTER_PATTERN_CHARS_MAX: usize = 1024;
+pub const LOGS_EVENTS_PAGE_MAX: usize = 10_000;
+pub const LOGS_RESPONSE_BYTES_MAX: usize = 1024 * 1024;
+pub const LOGS_EVENT_OVERHEAD_BYTES: usize = 26;
+
+/// SQS (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html>):
+/// "No more than 50 tags per queue", a tag key of at most 128 characters and a value of at most 256;
+/// a queue `Policy` of at most 20,480 bytes ("Policy: maximum 20 KB"). Other free-form attributes
+/// (RedrivePolicy, RedriveAllowPolicy, KmsMasterKeyId) carry ARNs, ids and a list of at most 10 source
+/// queue ARNs: Nimbus bounds each by 10 KB (AWS: SetQueueAttributes' whole request).
+pub const SQS_TAGS_PER_QUEUE_MAX: usize = 50;
+pub const SQS_TAG_KEY_CHARS_MAX: usize = 128;
+pub const SQS_TAG_VALUE_CHARS_MAX: usize = 256;
+pub const SQS_POLICY_BYTES_MAX: usize = 20 * 1024;
+pub const SQS_ATTRIBUTE_BYTES_MAX: usize = 10 * 1024;

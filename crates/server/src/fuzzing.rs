@@ -45,7 +45,9 @@ impl SqsHarness {
     /// Opens a store in `dir` (which must be empty or a previous harness's).
     pub fn open(dir: &Path) -> Result<Self, nimbus_store::StoreError> {
         let store = Arc::new(Store::open(dir)?);
-        let sqs = Arc::new(crate::sqs::Sqs::new(store.clone(), REGION, ACCOUNT, ENDPOINT));
+        // No reserve: the harness never refuses a send for disk space.
+        let disk = Arc::new(crate::disk::DataDisk::new(dir.to_path_buf(), 0));
+        let sqs = Arc::new(crate::sqs::Sqs::new(store.clone(), REGION, ACCOUNT, ENDPOINT, disk));
         Ok(Self { store, sqs })
     }
 
@@ -59,7 +61,7 @@ impl SqsHarness {
 
 /// The CloudWatch Logs JSON API on a real store.
 pub struct LogsHarness {
-    store: Store,
+    store: Arc<Store>,
     arns: crate::arn::Arns,
 }
 
@@ -80,13 +82,13 @@ impl LogsHarness {
         store.append_logs("/aws/lambda/f", "2024/01/01/[$LATEST]aaaa", &events(30), now)?;
         store.append_logs("/aws/lambda/f", "2024/01/02/[$LATEST]bbbb", &events(5), now)?;
         store.append_logs("/aws/lambda/g", "2024/01/02/[1]cccc", &events(2), now)?;
-        Ok(Self { store, arns: crate::arn::Arns { region: REGION.into(), account: ACCOUNT.into() } })
+        Ok(Self { store: Arc::new(store), arns: crate::arn::Arns { region: REGION.into(), account: ACCOUNT.into() } })
     }
 
     /// One request: `operation` as in `X-Amz-Target: Logs_20140328.<operation>`.
     pub async fn request(&self, operation: &str, body: &[u8]) -> (u16, Bytes) {
-        let deps = crate::api::logs::Deps { store: &self.store, arns: &self.arns };
-        into_parts(crate::api::logs::respond(&deps, operation, body)).await
+        let deps = crate::api::logs::Deps { store: self.store.clone(), arns: self.arns.clone() };
+        into_parts(crate::api::logs::respond(deps, operation, body).await).await
     }
 }
 

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod authz;
 mod clock;
 pub mod credentials;
+mod disk;
 mod environment;
 mod events;
 #[doc(hidden)]
@@ -41,6 +42,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use credentials::{KeyPair, RootSource};
+pub use disk::DISK_RESERVE_MB_DEFAULT;
 
 /// Which sandbox tier runs functions (`--sandbox`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,12 +97,11 @@ pub struct Config {
     /// The base function URLs are published under (`https://{id}.lambda-url.example.com`), for an
     /// operator's own DNS and TLS proxy; `None`: `http://<id>.lambda-url.<region>.localhost:<port>/`.
     pub public_url_base: Option<api::function_url::PublicBase>,
-    /// Free space the data disk keeps: below it function logs are dropped, not written.
-    pub log_disk_reserve_bytes: u64,
+    /// Free space the data disk keeps: below it function logs are dropped, SQS sends and async
+    /// invocations refused (`disk::DataDisk`, the one check).
+    pub disk_reserve_bytes: u64,
 }
 
-/// The data disk's default reserve against logs (`--log-disk-reserve-mb`).
-pub const LOG_DISK_RESERVE_MB_DEFAULT: u64 = 512;
 
 impl Config {
     pub fn new(data_dir: PathBuf) -> Self {
@@ -119,7 +120,7 @@ impl Config {
             async_retry_base: Duration::from_secs(60),
             async_concurrency: 64,
             public_url_base: None,
-            log_disk_reserve_bytes: LOG_DISK_RESERVE_MB_DEFAULT * 1024 * 1024,
+            disk_reserve_bytes: DISK_RESERVE_MB_DEFAULT * 1024 * 1024,
         }
     }
 }
@@ -177,6 +178,8 @@ pub async fn run(
     let store = Arc::new(store);
     credentials.attach_store(store.clone(), &config.account_id);
     execution_role::create_missing_roles(&store, &config.account_id)?;
+    // `code/` is locked too, so that its protection does not rest on the data dir's mode alone.
+    make_private(&data_dir.join("code"));
     collect_unreferenced_code(&store);
 
     let api_addr = api_listener.local_addr().map_err(ServerError::Listener)?;
@@ -186,8 +189,10 @@ pub async fn run(
         runtimes::Runtimes::discover(data_dir, &config.region, &config.account_id, &api_url, sandbox.path_view())
             .await?,
     );
-    let (log_sink, log_writer) =
-        logs::LogSink::start(store.clone(), data_dir.to_owned(), config.log_disk_reserve_bytes);
+    // The one reserve check, for every durable write a function can drive (logs, SQS sends, async invokes).
+    // The one reserve check, for every durable write a function can drive (logs, SQS sends, async invokes).
+    let disk = Arc::new(disk::DataDisk::new(data_dir.to_path_buf(), config.disk_reserve_bytes));
+    let (log_sink, log_writer) = logs::LogSink::start(store.clone(), disk.clone());
     let (stop_envs, envs_stopping) = watch::channel(false);
     let (alive, mut all_gone) = mpsc::channel::<()>(1);
     let limits = pool::Limits {
@@ -230,7 +235,7 @@ pub async fn run(
     let arns = arn::Arns { region: config.region.clone(), account: config.account_id.clone() };
     let invoker = Arc::new(invoke::Invoker::new(store.clone(), pool.clone(), runtimes, arns.clone()));
     restore_provisioned(&store, &invoker, None).await;
-    let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url));
+    let sqs = Arc::new(sqs::Sqs::new(store.clone(), &config.region, &config.account_id, &api_url, disk.clone()));
     let (stop_events, events_stopping) = watch::channel(false);
     let async_settings = events::async_invoke::AsyncSettings {
         retry_base: config.async_retry_base,
@@ -242,6 +247,7 @@ pub async fn run(
         sqs.clone(),
         arns.clone(),
         async_settings,
+        disk,
         events_stopping.clone(),
     );
     let retention_task = retention::start(store.clone(), events_stopping.clone());
@@ -328,7 +334,36 @@ fn create_private_dir(path: &std::path::Path) -> Result<(), ServerError> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|source| ServerError::DataDir { path: path.to_owned(), source })
+        .map_err(|source| ServerError::DataDir { path: path.to_owned(), source })?;
+    make_private(path);
+    Ok(())
+}
+
+/// Makes an existing directory 0700 if group or others may enter it. `DirBuilder::mode` does not touch
+/// a directory that already exists (a `mkdir` with the usual umask, systemd's `StateDirectory=`), and
+/// the data dir holds files that must stay open to the functions' uid (code trees 0644/0755, bind-mounted
+/// into environments, never reached through this path), so the directories above them are the lock.
+/// A failure is said loudly but does not stop the server: the operator may have reasons (an ACL).
+fn make_private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            was = format!("{mode:04o}"),
+            "the directory was open to other users; made it 0700"
+        ),
+        Err(e) => tracing::error!(
+            path = %path.display(),
+            mode = format!("{mode:04o}"),
+            error = %e,
+            "the directory is open to other users and could not be made 0700: local users can read functions' code"
+        ),
+    }
 }
 
 /// Functions call back to the API at this address; a wildcard bind is reached through loopback.

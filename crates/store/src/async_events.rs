@@ -47,6 +47,12 @@ CREATE TABLE event_invoke_configs (
 ALTER TABLE functions ADD COLUMN dead_letter_target TEXT;
 ";
 
+/// Claims go per function (round-robin, each within its share): this index lets the claim seek from
+/// one function with waiting events to the next, and read only the first few of each.
+pub(crate) const META_ASYNC_FAIR_V7: &str = "
+CREATE INDEX async_events_by_function ON async_events (function, due_ms, id) WHERE claimed_by IS NULL;
+";
+
 /// An event accepted for asynchronous invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAsyncEvent {
@@ -197,20 +203,66 @@ impl Store {
         })
     }
 
-    /// Claims up to `limit` events due at `now_ms` (oldest due first) for dispatcher `run`.
-    pub fn claim_async_events(&self, run: &str, now_ms: i64, limit: usize) -> Result<Vec<AsyncEvent>> {
+    /// Claims up to `limit` events due at `now_ms` for dispatcher `run`, fairly across functions: no
+    /// function holds more than its share of the dispatcher's `concurrency` (an equal part among the
+    /// functions with events due or running, and never more than three quarters of it, so that a
+    /// function arriving later finds room at once), and claims go round-robin (every function's oldest
+    /// due event before anyone's second). One function's backlog thus waits for its own share only,
+    /// as each function has its own queue on AWS. The rows read are the claimed ones plus at most a
+    /// share per function with events waiting (an index seek per function), not the whole backlog.
+    pub fn claim_async_events(
+        &self,
+        run: &str,
+        now_ms: i64,
+        limit: usize,
+        concurrency: usize,
+    ) -> Result<Vec<AsyncEvent>> {
+        let concurrency = concurrency.max(1);
+        let one_max = (concurrency * 3 / 4).max(1);
         self.meta.write(|tx| {
             let raws = tx
                 .prepare_cached(
-                    "UPDATE async_events SET claimed_by = ?1
-                     WHERE id IN (SELECT id FROM async_events WHERE claimed_by IS NULL AND due_ms <= ?2
-                                  ORDER BY due_ms, id LIMIT ?3)
+                    "UPDATE async_events SET claimed_by = :run
+                     WHERE id IN (
+                       WITH RECURSIVE
+                         fns(f) AS (
+                           SELECT (SELECT MIN(function) FROM async_events WHERE claimed_by IS NULL)
+                           UNION ALL
+                           SELECT (SELECT MIN(function) FROM async_events WHERE claimed_by IS NULL AND function > fns.f)
+                           FROM fns WHERE fns.f IS NOT NULL
+                         ),
+                         busy(f, n) AS (
+                           SELECT function, COUNT(*) FROM async_events WHERE claimed_by = :run GROUP BY function
+                         ),
+                         due(id, f, due_ms, rn) AS (
+                           SELECT e.id, e.function, e.due_ms,
+                                  ROW_NUMBER() OVER (PARTITION BY e.function ORDER BY e.due_ms, e.id)
+                           FROM fns JOIN async_events e ON e.id IN (
+                             SELECT id FROM async_events
+                             WHERE function = fns.f AND claimed_by IS NULL AND due_ms <= :now
+                             ORDER BY due_ms, id LIMIT :one_max)
+                         ),
+                         active(n) AS (SELECT COUNT(*) FROM (SELECT f FROM busy UNION SELECT f FROM due)),
+                         share(cap) AS (SELECT MAX(1, MIN(:one_max, (:conc + n - 1) / MAX(n, 1))) FROM active)
+                       SELECT due.id FROM due LEFT JOIN busy ON busy.f = due.f, share
+                       WHERE due.rn + COALESCE(busy.n, 0) <= share.cap
+                       ORDER BY due.rn + COALESCE(busy.n, 0), due.due_ms, due.id
+                       LIMIT :limit)
                      RETURNING id, request_id, function, qualifier, payload, client_context, created_ms, attempts,
                                throttles",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_map(params![run, now_ms, limit_param(limit)], event_from_row)?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                    stmt.query_map(
+                        rusqlite::named_params! {
+                            ":run": run,
+                            ":now": now_ms,
+                            ":limit": limit_param(limit),
+                            ":one_max": limit_param(one_max),
+                            ":conc": limit_param(concurrency),
+                        },
+                        event_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .map_err(StoreError::sqlite("claim async events"))?;
             let mut events = raws.into_iter().map(AsyncEventRaw::into_event).collect::<Result<Vec<_>>>()?;
@@ -404,21 +456,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         store.enqueue_async_events(&[event(1, 100), event(2, 100), event(3, 200)]).unwrap();
-        let claimed = store.claim_async_events("run-a", 150, 10).unwrap();
+        let claimed = store.claim_async_events("run-a", 150, 10, 100).unwrap();
         assert_eq!(claimed.iter().map(|e| e.request_id.as_str()).collect::<Vec<_>>(), ["req-1", "req-2"]);
-        assert!(store.claim_async_events("run-a", 150, 10).unwrap().is_empty());
+        assert!(store.claim_async_events("run-a", 150, 10, 100).unwrap().is_empty());
         store.reschedule_async_event(claimed[0].id, 1, 0, 500).unwrap();
         assert_eq!(store.next_async_due_ms().unwrap(), Some(200));
         store.finish_async_event(claimed[1].id, &[event(9, 300)]).unwrap();
         assert_eq!(store.async_event_counts().unwrap(), (3, 0));
-        let late = store.claim_async_events("run-a", 1000, 10).unwrap();
+        let late = store.claim_async_events("run-a", 1000, 10, 100).unwrap();
         assert_eq!(late.len(), 3);
         assert_eq!(late[0].attempts, 1);
         // A new run takes over what the old one had claimed.
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.release_async_claims("run-b").unwrap(), 3);
-        assert_eq!(store.claim_async_events("run-b", 1000, 10).unwrap().len(), 3);
+        assert_eq!(store.claim_async_events("run-b", 1000, 10, 100).unwrap().len(), 3);
+    }
+
+    fn event_of(function: &str, n: u32, now_ms: i64) -> NewAsyncEvent {
+        NewAsyncEvent { function: FunctionName::parse(function).unwrap(), ..event(n, now_ms) }
+    }
+
+    fn functions_of(events: &[AsyncEvent]) -> Vec<&str> {
+        events.iter().map(|e| e.function.as_str()).collect()
+    }
+
+    #[test]
+    fn claims_are_fair_across_functions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // A backlog of 10 for `flood`: alone, it may take three quarters of a concurrency of 4.
+        let flood: Vec<_> = (0..10).map(|n| event_of("flood", n, 100)).collect();
+        store.enqueue_async_events(&flood).unwrap();
+        let first = store.claim_async_events("r", 1000, 4, 4).unwrap();
+        assert_eq!(functions_of(&first), ["flood"; 3]);
+        assert!(store.claim_async_events("r", 1000, 1, 4).unwrap().is_empty(), "flood is at its share");
+        // Another function's event, accepted after the whole backlog, is claimed at once.
+        store.enqueue_async_events(&[event_of("victim", 99, 500)]).unwrap();
+        assert_eq!(functions_of(&store.claim_async_events("r", 1000, 1, 4).unwrap()), ["victim"]);
+        // With two functions active, flood's share is 2: it gets nothing until it is below that.
+        store.finish_async_event(first[0].id, &[]).unwrap();
+        assert!(store.claim_async_events("r", 1000, 4, 4).unwrap().is_empty());
+        store.finish_async_event(first[1].id, &[]).unwrap();
+        assert_eq!(functions_of(&store.claim_async_events("r", 1000, 4, 4).unwrap()), ["flood"]);
+
+        // Round-robin: each function's oldest due event before anyone's second.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut events: Vec<_> = (0..5).map(|n| event_of("a", n, 100)).collect();
+        events.extend((0..5).map(|n| event_of("b", n, 200)));
+        events.push(event_of("c", 0, 300));
+        store.enqueue_async_events(&events).unwrap();
+        let mut claimed = store.claim_async_events("r", 1000, 4, 64).unwrap();
+        claimed.sort_by_key(|e| e.function.as_str().to_owned());
+        assert_eq!(functions_of(&claimed), ["a", "a", "b", "c"]);
     }
 
     #[test]

@@ -346,6 +346,19 @@ impl Store {
                 let version = version.map_or(VersionId::Latest, VersionId::Published);
                 return Err(not_found(name, version));
             }
+            // Its waiting async events go with it, as Lambda discards a deleted function's queue (those
+            // running now end as "function not found" and are dropped by the dispatcher).
+            match version {
+                None => tx
+                    .prepare_cached("DELETE FROM async_events WHERE function = ?1 AND claimed_by IS NULL")
+                    .and_then(|mut stmt| stmt.execute([name.as_str()])),
+                Some(v) => tx
+                    .prepare_cached(
+                        "DELETE FROM async_events WHERE function = ?1 AND qualifier = ?2 AND claimed_by IS NULL",
+                    )
+                    .and_then(|mut stmt| stmt.execute(params![name.as_str(), v.get().to_string()])),
+            }
+            .map_err(StoreError::sqlite("delete the function's async events"))?;
             Ok(())
         })
     }

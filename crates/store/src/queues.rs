@@ -67,8 +67,23 @@ CREATE TABLE fifo_dedup (
 CREATE INDEX fifo_dedup_by_expiry ON fifo_dedup (queue_id, expires_ms);
 ";
 
+/// The dead-letter target ARN in a queue's stored attributes (RedrivePolicy is stored as the JSON the API
+/// normalised it to; `json_valid` keeps a row that is not from failing every write). The index and the
+/// query use this same expression, so ListDeadLetterSourceQueues reads the index, not every queue's row.
+macro_rules! dlq_target {
+    () => {
+        "json_extract(CASE WHEN json_valid(json_extract(attributes, '$.RedrivePolicy'))
+                      THEN json_extract(attributes, '$.RedrivePolicy') END, '$.deadLetterTargetArn')"
+    };
+}
+
+const QUEUES_DLQ_V2: &str = concat!("CREATE INDEX queues_by_dead_letter_target ON queues (", dlq_target!(), ", name);");
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(QUEUES_V1).comment("queues, messages, FIFO deduplication")])
+    Migrations::new(vec![
+        M::up(QUEUES_V1).comment("queues, messages, FIFO deduplication"),
+        M::up(QUEUES_DLQ_V2).comment("queues by dead-letter target"),
+    ])
 }
 
 /// SQS's deduplication interval for FIFO queues.
@@ -258,6 +273,38 @@ impl Store {
                 })
                 .map_err(StoreError::sqlite("list queues"))?;
             raws.into_iter().map(queue_record).collect()
+        })
+    }
+
+    /// Up to `limit` names of queues whose names start with `prefix`, in name order after `after` (the
+    /// rows' attributes and tags are not read).
+    pub fn list_queue_names(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.queues.read(|tx| {
+            tx.prepare_cached(
+                "SELECT name FROM queues WHERE name > ?1 AND substr(name, 1, length(?2)) = ?2 ORDER BY name LIMIT ?3",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![after.unwrap_or(""), prefix, limit_param(limit)], |row| row.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(StoreError::sqlite("list queue names"))
+        })
+    }
+
+    /// Up to `limit` names of queues whose RedrivePolicy targets `target_arn`, in name order after
+    /// `after`: an index range, whatever the number and size of the other queues.
+    pub fn dead_letter_sources(&self, target_arn: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        self.queues.read(|tx| {
+            tx.prepare_cached(concat!(
+                "SELECT name FROM queues WHERE ",
+                dlq_target!(),
+                " = ?1 AND name > ?2 ORDER BY name LIMIT ?3"
+            ))
+            .and_then(|mut stmt| {
+                stmt.query_map(params![target_arn, after.unwrap_or(""), limit_param(limit)], |row| row.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()
+            })
+            .map_err(StoreError::sqlite("list dead-letter sources"))
         })
     }
 

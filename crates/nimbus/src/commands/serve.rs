@@ -61,10 +61,12 @@ pub struct ServeArgs {
     /// host are served too. Default: `http://{id}.lambda-url.<region>.localhost:<port>/`.
     #[arg(long, env = "NIMBUS_PUBLIC_URL_BASE")]
     public_url_base: Option<String>,
-    /// Free space (MB) kept on the data directory's disk: below it function logs are dropped (said once
-    /// in the server's log) rather than written.
-    #[arg(long, default_value_t = nimbus_server::LOG_DISK_RESERVE_MB_DEFAULT)]
-    log_disk_reserve_mb: u64,
+    /// Free space (MB) kept on the data directory's disk: below it function logs are dropped, SQS
+    /// SendMessage and asynchronous Invoke refused (503 ServiceUnavailable / 500 ServiceException), so
+    /// what functions send cannot fill the disk that holds the function metadata (said once in the
+    /// server's log). `--log-disk-reserve-mb` is the same setting.
+    #[arg(long, alias = "log-disk-reserve-mb", default_value_t = nimbus_server::DISK_RESERVE_MB_DEFAULT)]
+    disk_reserve_mb: u64,
 }
 
 /// What must happen while the process has one thread: a Nimbus that is not root and may use the
@@ -124,7 +126,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.async_concurrency = args.async_concurrency.max(1);
     config.public_url_base =
         args.public_url_base.as_deref().map(nimbus_server::api::function_url::PublicBase::parse).transpose()?;
-    config.log_disk_reserve_bytes = args.log_disk_reserve_mb.saturating_mul(1024 * 1024);
+    config.disk_reserve_bytes = args.disk_reserve_mb.saturating_mul(1024 * 1024);
 
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listen on {}", args.listen))?;

@@ -2,12 +2,19 @@
 //! Nimbus stores, enough for `aws logs tail`, `filter-log-events`, `get-log-events` and
 //! `describe-log-streams`/`-groups`, plus the group operations users run on Lambda's log groups
 //! (`create-log-group`, `put-retention-policy`, `delete-retention-policy`, `delete-log-group`).
+//!
+//! The other side is any credentialed client, a function's session credential included, so no request
+//! may hold the server: every operation runs off the async workers (`spawn_blocking`), the reads that
+//! scan events at most [`LOG_READS_MAX`] at once (the rest wait without holding a thread); a page is at
+//! most 10,000 events and 1 MB, a FilterLogEvents call scans a bounded number of events and bytes and
+//! says where to go on (`nextToken`), and its pattern is at most 1,024 characters, as on AWS.
 
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use nimbus_model::LogRetentionDays;
+use nimbus_model::limits::LOGS_FILTER_PATTERN_CHARS_MAX;
 use nimbus_model::policy::Action;
 
 use nimbus_store::Store;
@@ -18,8 +25,14 @@ use crate::authz::{self, Identity};
 
 /// Logs' page limits: 50 groups or streams, 10,000 events.
 const GROUPS_PAGE_MAX: usize = 50;
-const EVENTS_PAGE_MAX: usize = 10_000;
+const EVENTS_PAGE_MAX: usize = nimbus_model::limits::LOGS_EVENTS_PAGE_MAX;
 const LOG_GROUP_NAME_BYTES_MAX: usize = 512;
+
+/// Event reads (GetLogEvents, FilterLogEvents) running at once. Each holds a blocking thread, a read
+/// connection and up to a 1 MB page while it runs; the bound keeps the sum small however many clients
+/// read, and leaves the blocking pool to everything else.
+pub const LOG_READS_MAX: usize = 4;
+static LOG_READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(LOG_READS_MAX);
 
 /// One row per Logs operation Nimbus serves: its IAM action and what it acts on, as AWS's Service
 /// Authorization Reference gives them. `dispatch` matches on this enum, so every served operation is
@@ -103,38 +116,52 @@ pub async fn dispatch(state: &SharedState, operation: &str, body: &[u8], identit
         e.status = axum::http::StatusCode::BAD_REQUEST;
         return e.into_response();
     }
-    serve(&Deps { store: &state.store, arns: &state.arns }, op, body)
+    serve(Deps { store: state.store.clone(), arns: state.arns.clone() }, op, body).await
 }
 
 /// The parts of the API state the Logs operations use. Kept separate from [`SharedState`] so the fuzz
 /// targets can run the real handlers on a store alone.
-pub(crate) struct Deps<'a> {
-    pub store: &'a Store,
-    pub arns: &'a Arns,
+#[derive(Clone)]
+pub(crate) struct Deps {
+    pub store: std::sync::Arc<Store>,
+    pub arns: Arns,
 }
 
 /// Serves an operation by name without authorization: the fuzz targets' entry point.
-pub(crate) fn respond(state: &Deps<'_>, operation: &str, body: &[u8]) -> Response {
+pub(crate) async fn respond(state: Deps, operation: &str, body: &[u8]) -> Response {
     match LogsOperation::parse(operation) {
-        Some(op) => serve(state, op, body),
+        Some(op) => serve(state, op, body).await,
         None => ApiError::unknown_operation("POST", &format!("Logs_20140328.{operation}"))
             .json_protocol()
             .into_response(),
     }
 }
 
-fn serve(state: &Deps<'_>, op: LogsOperation, body: &[u8]) -> Response {
+async fn serve(state: Deps, op: LogsOperation, body: &[u8]) -> Response {
     use LogsOperation as Op;
-    let result = match op {
-        Op::DescribeLogGroups => describe_log_groups(state, body),
-        Op::DescribeLogStreams => describe_log_streams(state, body),
-        Op::GetLogEvents => get_log_events(state, body),
-        Op::FilterLogEvents => filter_log_events(state, body),
-        Op::DeleteLogGroup => delete_log_group(state, body),
-        Op::CreateLogGroup => create_log_group(state, body),
-        Op::PutRetentionPolicy => put_retention_policy(state, body),
-        Op::DeleteRetentionPolicy => delete_retention_policy(state, body),
+    // The event reads wait for their turn here, on the async side, without holding a thread.
+    let _turn = match op {
+        Op::GetLogEvents | Op::FilterLogEvents => Some(LOG_READS.acquire().await),
+        _ => None,
     };
+    let body = body.to_vec();
+    // Store calls can be long (a scan, a large delete): never on an async worker, where they would
+    // stall every request queued on it.
+    let result = tokio::task::spawn_blocking(move || {
+        let (state, body) = (&state, body.as_slice());
+        match op {
+            Op::DescribeLogGroups => describe_log_groups(state, body),
+            Op::DescribeLogStreams => describe_log_streams(state, body),
+            Op::GetLogEvents => get_log_events(state, body),
+            Op::FilterLogEvents => filter_log_events(state, body),
+            Op::DeleteLogGroup => delete_log_group(state, body),
+            Op::CreateLogGroup => create_log_group(state, body),
+            Op::PutRetentionPolicy => put_retention_policy(state, body),
+            Op::DeleteRetentionPolicy => delete_retention_policy(state, body),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(ApiError::service(format!("logs request failed: {e}"))));
     match result {
         Ok(value) => ([("content-type", "application/x-amz-json-1.1")], value.to_string()).into_response(),
         Err(mut e) => {
@@ -176,7 +203,7 @@ struct DescribeGroupsIn {
     limit: Option<i64>,
 }
 
-fn describe_log_groups(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn describe_log_groups(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: DescribeGroupsIn = parse(body)?;
     let limit = limit(input.limit, GROUPS_PAGE_MAX)?;
     let mut groups = state.store.describe_log_groups(
@@ -217,7 +244,7 @@ struct DescribeStreamsIn {
     limit: Option<i64>,
 }
 
-fn describe_log_streams(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn describe_log_streams(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: DescribeStreamsIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     let by_last_event = match input.order_by.as_deref() {
@@ -276,7 +303,7 @@ struct GetEventsIn {
     start_from_head: Option<bool>,
 }
 
-fn get_log_events(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn get_log_events(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: GetEventsIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     let stream = input.log_stream_name.ok_or_else(|| ApiError::invalid("logStreamName is required"))?;
@@ -311,13 +338,20 @@ struct FilterEventsIn {
     limit: Option<i64>,
 }
 
-fn filter_log_events(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn filter_log_events(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: FilterEventsIn = parse(body)?;
     let group = input
         .log_group_name
         .or(input.log_group_identifier)
         .ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     let limit = limit(input.limit, EVENTS_PAGE_MAX)?;
+    if input.filter_pattern.as_ref().is_some_and(|p| p.chars().count() > LOGS_FILTER_PATTERN_CHARS_MAX) {
+        // AWS's validation message; the value is left out, as AWS does for values too long to echo.
+        return Err(ApiError::invalid(format!(
+            "1 validation error detected: Value at 'filterPattern' failed to satisfy constraint: Member must \
+             have length less than or equal to {LOGS_FILTER_PATTERN_CHARS_MAX}"
+        )));
+    }
     let (events, next) = state.store.filter_log_events(
         &group,
         input.log_stream_names.as_deref(),
@@ -348,7 +382,7 @@ struct GroupIn {
     log_group_name: Option<String>,
 }
 
-fn delete_log_group(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn delete_log_group(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: GroupIn = parse(body)?;
     let group = input.log_group_name.ok_or_else(|| ApiError::invalid("logGroupName is required"))?;
     state.store.delete_log_group(&group)?;
@@ -369,7 +403,7 @@ fn log_group_name(name: Option<String>) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn create_log_group(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn create_log_group(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: GroupIn = parse(body)?;
     let group = log_group_name(input.log_group_name)?;
     state.store.create_log_group(&group, crate::clock::now_ms())?;
@@ -383,7 +417,7 @@ struct RetentionIn {
     retention_in_days: Option<i64>,
 }
 
-fn put_retention_policy(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn put_retention_policy(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: RetentionIn = parse(body)?;
     let group = log_group_name(input.log_group_name)?;
     let days = input.retention_in_days.ok_or_else(|| ApiError::invalid("retentionInDays is required"))?;
@@ -392,7 +426,7 @@ fn put_retention_policy(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError
     Ok(json!({}))
 }
 
-fn delete_retention_policy(state: &Deps<'_>, body: &[u8]) -> Result<Value, ApiError> {
+fn delete_retention_policy(state: &Deps, body: &[u8]) -> Result<Value, ApiError> {
     let input: GroupIn = parse(body)?;
     let group = log_group_name(input.log_group_name)?;
     state.store.set_log_retention(&group, None)?;

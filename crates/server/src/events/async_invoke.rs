@@ -17,6 +17,12 @@
 //!
 //! At least once: a row is deleted only after its outcome was handled, so a crash re-runs it. At start
 //! the dispatcher releases every claim of a previous run.
+//!
+//! Fair: any client (a function's session credential included) may queue events for any function it
+//! may invoke, so claims are per function (`Store::claim_async_events`): round-robin, each function
+//! within its share of `concurrency`, so one function's backlog delays only itself. Its events still
+//! age out after `MaximumEventAgeInSeconds` (6 h by default) into the failure destination, and
+//! DeleteFunction drops those still waiting.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +70,8 @@ impl Default for AsyncSettings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
+    #[error(transparent)]
+    BelowReserve(#[from] crate::disk::BelowReserve),
     #[error("the async journal is not running (server shutting down)")]
     Stopped,
     #[error("writing the event to the journal: {0}")]
@@ -76,11 +84,14 @@ type JournalEntry = (NewAsyncEvent, oneshot::Sender<Result<(), StoreError>>);
 #[derive(Clone)]
 pub struct AsyncQueue {
     journal: mpsc::Sender<JournalEntry>,
+    /// Events are refused while the data disk is below its reserve.
+    disk: Arc<crate::disk::DataDisk>,
 }
 
 impl AsyncQueue {
     /// Returns once `event` is committed to disk.
     pub async fn accept(&self, event: NewAsyncEvent) -> Result<(), AcceptError> {
+        self.disk.check("async Invoke")?;
         let (reply, written) = oneshot::channel();
         self.journal.send((event, reply)).await.map_err(|_| AcceptError::Stopped)?;
         written.await.map_err(|_| AcceptError::Stopped)?.map_err(AcceptError::from)
@@ -95,6 +106,7 @@ pub fn start(
     sqs: Arc<Sqs>,
     arns: Arns,
     settings: AsyncSettings,
+    disk: Arc<crate::disk::DataDisk>,
     shutdown: watch::Receiver<bool>,
 ) -> (AsyncQueue, tokio::task::JoinHandle<()>) {
     let (journal, entries) = mpsc::channel(JOURNAL_QUEUE);
@@ -107,6 +119,7 @@ pub fn start(
         arns,
         settings: settings.clone(),
         wake,
+        done: Notify::new(),
         permits: Arc::new(Semaphore::new(settings.concurrency.max(1))),
         run: uuid::Uuid::new_v4().to_string(),
     };
@@ -114,7 +127,7 @@ pub fn start(
         Arc::new(dispatcher).run(shutdown).await;
         let _ = writer.await;
     });
-    (AsyncQueue { journal }, task)
+    (AsyncQueue { journal, disk }, task)
 }
 
 /// Writes queued events in batches: every event waiting when a commit starts shares its fsync. Ends at
@@ -164,6 +177,8 @@ struct Dispatcher {
     arns: Arns,
     settings: AsyncSettings,
     wake: Arc<Notify>,
+    /// An event finished: a function below its share again may have events to claim.
+    done: Notify,
     permits: Arc<Semaphore>,
     run: String,
 }
@@ -220,8 +235,10 @@ impl Dispatcher {
             }
             let store = self.store.clone();
             let run = self.run.clone();
+            let concurrency = self.settings.concurrency;
             let claimed =
-                tokio::task::spawn_blocking(move || store.claim_async_events(&run, clock::now_ms(), free)).await;
+                tokio::task::spawn_blocking(move || store.claim_async_events(&run, clock::now_ms(), free, concurrency))
+                    .await;
             let events = match claimed {
                 Ok(Ok(events)) => events,
                 Ok(Err(e)) => {
@@ -242,6 +259,8 @@ impl Dispatcher {
                 tokio::spawn(async move {
                     this.handle(event).await;
                     drop(permit);
+                    // A function's share may have room again.
+                    this.done.notify_one();
                 });
             }
             if full {
@@ -257,13 +276,12 @@ impl Dispatcher {
                     IDLE_POLL
                 }
             };
-            if wait.is_zero() {
-                // Due but not claimable now (every permit taken meanwhile): yield briefly.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
+            // Due now but not claimed: held back by their functions' shares, which only a running event
+            // finishing (or a new event changing the shares) can change.
+            let wait = if wait.is_zero() { IDLE_POLL } else { wait };
             tokio::select! {
                 _ = self.wake.notified() => {}
+                _ = self.done.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }

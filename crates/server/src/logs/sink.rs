@@ -6,18 +6,19 @@
 //! environments' output readers wait, which in turn slows the functions that print.
 //!
 //! The data disk is protected from logs: before each window the writer checks the free space of the
-//! filesystem holding the data directory, and below the reserve (`Config::log_disk_reserve_bytes`) it
-//! drops the window instead of writing it, saying so once in the server's log (and once again when
-//! there is room again), so that `nimbus.db` and `queues.db`, which hold what was promised to clients,
-//! keep the space. Each environment's own rate is bounded before this (`LogBudget`).
+//! filesystem holding the data directory through the one reserve check (`disk::DataDisk`, also used by
+//! SQS sends and async invokes), and below the reserve it drops the window instead of writing it (the
+//! check says so once in the server's log, and once again when there is room), so that `nimbus.db` and
+//! `queues.db`, which hold what was promised to clients, keep the space. Each environment's own rate is bounded before this (`LogBudget`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use nimbus_store::{LogBatch, LogEvent, Store};
 use tokio::sync::mpsc;
+
+use crate::disk::DataDisk;
 
 const QUEUE_BATCHES_MAX: usize = 1024;
 const FLUSH_LINES_MAX: usize = 512;
@@ -36,10 +37,10 @@ pub struct LogSink {
 
 impl LogSink {
     /// Starts the writer task; it ends after every sender is dropped and the queue is drained. Windows
-    /// are dropped while the filesystem of `data_dir` has less than `reserve_bytes` free.
-    pub fn start(store: Arc<Store>, data_dir: PathBuf, reserve_bytes: u64) -> (Self, tokio::task::JoinHandle<()>) {
+    /// are dropped while the data disk is below its reserve.
+    pub fn start(store: Arc<Store>, disk: Arc<DataDisk>) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE_BATCHES_MAX);
-        let task = tokio::spawn(write_loop(store, rx, data_dir, reserve_bytes));
+        let task = tokio::spawn(write_loop(store, rx, disk));
         (Self { tx }, task)
     }
 
@@ -54,37 +55,24 @@ impl LogSink {
     }
 }
 
-/// The free-space check before each window, and whether it was short last time (to say so once).
+/// The reserve check before each window, and the lines dropped while the disk is short (said when
+/// there is room again).
 struct DiskReserve {
-    data_dir: PathBuf,
-    reserve_bytes: u64,
+    disk: Arc<DataDisk>,
     short: bool,
     dropped_lines: u64,
 }
 
 impl DiskReserve {
-    fn new(data_dir: PathBuf, reserve_bytes: u64) -> Self {
-        Self { data_dir, reserve_bytes, short: false, dropped_lines: 0 }
+    fn new(disk: Arc<DataDisk>) -> Self {
+        Self { disk, short: false, dropped_lines: 0 }
     }
 
-    /// Whether `lines` more may be written; says so when that changes.
+    /// Whether `lines` more may be written.
     fn allows(&mut self, lines: usize) -> bool {
-        let free = free_bytes(&self.data_dir);
-        let short = free.is_some_and(|free| free < self.reserve_bytes);
-        match (self.short, short) {
-            (false, true) => tracing::error!(
-                data_dir = %self.data_dir.display(),
-                free_mb = free.unwrap_or(0) / (1024 * 1024),
-                reserve_mb = self.reserve_bytes / (1024 * 1024),
-                "the data disk is below its reserve: function logs are dropped, not written, until there is room again"
-            ),
-            (true, false) => tracing::warn!(
-                dropped_lines = self.dropped_lines,
-                "the data disk has room again: function logs are written again"
-            ),
-            _ => {}
-        }
-        if short != self.short {
+        let short = self.disk.check("function logs").is_err();
+        if self.short && !short {
+            tracing::warn!(dropped_lines = self.dropped_lines, "function logs are written again");
             self.dropped_lines = 0;
         }
         self.short = short;
@@ -95,15 +83,8 @@ impl DiskReserve {
     }
 }
 
-/// Bytes an unprivileged writer may still use on the filesystem holding `path` (`None`: unknown, which
-/// never stops logs).
-fn free_bytes(path: &Path) -> Option<u64> {
-    let st = nix::sys::statvfs::statvfs(path).ok()?;
-    Some(st.blocks_available().saturating_mul(st.fragment_size()))
-}
-
-async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>, data_dir: PathBuf, reserve_bytes: u64) {
-    let mut reserve = DiskReserve::new(data_dir.clone(), reserve_bytes);
+async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>, disk: Arc<DataDisk>) {
+    let mut reserve = DiskReserve::new(disk.clone());
     while let Some(first) = rx.recv().await {
         let mut window = Window::default();
         window.add(first);
@@ -129,7 +110,7 @@ async fn write_loop(store: Arc<Store>, mut rx: mpsc::Receiver<Batch>, data_dir: 
             Ok(back) => reserve = back,
             Err(e) => {
                 tracing::error!(error = %e, "log writer task failed");
-                reserve = DiskReserve::new(data_dir.clone(), reserve_bytes);
+                reserve = DiskReserve::new(disk.clone());
             }
         }
     }
@@ -209,7 +190,7 @@ mod tests {
     async fn the_writer_commits_what_it_was_sent_and_ends_when_the_senders_do() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
-        let (sink, task) = LogSink::start(store.clone(), dir.path().to_owned(), 0);
+        let (sink, task) = LogSink::start(store.clone(), Arc::new(DataDisk::new(dir.path().to_owned(), 0)));
         let (group, stream): (Arc<str>, Arc<str>) = ("/aws/lambda/f".into(), "s".into());
         for i in 0..3 {
             let events = vec![LogEvent { timestamp_ms: i, message: format!("line {i}") }];

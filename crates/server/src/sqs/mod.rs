@@ -68,6 +68,9 @@ pub enum SqsError {
     /// Refused by `authz`; the message is AWS's "User: … is not authorized to perform: …".
     #[error("{0}")]
     AccessDenied(String),
+    /// The data disk is below its reserve (`disk.rs`): SQS's answer when it cannot take a request now.
+    #[error("The request has failed due to a temporary failure of the server: {0}")]
+    ServiceUnavailable(#[from] crate::disk::BelowReserve),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("queue worker: {0}")]
@@ -332,11 +335,20 @@ pub struct Sqs {
     account: String,
     endpoint: String,
     waiters: Mutex<HashMap<i64, Arc<Notify>>>,
+    /// Sends are refused while the data disk is below its reserve.
+    disk: Arc<crate::disk::DataDisk>,
 }
 
 impl Sqs {
-    pub fn new(store: Arc<Store>, region: &str, account: &str, endpoint: &str) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        region: &str,
+        account: &str,
+        endpoint: &str,
+        disk: Arc<crate::disk::DataDisk>,
+    ) -> Self {
         Self {
+            disk,
             store,
             region: region.to_owned(),
             account: account.to_owned(),
@@ -386,7 +398,10 @@ impl Sqs {
     }
 
     pub async fn queue(&self, name: &str) -> Result<QueueRecord, SqsError> {
-        match self.store.get_queue(name) {
+        // Every SQS call starts here: a SQLite read off the async workers, so that no queue's row (at
+        // most ~100 KB of bounded tags and attributes) or a busy database holds a worker.
+        let (store, name) = (self.store.clone(), name.to_owned());
+        match tokio::task::spawn_blocking(move || store.get_queue(&name)).await? {
             Ok(q) => Ok(q),
             Err(StoreError::NotFound { .. }) => Err(SqsError::QueueDoesNotExist),
             Err(e) => Err(e.into()),
@@ -409,6 +424,7 @@ impl Sqs {
         sender_id: &str,
         messages: Vec<Outgoing>,
     ) -> Result<Vec<Sent>, SqsError> {
+        self.disk.check("SQS send")?;
         let settings = QueueSettings::of(queue);
         let mut rows = Vec::with_capacity(messages.len());
         let mut sent = Vec::with_capacity(messages.len());
@@ -645,8 +661,9 @@ mod tests {
     fn sqs() -> Sqs {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
+        let disk = Arc::new(crate::disk::DataDisk::new(dir.path().to_owned(), 0));
         std::mem::forget(dir);
-        Sqs::new(store, "us-east-1", "000000000000", "http://127.0.0.1:9001/")
+        Sqs::new(store, "us-east-1", "000000000000", "http://127.0.0.1:9001/", disk)
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reading events back: GetLogEvents (one stream, paged both ways with `f/` and `b/` tokens) and
 //! FilterLogEvents (a whole group, in time order, optionally matching a pattern).
 
+use nimbus_model::limits::{LOGS_EVENT_OVERHEAD_BYTES, LOGS_RESPONSE_BYTES_MAX};
 use rusqlite::{OptionalExtension as _, Row, ToSql, Transaction, params};
 
 use super::pattern::Pattern;
@@ -9,9 +10,18 @@ use crate::db::Store;
 use crate::error::{Result, StoreError};
 use crate::functions::limit_param;
 
-/// The most rows one FilterLogEvents call examines. Like AWS, a page whose pattern matches rarely may
-/// come back short, even empty, with a token to go on; that bounds the time one call can take.
+/// The most rows one FilterLogEvents call examines, and the most message bytes. Like AWS ("if the
+/// results ... take a while, a page may be returned empty with a nextToken"), a page whose pattern
+/// matches rarely may come back short, even empty, with a token to go on; that bounds the time one call
+/// can take, whatever the pattern (it is one pass per message, see `pattern.rs`) and the event sizes
+/// (an event is up to 256 KB, so 10,000 of them would be 2.5 GB).
 pub(super) const FILTER_SCAN_MAX: usize = 10_000;
+pub(super) const FILTER_SCAN_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// What an event adds to a response page, as CloudWatch counts it against the 1 MB page.
+fn page_cost(message: &str) -> usize {
+    message.len() + LOGS_EVENT_OVERHEAD_BYTES
+}
 
 /// A point in a stream's (timestamp, id) order, which is the order events are returned in. A token
 /// names such a point as one number (timestamp in the high 64 bits, id in the low ones, each with its
@@ -97,6 +107,23 @@ fn stream_id(tx: &Transaction<'_>, group: &str, stream: &str) -> Result<i64> {
     }
 }
 
+/// Events read in page order until the next one would take the page past 1 MB (every page holds at
+/// least one event: an event is at most 256 KB). Rows are read one at a time, so no more than a page
+/// is ever held.
+fn page_of(rows: impl Iterator<Item = rusqlite::Result<StoredLogEvent>>) -> rusqlite::Result<Vec<StoredLogEvent>> {
+    let mut events = Vec::new();
+    let mut bytes = 0;
+    for event in rows {
+        let event = event?;
+        bytes += page_cost(&event.message);
+        if bytes > LOGS_RESPONSE_BYTES_MAX && !events.is_empty() {
+            break;
+        }
+        events.push(event);
+    }
+    Ok(events)
+}
+
 impl Store {
     /// One page of GetLogEvents: events of one stream with `start_ms <= timestamp < end_ms`, in
     /// (timestamp, id) order, plus the next forward and backward tokens.
@@ -104,7 +131,8 @@ impl Store {
     /// Without a token the page is the earliest `limit` events if `start_from_head`, else the latest. A
     /// forward token (`f/…`) continues after the page that returned it and a backward token (`b/…`)
     /// before it. When nothing newer exists, the forward token returned is the one passed in, which is
-    /// how `aws logs get-log-events` knows it has reached the end.
+    /// how `aws logs get-log-events` knows it has reached the end. A page holds at most `limit` events
+    /// and 1 MB (AWS's bound); the tokens continue from its first and last event, so nothing is skipped.
     #[allow(clippy::too_many_arguments)]
     pub fn get_log_events(
         &self,
@@ -136,11 +164,10 @@ impl Store {
                          ORDER BY timestamp_ms, id LIMIT ?5",
                     )
                     .and_then(|mut stmt| {
-                        stmt.query_map(
+                        page_of(stmt.query_map(
                             params![stream_id, after.timestamp_ms, after.id, hi.timestamp_ms, limit],
                             |row| event_from_row(stream, row),
-                        )?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                        )?)
                     })
                 }
                 Direction::Backward => {
@@ -152,11 +179,10 @@ impl Store {
                          ORDER BY timestamp_ms DESC, id DESC LIMIT ?5",
                     )
                     .and_then(|mut stmt| {
-                        stmt.query_map(
+                        page_of(stmt.query_map(
                             params![stream_id, before.timestamp_ms, before.id, lo.timestamp_ms, limit],
                             |row| event_from_row(stream, row),
-                        )?
-                        .collect::<rusqlite::Result<Vec<_>>>()
+                        )?)
                     })
                     .map(|mut events| {
                         events.reverse();
@@ -238,7 +264,8 @@ impl Store {
 
         self.logs.read(|tx| {
             let group_id = require_group(tx, group)?;
-            let scan_max = limit_param(FILTER_SCAN_MAX);
+            // One row past the budget tells whether a token is needed.
+            let scan_max = limit_param(FILTER_SCAN_MAX + 1);
             let mut bound: Vec<(&str, &dyn ToSql)> = vec![
                 (":group", &group_id),
                 (":ts", &after.timestamp_ms),
@@ -258,24 +285,40 @@ impl Store {
             let mut stmt = tx.prepare_cached(&sql).map_err(StoreError::sqlite("prepare filter log events"))?;
             let mut rows = stmt.query(bound.as_slice()).map_err(StoreError::sqlite("filter log events"))?;
             let mut events = Vec::new();
-            let mut scanned = 0;
+            let (mut scanned, mut scanned_bytes, mut page_bytes) = (0, 0, 0);
             let mut last = None;
+            let mut more = false;
             while let Some(row) = rows.next().map_err(StoreError::sqlite("filter log events"))? {
-                scanned += 1;
+                // The scan budget: spent, and there is another row, so the next page goes on from here.
+                if scanned >= FILTER_SCAN_MAX || scanned_bytes >= FILTER_SCAN_BYTES_MAX {
+                    more = true;
+                    break;
+                }
                 let event = row
                     .get::<_, String>(4)
                     .and_then(|stream| event_from_row(&stream, row))
                     .map_err(StoreError::sqlite("read filtered event"))?;
-                last = Some(Position::of(&event));
                 if pattern.matches(&event.message) {
-                    events.push(event);
-                    if events.len() >= limit {
+                    page_bytes += page_cost(&event.message);
+                    if page_bytes > LOGS_RESPONSE_BYTES_MAX && !events.is_empty() {
+                        // The page is full: this event starts the next one.
+                        more = true;
                         break;
                     }
+                    scanned += 1;
+                    scanned_bytes += event.message.len();
+                    last = Some(Position::of(&event));
+                    events.push(event);
+                    if events.len() >= limit {
+                        more = true;
+                        break;
+                    }
+                } else {
+                    scanned += 1;
+                    scanned_bytes += event.message.len();
+                    last = Some(Position::of(&event));
                 }
             }
-            // More may follow if the page filled up or the scan budget ran out before the events did.
-            let more = events.len() >= limit || scanned >= FILTER_SCAN_MAX;
             let next = if more { last.map(|p| p.encode().to_string()) } else { None };
             Ok((events, next))
         })

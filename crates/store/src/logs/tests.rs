@@ -373,3 +373,61 @@ fn batches_in_one_call_land_as_if_appended_one_by_one() {
     let groups = store.describe_log_groups(None, None, 10).unwrap();
     assert_eq!(summaries(groups), vec![("/aws/lambda/f".to_owned(), 100, 33), ("/other".to_owned(), 100, 1)]);
 }
+
+#[test]
+fn pages_stop_at_one_megabyte_and_their_tokens_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // 12 events of 200 KB: 5 fit in 1 MB (each counts its bytes + 26), the 6th does not.
+    let big: Vec<LogEvent> = (0..12)
+        .map(|i| LogEvent { timestamp_ms: i, message: format!("{i:03}{}", "x".repeat(200 * 1024 - 3)) })
+        .collect();
+    store.append_logs(G, "s", &big, 1).unwrap();
+    let size = |page: &[StoredLogEvent]| page.iter().map(|e| e.message.len() + 26).sum::<usize>();
+
+    // GetLogEvents forward from the head, then backward from the tail.
+    let (mut seen, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let (page, forward, _) = store.get_log_events(G, "s", None, None, true, token.as_deref(), 10_000).unwrap();
+        assert!(size(&page) <= 1024 * 1024, "{}", size(&page));
+        if page.is_empty() {
+            break;
+        }
+        assert_eq!(page.len(), if seen.len() == 10 { 2 } else { 5 });
+        seen.extend(times(&page));
+        token = Some(forward);
+    }
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+    let (page, _, backward) = store.get_log_events(G, "s", None, None, false, None, 10_000).unwrap();
+    assert_eq!(times(&page), [7, 8, 9, 10, 11]);
+    let (page, _, _) = store.get_log_events(G, "s", None, None, false, Some(&backward), 10_000).unwrap();
+    assert_eq!(times(&page), [2, 3, 4, 5, 6]);
+
+    // FilterLogEvents: the same 1 MB pages, and a token at each cut.
+    let (mut seen, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let (page, next) =
+            store.filter_log_events(G, None, None, None, None, Some("x"), token.as_deref(), 10_000).unwrap();
+        assert!(size(&page) <= 1024 * 1024);
+        seen.extend(times(&page));
+        match next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..12).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_filter_scans_a_bounded_number_of_bytes_per_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // 100 events of 256 KB = 25 MB, none matching: more than one call's byte budget.
+    let big: Vec<LogEvent> = (0..100).map(|i| LogEvent { timestamp_ms: i, message: "y".repeat(256 * 1024) }).collect();
+    store.append_logs(G, "s", &big, 1).unwrap();
+    let (page, token) = store.filter_log_events(G, None, None, None, None, Some("needle"), None, 10).unwrap();
+    assert!(page.is_empty());
+    let token = token.expect("the budget ran out before the events did");
+    let (_, rest) = store.filter_log_events(G, None, None, None, None, Some("needle"), Some(&token), 10).unwrap();
+    assert_eq!(rest, None, "the second call finishes the 25 MB");
+}

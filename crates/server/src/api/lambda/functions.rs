@@ -306,7 +306,12 @@ pub async fn delete(
             )));
         }
     }
-    state.store.delete_function(&name, version).map_err(|e| match e {
+    // Off the async workers: it deletes the function's waiting async events too, which may be many.
+    let (store, doomed) = (state.store.clone(), name.clone());
+    let deleted = tokio::task::spawn_blocking(move || store.delete_function(&doomed, version))
+        .await
+        .map_err(|e| ApiError::service(format!("DeleteFunction failed: {e}")))?;
+    deleted.map_err(|e| match e {
         nimbus_store::StoreError::NotFound { .. } => {
             not_found_arn(&state, &name, version.map_or(VersionId::Latest, VersionId::Published))
         }

@@ -121,7 +121,9 @@ async fn accept_event(state: &SharedState, request: InvokeRequest) -> Result<(),
         now_ms: crate::clock::now_ms(),
     };
     state.async_queue.accept(event).await.map_err(|e| {
-        tracing::error!(error = %e, "accepting an async invocation");
+        if !matches!(e, crate::events::async_invoke::AcceptError::BelowReserve(_)) {
+            tracing::error!(error = %e, "accepting an async invocation");
+        }
         ApiError::service(format!("The event could not be stored: {e}"))
     })
 }

@@ -145,6 +145,8 @@ pub(super) async fn send_message_batch(state: &Deps<'_>, body: &[u8], sender: &s
             }
         }
         Err(SqsError::QueueDoesNotExist) => return Err(SqsError::QueueDoesNotExist),
+        // The server cannot take anything now (data disk below its reserve): the whole request fails.
+        Err(e @ SqsError::ServiceUnavailable(_)) => return Err(e),
         Err(_) => {
             for (id, m) in valid_ids.iter().zip(valid) {
                 match state.sqs.send(&queue, sender, vec![m]).await {

@@ -128,6 +128,9 @@ fn error_codes(e: &SqsError) -> (&'static str, &'static str, StatusCode) {
         SqsError::UnsupportedOperation(_) => {
             ("UnsupportedOperation", "AWS.SimpleQueueService.UnsupportedOperation", bad)
         }
+        SqsError::ServiceUnavailable(_) => {
+            ("ServiceUnavailable", "ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE)
+        }
         SqsError::Store(s) if s.is_busy() => {
             ("ServiceUnavailable", "ServiceUnavailable", StatusCode::SERVICE_UNAVAILABLE)
         }

@@ -6,6 +6,11 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use nimbus_model::limits::{
+    SQS_ATTRIBUTE_BYTES_MAX, SQS_POLICY_BYTES_MAX, SQS_TAG_KEY_CHARS_MAX, SQS_TAG_VALUE_CHARS_MAX,
+    SQS_TAGS_PER_QUEUE_MAX,
+};
+
 use super::{Deps, parse, queue_of};
 
 const LIST_QUEUES_MAX: usize = 1000;
@@ -63,6 +68,11 @@ fn normalize_attributes(
             "KmsDataKeyReusePeriodSeconds" => check_range(name, value, 60, 86_400)?,
             "SqsManagedSseEnabled" => check_bool(name, value)?,
             "RedrivePolicy" if value.is_empty() => String::new(),
+            "RedrivePolicy" if value.len() > SQS_ATTRIBUTE_BYTES_MAX => {
+                return Err(SqsError::InvalidParameterValue(format!(
+                    "Value for parameter RedrivePolicy is invalid. Reason: longer than {SQS_ATTRIBUTE_BYTES_MAX} bytes."
+                )));
+            }
             "RedrivePolicy" => {
                 let (arn, count) = parse_redrive(value)?;
                 let dlq = state.sqs.name_from_arn(&arn).ok_or_else(|| {
@@ -90,6 +100,14 @@ fn normalize_attributes(
             "DeduplicationScope" if matches!(value.as_str(), "queue" | "messageGroup") => value.clone(),
             "FifoThroughputLimit" if matches!(value.as_str(), "perQueue" | "perMessageGroupId") => value.clone(),
             "DeduplicationScope" | "FifoThroughputLimit" => {
+                return Err(SqsError::InvalidAttributeValue(format!("Invalid value for the parameter {name}.")));
+            }
+            "Policy" if value.len() > SQS_POLICY_BYTES_MAX => {
+                return Err(SqsError::InvalidAttributeValue(format!(
+                    "Invalid value for the parameter Policy. Reason: Policy size exceeds {SQS_POLICY_BYTES_MAX} bytes."
+                )));
+            }
+            "RedriveAllowPolicy" | "KmsMasterKeyId" if value.len() > SQS_ATTRIBUTE_BYTES_MAX => {
                 return Err(SqsError::InvalidAttributeValue(format!("Invalid value for the parameter {name}.")));
             }
             "Policy" | "RedriveAllowPolicy" | "KmsMasterKeyId" => value.clone(),
@@ -137,6 +155,7 @@ pub(super) async fn create_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value,
     let mut stored = attrs.clone();
     stored.retain(|_, v| !v.is_empty());
     let tags = input.tags.unwrap_or_default();
+    check_tags(&name, &tags)?;
     let (queue, created) = state.store.create_queue(&name, fifo, &stored, &tags, clock::now_ms())?;
     if !created {
         // The same name with different attribute values is refused; the same ones answer the URL.
@@ -197,40 +216,45 @@ struct ListQueuesIn {
 
 pub(super) async fn list_queues(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: ListQueuesIn = parse(body)?;
-    let limit = match input.max_results {
-        None => LIST_QUEUES_MAX,
-        Some(n) if (1..=1000).contains(&n) => n as usize,
-        Some(n) => {
-            return Err(SqsError::InvalidParameterValue(format!(
-                "Value {n} for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000."
-            )));
-        }
-    };
-    let after = match input.next_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(t) => Some(
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(t)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| SqsError::InvalidParameterValue("Invalid NextToken value.".into()))?,
-        ),
-        None => None,
-    };
-    let mut queues = state.store.list_queues(input.prefix.as_deref().unwrap_or(""), after.as_deref(), limit + 1)?;
-    let more = queues.len() > limit;
-    queues.truncate(limit);
-    let urls: Vec<String> = queues.iter().map(|q| state.sqs.queue_url(&q.name)).collect();
+    let limit = max_results(input.max_results)?;
+    let after = next_token(input.next_token.as_deref())?;
+    let mut names = state.store.list_queue_names(input.prefix.as_deref().unwrap_or(""), after.as_deref(), limit + 1)?;
+    let more = names.len() > limit;
+    names.truncate(limit);
+    let urls: Vec<String> = names.iter().map(|name| state.sqs.queue_url(name)).collect();
     let mut out = json!({});
     if !urls.is_empty() {
         out["QueueUrls"] = json!(urls);
     }
     if more
         && input.max_results.is_some()
-        && let Some(last) = queues.last()
+        && let Some(last) = names.last()
     {
-        out["NextToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&last.name).into();
+        out["NextToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last).into();
     }
     Ok(out)
+}
+
+fn max_results(given: Option<i64>) -> Result<usize, SqsError> {
+    match given {
+        None => Ok(LIST_QUEUES_MAX),
+        Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
+        Some(n) => Err(SqsError::InvalidParameterValue(format!(
+            "Value {n} for parameter MaxResults is invalid. Reason: MaxResults must be an integer between 1 and 1000."
+        ))),
+    }
+}
+
+fn next_token(given: Option<&str>) -> Result<Option<String>, SqsError> {
+    match given.filter(|t| !t.is_empty()) {
+        Some(t) => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Some)
+            .ok_or_else(|| SqsError::InvalidParameterValue("Invalid NextToken value.".into())),
+        None => Ok(None),
+    }
 }
 
 #[derive(Deserialize)]
@@ -242,7 +266,9 @@ struct QueueUrlIn {
 pub(super) async fn delete_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: QueueUrlIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
-    match state.store.delete_queue(&queue.name) {
+    // Off the async workers: every message of the queue goes with it.
+    let (store, doomed) = (state.store.clone(), queue.name.clone());
+    match tokio::task::spawn_blocking(move || store.delete_queue(&doomed)).await? {
         Ok(()) => {}
         Err(nimbus_store::StoreError::NotFound { .. }) => return Err(SqsError::QueueDoesNotExist),
         Err(e) => return Err(e.into()),
@@ -368,11 +394,35 @@ struct TagIn {
     tag_keys: Option<Vec<String>>,
 }
 
+/// SQS's tag rules: a key of 1 to 128 characters, a value of at most 256, at most 50 tags on a queue
+/// (after the new ones are merged in). Checked before anything is written.
+fn check_tags(queue: &str, tags: &BTreeMap<String, String>) -> Result<(), SqsError> {
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > SQS_TAG_KEY_CHARS_MAX {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Tag keys must be between 1 and {SQS_TAG_KEY_CHARS_MAX} characters in length."
+            )));
+        }
+        if value.chars().count() > SQS_TAG_VALUE_CHARS_MAX {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Tag values may only be up to {SQS_TAG_VALUE_CHARS_MAX} characters in length."
+            )));
+        }
+    }
+    if tags.len() > SQS_TAGS_PER_QUEUE_MAX {
+        return Err(SqsError::InvalidParameterValue(format!("Too many tags added for queue {queue}.")));
+    }
+    Ok(())
+}
+
 pub(super) async fn tag_queue(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
     let input: TagIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
+    let given = input.tags.unwrap_or_default();
+    check_tags(&queue.name, &given)?;
     let mut tags = queue.tags.clone();
-    tags.extend(input.tags.unwrap_or_default());
+    tags.extend(given);
+    check_tags(&queue.name, &tags)?;
     state.store.set_queue_tags(&queue.name, &tags)?;
     Ok(json!({}))
 }
@@ -397,15 +447,31 @@ pub(super) async fn list_queue_tags(state: &Deps<'_>, body: &[u8]) -> Result<Val
     Ok(json!({ "Tags": queue.tags }))
 }
 
+#[derive(Deserialize)]
+struct DeadLetterSourcesIn {
+    #[serde(rename = "QueueUrl")]
+    queue_url: Option<String>,
+    #[serde(rename = "MaxResults")]
+    max_results: Option<i64>,
+    #[serde(rename = "NextToken")]
+    next_token: Option<String>,
+}
+
+/// Pages as ListQueues does (at most 1,000 a page); reads an index of dead-letter targets, never the
+/// other queues' rows (finding 04: it used to read and parse every queue).
 pub(super) async fn list_dead_letter_sources(state: &Deps<'_>, body: &[u8]) -> Result<Value, SqsError> {
-    let input: QueueUrlIn = parse(body)?;
+    let input: DeadLetterSourcesIn = parse(body)?;
     let queue = queue_of(state, input.queue_url.as_deref()).await?;
+    let limit = max_results(input.max_results)?;
+    let after = next_token(input.next_token.as_deref())?;
     let arn = state.sqs.queue_arn(&queue.name);
-    let all = state.store.list_queues("", None, usize::MAX)?;
-    let urls: Vec<String> = all
-        .iter()
-        .filter(|q| QueueSettings::of(q).redrive.is_some_and(|(target, _)| target == arn))
-        .map(|q| state.sqs.queue_url(&q.name))
-        .collect();
-    Ok(json!({ "queueUrls": urls }))
+    let mut names = state.store.dead_letter_sources(&arn, after.as_deref(), limit + 1)?;
+    let more = names.len() > limit;
+    names.truncate(limit);
+    let urls: Vec<String> = names.iter().map(|name| state.sqs.queue_url(name)).collect();
+    let mut out = json!({ "queueUrls": urls });
+    if more && let Some(last) = names.last() {
+        out["NextToken"] = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last).into();
+    }
+    Ok(out)
 }
