@@ -28,6 +28,7 @@ mod logs;
 mod mappings;
 mod provisioned;
 mod queues;
+mod s3;
 
 pub use aliases::{AliasRecord, AliasUpdate, Routing};
 pub use async_events::{AsyncEvent, EventInvokeConfig, NewAsyncEvent};
@@ -38,6 +39,7 @@ pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
 pub use logs::{LogBatch, LogEvent, LogGroupInfo, LogStreamInfo, StoredLogEvent};
 pub use mappings::MappingRecord;
 pub use provisioned::ProvisionedConfig;
+pub use s3::{BucketRecord, ObjectRecord};
 pub use queues::{
     ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
 };
