@@ -1,0 +1,216 @@
+"""S3 on Nimbus's endpoint, driven with boto3, the AWS CLI and plain HTTP exactly as code written for AWS
+S3 drives it: buckets, objects (streamed both ways, with Range, checksums and metadata), listings,
+multipart transfers through boto3's transfer manager, presigned URLs, and AWS's errors for bad input."""
+
+import base64
+import hashlib
+import os
+import urllib.request
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from helpers import REGION, error_code, http_status, unique_name
+
+
+def s3_client(server, addressing="path", **kw):
+    return boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        region_name=REGION,
+        aws_access_key_id=kw.get("key", server.key),
+        aws_secret_access_key=kw.get("secret", server.secret),
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, s3={"addressing_style": addressing},
+                      parameter_validation=kw.get("validate", True)),
+    )
+
+
+@pytest.fixture(scope="module")
+def s3(server):
+    return s3_client(server)
+
+
+@pytest.fixture
+def bucket(s3):
+    name = unique_name("bkt").lower().replace("_", "-")
+    s3.create_bucket(Bucket=name)
+    yield name
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=name):
+        for o in page.get("Contents", []):
+            s3.delete_object(Bucket=name, Key=o["Key"])
+    s3.delete_bucket(Bucket=name)
+
+
+def test_buckets_are_created_listed_headed_and_deleted(s3):
+    name = unique_name("life").lower().replace("_", "-")
+    s3.create_bucket(Bucket=name)
+    assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    s3.head_bucket(Bucket=name)
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] is None
+    with pytest.raises(ClientError) as e:
+        s3.create_bucket(Bucket=name)
+    assert error_code(e.value) == "BucketAlreadyOwnedByYou"
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    with pytest.raises(ClientError) as e:
+        s3.delete_bucket(Bucket=name)
+    assert error_code(e.value) == "BucketNotEmpty" and http_status(e.value) == 409
+    s3.delete_object(Bucket=name, Key="k")
+    s3.delete_bucket(Bucket=name)
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket=name)
+    assert http_status(e.value) == 404
+    with pytest.raises(ClientError) as e:
+        s3.list_objects_v2(Bucket=name)
+    assert error_code(e.value) == "NoSuchBucket"
+
+
+def test_invalid_bucket_names_are_refused(server):
+    raw = s3_client(server, validate=False)
+    for bad in ["ab", "Upper-Case", "192.168.1.1", "a..b", "-start"]:
+        with pytest.raises(ClientError) as e:
+            raw.create_bucket(Bucket=bad)
+        assert error_code(e.value) == "InvalidBucketName", bad
+
+
+def test_objects_round_trip_with_metadata_and_checksums(s3, bucket):
+    body = os.urandom(100_000)
+    put = s3.put_object(Bucket=bucket, Key="dir/a b+c.bin", Body=body, ContentType="application/x-test",
+                        Metadata={"color": "blue"}, ChecksumAlgorithm="SHA256")
+    assert put["ETag"] == '"%s"' % hashlib.md5(body).hexdigest()
+    assert put["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(body).digest()).decode()
+    got = s3.get_object(Bucket=bucket, Key="dir/a b+c.bin", ChecksumMode="ENABLED")
+    assert got["Body"].read() == body
+    assert got["ContentType"] == "application/x-test"
+    assert got["Metadata"] == {"color": "blue"}
+    assert got["ContentLength"] == len(body)
+    assert got["ChecksumSHA256"] == put["ChecksumSHA256"]
+    head = s3.head_object(Bucket=bucket, Key="dir/a b+c.bin")
+    assert head["ETag"] == put["ETag"] and head["ContentLength"] == len(body)
+    part = s3.get_object(Bucket=bucket, Key="dir/a b+c.bin", Range="bytes=10-19")
+    assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert part["ContentRange"] == f"bytes 10-19/{len(body)}"
+    assert part["Body"].read() == body[10:20]
+    # An overwrite replaces the whole object.
+    s3.put_object(Bucket=bucket, Key="dir/a b+c.bin", Body=b"new")
+    assert s3.get_object(Bucket=bucket, Key="dir/a b+c.bin")["Body"].read() == b"new"
+    s3.delete_object(Bucket=bucket, Key="dir/a b+c.bin")
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="dir/a b+c.bin")
+    assert error_code(e.value) == "NoSuchKey"
+
+
+def test_conditional_get(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="c", Body=b"1")["ETag"]
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="c", IfNoneMatch=etag)
+    assert http_status(e.value) == 304
+    with pytest.raises(ClientError) as e:
+        s3.get_object(Bucket=bucket, Key="c", IfMatch='"0000"')
+    assert http_status(e.value) == 412
+    assert s3.get_object(Bucket=bucket, Key="c", IfMatch=etag)["Body"].read() == b"1"
+
+
+def test_wrong_content_md5_and_long_keys_are_refused(s3, bucket):
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="m", Body=b"hello", ContentMD5=base64.b64encode(b"0" * 16).decode())
+    assert error_code(e.value) == "BadDigest"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="m")
+    assert http_status(e.value) == 404
+    with pytest.raises(ClientError) as e:
+        s3.put_object(Bucket=bucket, Key="k" * 1025, Body=b"x")
+    assert error_code(e.value) == "KeyTooLongError"
+
+
+def test_listings_page_and_roll_up_common_prefixes(s3, bucket):
+    keys = ["a/1", "a/2", "b/x/1", "b/y", "c", "d"]
+    for k in keys:
+        s3.put_object(Bucket=bucket, Key=k, Body=k.encode())
+    listed = s3.list_objects_v2(Bucket=bucket, Delimiter="/")
+    assert [p["Prefix"] for p in listed["CommonPrefixes"]] == ["a/", "b/"]
+    assert [o["Key"] for o in listed["Contents"]] == ["c", "d"]
+    assert listed["KeyCount"] == 4
+    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, PaginationConfig={"PageSize": 2}))
+    assert [o["Key"] for p in pages for o in p.get("Contents", [])] == keys
+    assert len(pages) == 3
+    sub = s3.list_objects_v2(Bucket=bucket, Prefix="b/", Delimiter="/")
+    assert [p["Prefix"] for p in sub["CommonPrefixes"]] == ["b/x/"]
+    assert [o["Key"] for o in sub["Contents"]] == ["b/y"]
+    after = s3.list_objects_v2(Bucket=bucket, StartAfter="b/y")
+    assert [o["Key"] for o in after["Contents"]] == ["c", "d"]
+    v1 = list(s3.get_paginator("list_objects").paginate(Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1}))
+    assert [p["Prefix"] for page in v1 for p in page.get("CommonPrefixes", [])] == ["a/", "b/"]
+    assert [o["Key"] for page in v1 for o in page.get("Contents", [])] == ["c", "d"]
+
+
+def test_copy_and_delete_objects(s3, bucket):
+    s3.put_object(Bucket=bucket, Key="src", Body=b"payload", Metadata={"a": "1"}, ContentType="text/plain")
+    s3.copy_object(Bucket=bucket, Key="same-meta", CopySource={"Bucket": bucket, "Key": "src"})
+    head = s3.head_object(Bucket=bucket, Key="same-meta")
+    assert head["Metadata"] == {"a": "1"} and head["ContentType"] == "text/plain"
+    s3.copy_object(Bucket=bucket, Key="new-meta", CopySource=f"{bucket}/src", MetadataDirective="REPLACE",
+                   Metadata={"b": "2"})
+    assert s3.head_object(Bucket=bucket, Key="new-meta")["Metadata"] == {"b": "2"}
+    assert s3.get_object(Bucket=bucket, Key="new-meta")["Body"].read() == b"payload"
+    with pytest.raises(ClientError) as e:
+        s3.copy_object(Bucket=bucket, Key="src", CopySource=f"{bucket}/src")
+    assert error_code(e.value) == "InvalidRequest"
+    out = s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in ["src", "same-meta", "nope"]]})
+    assert sorted(d["Key"] for d in out["Deleted"]) == ["nope", "same-meta", "src"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["new-meta"]
+
+
+def test_presigned_urls_work_with_plain_http(s3, bucket):
+    put_url = s3.generate_presigned_url("put_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
+    req = urllib.request.Request(put_url, data=b"presigned body", method="PUT")
+    with urllib.request.urlopen(req) as r:
+        assert r.status == 200
+    get_url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "p"}, ExpiresIn=60)
+    with urllib.request.urlopen(get_url) as r:
+        assert r.read() == b"presigned body"
+    bad = get_url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(bad)
+    assert e.value.code == 403
+
+
+def test_transfer_manager_multipart_upload_and_download(s3, bucket, tmp_path):
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(20 * 1024 * 1024 + 12345))
+    s3.upload_file(str(src), bucket, "big.bin")
+    dst = tmp_path / "back.bin"
+    s3.download_file(bucket, "big.bin", str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+    etag = s3.head_object(Bucket=bucket, Key="big.bin")["ETag"]
+    assert etag.endswith('-3"'), etag
+
+
+def test_wrong_credentials_are_refused(server, bucket):
+    bad = s3_client(server, secret="wrong" * 8)
+    with pytest.raises(ClientError) as e:
+        bad.list_objects_v2(Bucket=bucket)
+    assert error_code(e.value) == "SignatureDoesNotMatch"
+    unknown = s3_client(server, key="AKIAUNKNOWNKEY000000")
+    with pytest.raises(ClientError) as e:
+        unknown.list_buckets()
+    assert error_code(e.value) == "InvalidAccessKeyId"
+
+
+def test_aws_cli_cp_ls_sync_rm(server, bucket, tmp_path):
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "one.txt").write_text("one")
+    (tmp_path / "up" / "sub").mkdir()
+    (tmp_path / "up" / "sub" / "two.txt").write_text("two")
+    server.aws("s3", "cp", str(tmp_path / "up" / "one.txt"), f"s3://{bucket}/one.txt", parse=False)
+    ls = server.aws("s3", "ls", f"s3://{bucket}/", parse=False).stdout
+    assert "one.txt" in ls
+    server.aws("s3", "sync", str(tmp_path / "up"), f"s3://{bucket}/synced", parse=False)
+    keys = [o["Key"] for o in server.aws("s3api", "list-objects-v2", "--bucket", bucket)["Contents"]]
+    assert keys == ["one.txt", "synced/one.txt", "synced/sub/two.txt"]
+    server.aws("s3", "sync", f"s3://{bucket}/synced", str(tmp_path / "down"), parse=False)
+    assert (tmp_path / "down" / "sub" / "two.txt").read_text() == "two"
+    server.aws("s3", "rm", f"s3://{bucket}/synced", "--recursive", parse=False)
+    keys = [o["Key"] for o in server.aws("s3api", "list-objects-v2", "--bucket", bucket)["Contents"]]
+    assert keys == ["one.txt"]
