@@ -6,7 +6,8 @@
 //! the storage behind s3s's `S3` trait is ours: metadata in the store crate (`s3.db`), bodies streamed
 //! to files (`files.rs`), never buffered whole.
 //!
-//! A request is S3's ([`addressed`]) when its SigV4 scope names `s3` (header or presigned query), or
+//! A request is S3's ([`addressed`]) when its SigV4 scope names `s3` (header or presigned query), it is
+//! signed with SigV2 (S3's alone), or
 //! its Host is `s3.localhost`, `<bucket>.s3.localhost` or `<bucket>.s3.<region>.localhost` (any port).
 
 mod buckets;
@@ -104,17 +105,22 @@ impl S3Edge {
 /// Whether a request addresses S3 (see the module docs); decided from the head alone.
 pub fn addressed(parts: &Parts) -> bool {
     const SCOPE: &str = "/s3/aws4_request";
+    // SigV2 (`AWS key:signature`, and `AWSAccessKeyId`+`Signature` queries, which boto3 still presigns
+    // with by default) is S3's alone among the services Nimbus serves.
     let signed_for_s3 = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains(SCOPE));
+        .is_some_and(|v| v.contains(SCOPE) || v.starts_with("AWS "));
     let presigned_for_s3 = parts.uri.query().is_some_and(|q| {
+        let mut v2 = (false, false);
         q.split('&').any(|pair| {
-            pair.split_once('=').is_some_and(|(name, value)| {
-                name == "X-Amz-Credential"
-                    && percent_encoding::percent_decode_str(value).decode_utf8_lossy().contains(SCOPE)
-            })
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            v2.0 |= name == "AWSAccessKeyId";
+            v2.1 |= name == "Signature";
+            (name == "X-Amz-Credential"
+                && percent_encoding::percent_decode_str(value).decode_utf8_lossy().contains(SCOPE))
+                || v2 == (true, true)
         })
     });
     let host = parts.headers.get(axum::http::header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
