@@ -221,3 +221,36 @@ def test_aws_cli_cp_ls_sync_rm(server, bucket, tmp_path):
     server.aws("s3", "rm", f"s3://{bucket}/synced", "--recursive", parse=False)
     keys = [o["Key"] for o in server.aws("s3api", "list-objects-v2", "--bucket", bucket)["Contents"]]
     assert keys == ["one.txt"]
+
+
+def test_multipart_errors_are_aws_errors(s3, bucket):
+    up = s3.create_multipart_upload(Bucket=bucket, Key="mp")["UploadId"]
+    small = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=1, Body=b"x" * 100)["ETag"]
+    last = s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=2, Body=b"y")["ETag"]
+    assert [p["PartNumber"] for p in s3.list_parts(Bucket=bucket, Key="mp", UploadId=up)["Parts"]] == [1, 2]
+    assert up in [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket)["Uploads"]]
+    cases = [
+        ([{"PartNumber": 2, "ETag": last}, {"PartNumber": 1, "ETag": small}], "InvalidPartOrder"),
+        ([{"PartNumber": 1, "ETag": last}], "InvalidPart"),
+        ([{"PartNumber": 1, "ETag": small}, {"PartNumber": 2, "ETag": last}], "EntityTooSmall"),
+    ]
+    for parts, code in cases:
+        with pytest.raises(ClientError) as e:
+            s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up, MultipartUpload={"Parts": parts})
+        assert error_code(e.value) == code
+    # A single small part is a whole object.
+    s3.complete_multipart_upload(Bucket=bucket, Key="mp", UploadId=up,
+                                 MultipartUpload={"Parts": [{"PartNumber": 2, "ETag": last}]})
+    assert s3.get_object(Bucket=bucket, Key="mp")["Body"].read() == b"y"
+    with pytest.raises(ClientError) as e:
+        s3.upload_part(Bucket=bucket, Key="mp", UploadId=up, PartNumber=3, Body=b"z")
+    assert error_code(e.value) == "NoSuchUpload"
+    up2 = s3.create_multipart_upload(Bucket=bucket, Key="gone")["UploadId"]
+    s3.upload_part(Bucket=bucket, Key="gone", UploadId=up2, PartNumber=1, Body=b"z")
+    s3.abort_multipart_upload(Bucket=bucket, Key="gone", UploadId=up2)
+    with pytest.raises(ClientError) as e:
+        s3.list_parts(Bucket=bucket, Key="gone", UploadId=up2)
+    assert error_code(e.value) == "NoSuchUpload"
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="gone")
+    assert http_status(e.value) == 404

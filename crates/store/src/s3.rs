@@ -34,8 +34,196 @@ CREATE TABLE objects (
 ) STRICT, WITHOUT ROWID;
 ";
 
+const S3_MULTIPART_V2: &str = "
+CREATE TABLE uploads (
+    id          TEXT PRIMARY KEY,
+    bucket      TEXT NOT NULL REFERENCES buckets(name),
+    key         TEXT NOT NULL,
+    created_ms  INTEGER NOT NULL,
+    headers     TEXT NOT NULL          -- the object's headers to be, JSON
+) STRICT;
+CREATE INDEX uploads_by_key ON uploads (bucket, key, created_ms);
+
+CREATE TABLE parts (
+    upload_id    TEXT NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+    number       INTEGER NOT NULL,
+    file         TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    etag         TEXT NOT NULL,        -- hex MD5 of the part
+    modified_ms  INTEGER NOT NULL,
+    checksums    TEXT NOT NULL,        -- JSON
+    PRIMARY KEY (upload_id, number)
+) STRICT, WITHOUT ROWID;
+";
+
 pub(crate) fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(S3_V1).comment("buckets and objects")])
+    Migrations::new(vec![
+        M::up(S3_V1).comment("buckets and objects"),
+        M::up(S3_MULTIPART_V2).comment("multipart uploads and their parts"),
+    ])
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadRecord {
+    pub id: String,
+    pub bucket: String,
+    pub key: String,
+    pub created_ms: i64,
+    pub headers: String,
+}
+
+/// One uploaded part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartRecord {
+    pub number: i32,
+    pub file: String,
+    pub size: i64,
+    pub etag: String,
+    pub modified_ms: i64,
+    pub checksums: String,
+}
+
+fn upload_not_found(id: &str) -> StoreError {
+    StoreError::NotFound { what: "upload", name: id.to_owned() }
+}
+
+fn read_upload(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Option<UploadRecord>> {
+    tx.prepare_cached("SELECT id, bucket, key, created_ms, headers FROM uploads WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![id], |row| {
+                Ok(UploadRecord {
+                    id: row.get(0)?,
+                    bucket: row.get(1)?,
+                    key: row.get(2)?,
+                    created_ms: row.get(3)?,
+                    headers: row.get(4)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(StoreError::sqlite("read upload"))
+}
+
+fn read_parts(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Vec<PartRecord>> {
+    tx.prepare_cached(
+        "SELECT number, file, size, etag, modified_ms, checksums FROM parts WHERE upload_id = ?1 ORDER BY number",
+    )
+    .and_then(|mut stmt| {
+        stmt.query_map(params![id], |row| {
+            Ok(PartRecord {
+                number: row.get(0)?,
+                file: row.get(1)?,
+                size: row.get(2)?,
+                etag: row.get(3)?,
+                modified_ms: row.get(4)?,
+                checksums: row.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()
+    })
+    .map_err(StoreError::sqlite("list parts"))
+}
+
+impl Store {
+    pub fn create_upload(&self, upload: &UploadRecord) -> Result<()> {
+        self.s3.write(|tx| {
+            if !bucket_exists(tx, &upload.bucket)? {
+                return Err(bucket_not_found(&upload.bucket));
+            }
+            tx.prepare_cached("INSERT INTO uploads (id, bucket, key, created_ms, headers) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .and_then(|mut stmt| {
+                    stmt.execute(params![upload.id, upload.bucket, upload.key, upload.created_ms, upload.headers])
+                })
+                .map_err(StoreError::sqlite("insert upload"))?;
+            Ok(())
+        })
+    }
+
+    /// The upload, `NotFound { what: "upload" }` if there is none.
+    pub fn get_upload(&self, id: &str) -> Result<UploadRecord> {
+        self.s3.read(|tx| read_upload(tx, id)?.ok_or_else(|| upload_not_found(id)))
+    }
+
+    /// Records a part whose body file is durable; answers the file of the part it replaced.
+    pub fn put_part(&self, upload_id: &str, part: &PartRecord) -> Result<Option<String>> {
+        self.s3.write(|tx| {
+            if read_upload(tx, upload_id)?.is_none() {
+                return Err(upload_not_found(upload_id));
+            }
+            let old = tx
+                .prepare_cached("SELECT file FROM parts WHERE upload_id = ?1 AND number = ?2")
+                .and_then(|mut stmt| stmt.query_row(params![upload_id, part.number], |row| row.get(0)).optional())
+                .map_err(StoreError::sqlite("read part"))?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO parts (upload_id, number, file, size, etag, modified_ms, checksums)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    upload_id,
+                    part.number,
+                    part.file,
+                    part.size,
+                    part.etag,
+                    part.modified_ms,
+                    part.checksums
+                ])
+            })
+            .map_err(StoreError::sqlite("write part"))?;
+            Ok(old)
+        })
+    }
+
+    pub fn list_parts(&self, upload_id: &str) -> Result<Vec<PartRecord>> {
+        self.s3.read(|tx| {
+            if read_upload(tx, upload_id)?.is_none() {
+                return Err(upload_not_found(upload_id));
+            }
+            read_parts(tx, upload_id)
+        })
+    }
+
+    /// The bucket's uploads in progress, by key then start time.
+    pub fn list_uploads(&self, bucket: &str) -> Result<Vec<UploadRecord>> {
+        self.s3.read(|tx| {
+            if !bucket_exists(tx, bucket)? {
+                return Err(bucket_not_found(bucket));
+            }
+            tx.prepare_cached(
+                "SELECT id, bucket, key, created_ms, headers FROM uploads WHERE bucket = ?1 ORDER BY key, created_ms LIMIT 1000",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![bucket], |row| {
+                    Ok(UploadRecord {
+                        id: row.get(0)?,
+                        bucket: row.get(1)?,
+                        key: row.get(2)?,
+                        created_ms: row.get(3)?,
+                        headers: row.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(StoreError::sqlite("list uploads"))
+        })
+    }
+
+    /// Ends an upload: answers its parts' files for the caller to remove.
+    pub fn abort_upload(&self, upload_id: &str) -> Result<Vec<String>> {
+        self.s3.write(|tx| abort_upload_tx(tx, upload_id))
+    }
+
+    /// Completes an upload in one transaction: the object row (whose body is durable) replaces any
+    /// previous one and the upload ends. Answers the files no row names any more (the parts', and
+    /// the replaced object's).
+    pub fn complete_upload(&self, upload_id: &str, bucket: &str, object: &ObjectRecord) -> Result<Vec<String>> {
+        self.s3.write(|tx| {
+            let mut stale = abort_upload_tx(tx, upload_id)?;
+            stale.extend(put_object_tx(tx, bucket, object)?);
+            Ok(stale)
+        })
+    }
 }
 
 /// A bucket's row.
@@ -78,6 +266,44 @@ fn bucket_exists(tx: &rusqlite::Transaction<'_>, name: &str) -> Result<bool> {
         .and_then(|mut stmt| stmt.query_row(params![name], |_| Ok(())).optional())
         .map(|found| found.is_some())
         .map_err(StoreError::sqlite("read bucket"))
+}
+
+fn put_object_tx(tx: &rusqlite::Transaction<'_>, bucket: &str, object: &ObjectRecord) -> Result<Option<String>> {
+    if !bucket_exists(tx, bucket)? {
+        return Err(bucket_not_found(bucket));
+    }
+    let old = tx
+        .prepare_cached("SELECT file FROM objects WHERE bucket = ?1 AND key = ?2")
+        .and_then(|mut stmt| stmt.query_row(params![bucket, object.key], |row| row.get(0)).optional())
+        .map_err(StoreError::sqlite("read object"))?;
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO objects (bucket, key, file, size, etag, modified_ms, headers)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            bucket,
+            object.key,
+            object.file,
+            object.size,
+            object.etag,
+            object.modified_ms,
+            object.headers
+        ])
+    })
+    .map_err(StoreError::sqlite("write object"))?;
+    Ok(old)
+}
+
+fn abort_upload_tx(tx: &rusqlite::Transaction<'_>, upload_id: &str) -> Result<Vec<String>> {
+    if read_upload(tx, upload_id)?.is_none() {
+        return Err(upload_not_found(upload_id));
+    }
+    let files = read_parts(tx, upload_id)?.into_iter().map(|p| p.file).collect();
+    tx.prepare_cached("DELETE FROM uploads WHERE id = ?1")
+        .and_then(|mut stmt| stmt.execute(params![upload_id]))
+        .map_err(StoreError::sqlite("delete upload"))?;
+    Ok(files)
 }
 
 impl Store {
@@ -141,32 +367,7 @@ impl Store {
 
     /// Commits an object whose body file is already durable; answers the body file it replaced.
     pub fn put_object(&self, bucket: &str, object: &ObjectRecord) -> Result<Option<String>> {
-        self.s3.write(|tx| {
-            if !bucket_exists(tx, bucket)? {
-                return Err(bucket_not_found(bucket));
-            }
-            let old = tx
-                .prepare_cached("SELECT file FROM objects WHERE bucket = ?1 AND key = ?2")
-                .and_then(|mut stmt| stmt.query_row(params![bucket, object.key], |row| row.get(0)).optional())
-                .map_err(StoreError::sqlite("read object"))?;
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO objects (bucket, key, file, size, etag, modified_ms, headers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    bucket,
-                    object.key,
-                    object.file,
-                    object.size,
-                    object.etag,
-                    object.modified_ms,
-                    object.headers
-                ])
-            })
-            .map_err(StoreError::sqlite("write object"))?;
-            Ok(old)
-        })
+        self.s3.write(|tx| put_object_tx(tx, bucket, object))
     }
 
     /// The object, `None` if the bucket has no such key; `NotFound` if there is no such bucket.
@@ -219,10 +420,10 @@ impl Store {
         })
     }
 
-    /// Every body file a row names: what a startup sweep must keep.
+    /// Every body file a row names (objects and parts): what a startup sweep must keep.
     pub fn s3_object_files(&self) -> Result<std::collections::HashSet<String>> {
         self.s3.read(|tx| {
-            tx.prepare_cached("SELECT file FROM objects")
+            tx.prepare_cached("SELECT file FROM objects UNION ALL SELECT file FROM parts")
                 .and_then(|mut stmt| stmt.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>())
                 .map_err(StoreError::sqlite("list object files"))
         })

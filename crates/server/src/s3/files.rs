@@ -124,9 +124,16 @@ impl Bodies {
             hasher.update(&chunk);
             out.write_all(&chunk).await.map_err(io("write", &tmp))?;
         }
+        self.finish(out, &name, &mut guard).await?;
+        Ok(Written { file: name, size, md5: md5.finalize().into(), checksum: hasher.finalize() })
+    }
+
+    /// Makes a written temporary file durable under its final name.
+    async fn finish(&self, out: tokio::fs::File, name: &str, guard: &mut TempGuard) -> Result<(), FilesError> {
+        let tmp = self.tmp.join(name);
         out.sync_all().await.map_err(io("fsync", &tmp))?;
         drop(out);
-        let dest = self.path(&name);
+        let dest = self.path(name);
         tokio::fs::rename(&tmp, &dest).await.map_err(io("rename", &dest))?;
         guard.0 = None;
         let dir = self.objects.clone();
@@ -135,7 +142,23 @@ impl Bodies {
             .await
             .map_err(|e| FilesError::Io { op: "fsync", path: self.objects.clone(), source: std::io::Error::other(e) })?
             .map_err(io("fsync", &self.objects))?;
-        Ok(Written { file: name, size, md5: md5.finalize().into(), checksum: hasher.finalize() })
+        Ok(())
+    }
+
+    /// Joins committed part bodies into one new durable file (CompleteMultipartUpload); answers its
+    /// name. The parts stay until the caller's commit names the new file instead.
+    pub async fn concat(&self, parts: &[String]) -> Result<String, FilesError> {
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        let tmp = self.tmp.join(&name);
+        let mut guard = TempGuard(Some(tmp.clone()));
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io("create", &tmp))?;
+        for part in parts {
+            let path = self.path(part);
+            let mut f = tokio::fs::File::open(&path).await.map_err(io("open", &path))?;
+            tokio::io::copy(&mut f, &mut out).await.map_err(io("copy", &path))?;
+        }
+        self.finish(out, &name, &mut guard).await?;
+        Ok(name)
     }
 
     /// Streams bytes `range` of a body file from disk.

@@ -12,6 +12,7 @@
 
 mod buckets;
 pub mod files;
+mod multipart;
 mod objects;
 mod operations;
 mod service;

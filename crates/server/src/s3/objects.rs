@@ -24,26 +24,26 @@ const LIST_MAX: usize = 1000;
 
 /// The headers an object keeps, stored as the row's `headers` JSON.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct StoredHeaders {
+pub(super) struct StoredHeaders {
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_type: Option<String>,
+    pub(super) content_type: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cache_control: Option<String>,
+    pub(super) cache_control: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_disposition: Option<String>,
+    pub(super) content_disposition: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_encoding: Option<String>,
+    pub(super) content_encoding: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_language: Option<String>,
+    pub(super) content_language: Option<String>,
     #[serde(default)]
-    metadata: BTreeMap<String, String>,
+    pub(super) metadata: BTreeMap<String, String>,
     #[serde(default)]
-    checksums: Checksums,
+    pub(super) checksums: Checksums,
 }
 
 /// Base64 checksums of the whole body, those the client asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Checksums {
+pub(super) struct Checksums {
     #[serde(skip_serializing_if = "Option::is_none")]
     crc32: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,7 +57,7 @@ struct Checksums {
 }
 
 impl Checksums {
-    fn from_dto(c: Checksum) -> Checksums {
+    pub(super) fn from_dto(c: Checksum) -> Checksums {
         Checksums {
             crc32: c.checksum_crc32,
             crc32c: c.checksum_crc32c,
@@ -79,7 +79,7 @@ impl Checksums {
     }
 
     /// A hasher for every algorithm this names a value for, or that `algorithm` / the trailer names.
-    fn hasher(&self, algorithms: &[String]) -> ChecksumHasher {
+    pub(super) fn hasher(&self, algorithms: &[String]) -> ChecksumHasher {
         let wants = |name: &str, value: &Option<String>| value.is_some() || algorithms.iter().any(|a| a.eq_ignore_ascii_case(name));
         ChecksumHasher {
             crc32: wants("CRC32", &self.crc32).then(s3s::crypto::Crc32::new),
@@ -90,7 +90,7 @@ impl Checksums {
         }
     }
 
-    fn to_dto(&self) -> Checksum {
+    pub(super) fn to_dto(&self) -> Checksum {
         Checksum {
             checksum_crc32: self.crc32.clone(),
             checksum_crc32c: self.crc32c.clone(),
@@ -101,7 +101,7 @@ impl Checksums {
         }
     }
 
-    fn fill_from_trailer(&mut self, trailer: Option<&TrailingHeaders>) {
+    pub(super) fn fill_from_trailer(&mut self, trailer: Option<&TrailingHeaders>) {
         let Some(trailer) = trailer else { return };
         let read = |name: &str| trailer.read(|h| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
         for (slot, name) in [
@@ -119,7 +119,7 @@ impl Checksums {
 }
 
 /// Algorithms named by `x-amz-checksum-algorithm`/`x-amz-sdk-checksum-algorithm` or `x-amz-trailer`.
-fn requested_algorithms(algorithm: Option<&ChecksumAlgorithm>, headers: &http::HeaderMap) -> Vec<String> {
+pub(super) fn requested_algorithms(algorithm: Option<&ChecksumAlgorithm>, headers: &http::HeaderMap) -> Vec<String> {
     let mut names: Vec<String> = algorithm.map(|a| a.as_str().to_owned()).into_iter().collect();
     for value in headers.get_all("x-amz-trailer").iter().filter_map(|v| v.to_str().ok()) {
         for name in value.split(',') {
@@ -142,7 +142,7 @@ fn no_such_key() -> s3s::S3Error {
     s3_error!(NoSuchKey, "The specified key does not exist.")
 }
 
-fn headers_of(record: &ObjectRecord) -> StoredHeaders {
+pub(super) fn headers_of(record: &ObjectRecord) -> StoredHeaders {
     serde_json::from_str(&record.headers).unwrap_or_else(|e| {
         tracing::warn!(key = record.key, error = %e, "unreadable stored object headers");
         StoredHeaders::default()
@@ -154,7 +154,7 @@ fn etag(record: &ObjectRecord) -> ETag {
 }
 
 /// Verifies a written body against what the client said it is; removes it if it is not.
-fn verify(
+pub(super) fn verify(
     s3: &Nimbus3,
     written: &Written,
     content_md5: Option<&str>,
@@ -181,7 +181,7 @@ fn verify(
 }
 
 /// Fails early (before reading the body) when the bucket does not exist or the size is over the limit.
-fn precheck(s3: &Nimbus3, bucket: &str, key: &str, content_length: Option<i64>) -> S3Result<()> {
+pub(super) fn precheck(s3: &Nimbus3, bucket: &str, key: &str, content_length: Option<i64>) -> S3Result<()> {
     check_key(key)?;
     if content_length.is_some_and(|l| u64::try_from(l).unwrap_or(0) > PUT_BYTES_MAX) {
         return Err(s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed size"));
@@ -191,7 +191,7 @@ fn precheck(s3: &Nimbus3, bucket: &str, key: &str, content_length: Option<i64>) 
 }
 
 /// Commits a verified body under `key`, removing the body it replaced.
-fn commit(s3: &Nimbus3, bucket: &str, key: &str, written: &Written, etag: String, headers: &StoredHeaders) -> S3Result<ObjectRecord> {
+pub(super) fn commit(s3: &Nimbus3, bucket: &str, key: &str, written: &Written, etag: String, headers: &StoredHeaders) -> S3Result<ObjectRecord> {
     let record = ObjectRecord {
         key: key.to_owned(),
         file: written.file.clone(),
@@ -214,7 +214,7 @@ fn commit(s3: &Nimbus3, bucket: &str, key: &str, written: &Written, etag: String
     }
 }
 
-fn empty_body() -> StreamingBlob {
+pub(super) fn empty_body() -> StreamingBlob {
     StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>())
 }
 
