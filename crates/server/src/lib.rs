@@ -236,6 +236,8 @@ pub async fn run(
     let s3 = s3::S3Edge::start(
         store.clone(),
         credentials.clone(),
+        async_queue.clone(),
+        sqs.clone(),
         data_dir,
         &config.region,
         &config.account_id,

@@ -353,6 +353,30 @@ impl Store {
         })
     }
 
+    /// Sets (or with `None` removes) the bucket's notification configuration, a JSON text the S3
+    /// layer writes and reads.
+    pub fn set_bucket_notification(&self, name: &str, configuration: Option<&str>) -> Result<()> {
+        self.s3.write(|tx| {
+            let changed = tx
+                .prepare_cached("UPDATE buckets SET notification = ?2 WHERE name = ?1")
+                .and_then(|mut stmt| stmt.execute(params![name, configuration]))
+                .map_err(StoreError::sqlite("set bucket notification"))?;
+            if changed == 0 {
+                return Err(bucket_not_found(name));
+            }
+            Ok(())
+        })
+    }
+
+    pub fn get_bucket_notification(&self, name: &str) -> Result<Option<String>> {
+        self.s3.read(|tx| {
+            tx.prepare_cached("SELECT notification FROM buckets WHERE name = ?1")
+                .and_then(|mut stmt| stmt.query_row(params![name], |row| row.get::<_, Option<String>>(0)).optional())
+                .map_err(StoreError::sqlite("read bucket notification"))?
+                .ok_or_else(|| bucket_not_found(name))
+        })
+    }
+
     /// Every bucket, in name order (S3 has at most a few thousand per account).
     pub fn list_buckets(&self) -> Result<Vec<BucketRecord>> {
         self.s3.read(|tx| {

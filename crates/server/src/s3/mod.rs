@@ -4,7 +4,8 @@
 //! checksums) against our credentials ([`KeyLookup`]); every request of a verified principal is then
 //! decided by `authz` with the operation's IAM action and resource ARN (`operations.rs`, [`Decide`]);
 //! the storage behind s3s's `S3` trait is ours: metadata in the store crate (`s3.db`), bodies streamed
-//! to files (`files.rs`), never buffered whole.
+//! to files (`files.rs`), never buffered whole; bucket notifications go to functions through the
+//! async invoke journal and to queues through the queue service (`notifications.rs`).
 //!
 //! A request is S3's ([`addressed`]) when its SigV4 scope names `s3` (header or presigned query), it is
 //! signed with SigV2 (S3's alone), or
@@ -13,6 +14,7 @@
 mod buckets;
 pub mod files;
 mod multipart;
+mod notifications;
 mod objects;
 mod operations;
 mod service;
@@ -61,13 +63,18 @@ pub(crate) struct Nimbus3 {
     store: Arc<Store>,
     bodies: files::Bodies,
     region: String,
+    /// Delivers bucket notifications (absent in unit tests without an event plane).
+    notifier: Option<notifications::Notifier>,
 }
 
 impl S3Edge {
     /// Prepares `<data>/s3/` (removing what interrupted uploads left) and builds the service.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Arc<Store>,
         credentials: Arc<Credentials>,
+        async_queue: crate::events::async_invoke::AsyncQueue,
+        sqs: Arc<crate::sqs::Sqs>,
         data_dir: &std::path::Path,
         region: &str,
         account: &str,
@@ -78,7 +85,8 @@ impl S3Edge {
         if swept > 0 {
             tracing::info!(swept, "removed object bodies no object names (writes interrupted by a stop)");
         }
-        let s3 = Nimbus3 { store, bodies, region: region.to_owned() };
+        let notifier = notifications::Notifier { async_queue, sqs, account: account.to_owned() };
+        let s3 = Nimbus3 { store, bodies, region: region.to_owned(), notifier: Some(notifier) };
         let mut builder = S3ServiceBuilder::new(s3);
         builder.set_host(Hosts);
         if auth_required {

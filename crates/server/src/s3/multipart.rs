@@ -194,6 +194,13 @@ pub(crate) async fn complete(
             return Err(upload_error(e));
         }
     }
+    let happened = super::notifications::Happened {
+        bucket: &input.bucket,
+        key: &input.key,
+        event: "ObjectCreated:CompleteMultipartUpload",
+        object: Some((record.size, &record.etag)),
+    };
+    super::notifications::notify(s3, &req.extensions, happened).await;
     Ok(S3Response::new(CompleteMultipartUploadOutput {
         bucket: Some(input.bucket.clone()),
         key: Some(input.key.clone()),

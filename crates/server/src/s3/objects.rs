@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::buckets::{now_ms, owner, timestamp};
 use super::files::Written;
+use super::notifications::{Happened, notify};
 use super::operations::object_arn;
 use super::{KEY_BYTES_MAX, Nimbus3, PUT_BYTES_MAX, authorize_more, files_error, store_error};
 use nimbus_store::ObjectRecord;
@@ -243,6 +244,13 @@ pub(crate) async fn put(s3: &Nimbus3, req: S3Request<PutObjectInput>) -> S3Resul
         checksums: checksums.clone(),
     };
     let record = commit(s3, &input.bucket, &input.key, &written, hex::encode(written.md5), &headers)?;
+    let happened = Happened {
+        bucket: &input.bucket,
+        key: &input.key,
+        event: "ObjectCreated:Put",
+        object: Some((record.size, &record.etag)),
+    };
+    notify(s3, &req.extensions, happened).await;
     let c = checksums.to_dto();
     Ok(S3Response::new(PutObjectOutput {
         e_tag: Some(etag(&record)),
@@ -394,7 +402,11 @@ pub(crate) fn delete_key(s3: &Nimbus3, bucket: &str, key: &str) -> S3Result<Opti
 }
 
 pub(crate) async fn delete(s3: &Nimbus3, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
-    delete_key(s3, &req.input.bucket, &req.input.key)?;
+    if delete_key(s3, &req.input.bucket, &req.input.key)?.is_some() {
+        let happened =
+            Happened { bucket: &req.input.bucket, key: &req.input.key, event: "ObjectRemoved:Delete", object: None };
+        notify(s3, &req.extensions, happened).await;
+    }
     Ok(S3Response::new(DeleteObjectOutput::default()))
 }
 
@@ -414,7 +426,12 @@ pub(crate) async fn delete_many(
         let result = authorize_more(&req.extensions, "s3:DeleteObject", &object_arn(&bucket, &object.key))
             .and_then(|()| delete_key(s3, &bucket, &object.key));
         match result {
-            Ok(_) => {
+            Ok(removed) => {
+                if removed.is_some() {
+                    let happened =
+                        Happened { bucket: &bucket, key: &object.key, event: "ObjectRemoved:Delete", object: None };
+                    notify(s3, &req.extensions, happened).await;
+                }
                 if !quiet {
                     deleted.push(DeletedObject { key: Some(object.key), ..Default::default() });
                 }
@@ -465,6 +482,13 @@ pub(crate) async fn copy(s3: &Nimbus3, req: S3Request<CopyObjectInput>) -> S3Res
     };
     // A copy keeps the source's ETag (a multipart source's `-N` one too), as S3 does.
     let record = commit(s3, &input.bucket, &input.key, &written, source.etag.clone(), &headers)?;
+    let happened = Happened {
+        bucket: &input.bucket,
+        key: &input.key,
+        event: "ObjectCreated:Copy",
+        object: Some((record.size, &record.etag)),
+    };
+    notify(s3, &req.extensions, happened).await;
     let c = headers.checksums.to_dto();
     Ok(S3Response::new(CopyObjectOutput {
         copy_object_result: Some(CopyObjectResult {

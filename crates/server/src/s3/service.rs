@@ -4,7 +4,7 @@
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
-use super::{Nimbus3, buckets, multipart, objects};
+use super::{Nimbus3, buckets, multipart, notifications, objects};
 
 #[async_trait::async_trait]
 impl S3 for Nimbus3 {
@@ -97,5 +97,19 @@ impl S3 for Nimbus3 {
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
         multipart::list_uploads(self, req).await
+    }
+
+    async fn put_bucket_notification_configuration(
+        &self,
+        req: S3Request<PutBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketNotificationConfigurationOutput>> {
+        notifications::put_configuration(self, req).await
+    }
+
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        notifications::get_configuration(self, req).await
     }
 }
