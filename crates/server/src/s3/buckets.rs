@@ -12,7 +12,9 @@ pub(crate) fn timestamp(ms: i64) -> Timestamp {
 }
 
 pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// AWS's naming rules for new buckets (3–63 characters of lowercase letters, digits, `.` and `-`,
@@ -30,7 +32,10 @@ pub(crate) fn valid_bucket_name(name: &str) -> bool {
         && !["-s3alias", "--ol-s3", ".mrap", "--x-s3"].iter().any(|s| name.ends_with(s))
 }
 
-pub(crate) async fn create(s3: &Nimbus3, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+pub(crate) async fn create(
+    s3: &Nimbus3,
+    req: S3Request<CreateBucketInput>,
+) -> S3Result<S3Response<CreateBucketOutput>> {
     let name = req.input.bucket;
     if !valid_bucket_name(&name) {
         return Err(s3_error!(InvalidBucketName, "The specified bucket is not valid."));
@@ -59,7 +64,10 @@ pub(crate) async fn create(s3: &Nimbus3, req: S3Request<CreateBucketInput>) -> S
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{name}")) }))
 }
 
-pub(crate) async fn delete(s3: &Nimbus3, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+pub(crate) async fn delete(
+    s3: &Nimbus3,
+    req: S3Request<DeleteBucketInput>,
+) -> S3Result<S3Response<DeleteBucketOutput>> {
     s3.store.delete_bucket(&req.input.bucket).map_err(store_error)?;
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
@@ -108,7 +116,9 @@ mod tests {
         for ok in ["abc", "my-bucket.data", "a1b", &"a".repeat(63)] {
             assert!(valid_bucket_name(ok), "{ok}");
         }
-        for bad in ["ab", "Abc", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", "a_b", &"a".repeat(64)] {
+        for bad in
+            ["ab", "Abc", "-abc", "abc-", "a..b", "192.168.1.1", "xn--abc", "abc-s3alias", "a_b", &"a".repeat(64)]
+        {
             assert!(!valid_bucket_name(bad), "{bad}");
         }
     }

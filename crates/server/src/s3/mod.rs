@@ -138,9 +138,12 @@ pub fn addressed(parts: &Parts) -> bool {
 
 /// For an S3 host name, the bucket it names (`Some(None)` for `s3.localhost` itself).
 fn s3_host(host: &str) -> Option<Option<&str>> {
-    let name = host.rsplit_once(':').map_or(host, |(name, port)| {
-        if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }
-    });
+    let name = host.rsplit_once(':').map_or(
+        host,
+        |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) { name } else { host }
+        },
+    );
     let before = name.strip_suffix("localhost")?;
     if before == "s3." {
         return Some(None);
@@ -175,7 +178,9 @@ impl S3Auth for KeyLookup {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.0.lookup(access_key) {
             Some(secret) => Ok(SecretKey::from(secret.secret_access_key)),
-            None => Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")),
+            None => {
+                Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+            }
         }
     }
 }
@@ -205,7 +210,11 @@ impl S3Access for Decide {
                     return Err(s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."));
                 }
                 let owner = self.credentials.session_owner(&access_key).ok_or_else(|| s3_error!(InvalidAccessKeyId))?;
-                Identity::FunctionSession(authz::function_session_principal(&self.account, &owner.role_arn, &owner.function))
+                Identity::FunctionSession(authz::function_session_principal(
+                    &self.account,
+                    &owner.role_arn,
+                    &owner.function,
+                ))
             }
         };
         let operation = cx.s3_op().name().to_owned();
@@ -228,12 +237,17 @@ fn security_token(cx: &S3AccessContext<'_>) -> Option<String> {
     let query = cx.uri().query()?;
     query.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
-        (name == "X-Amz-Security-Token").then(|| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+        (name == "X-Amz-Security-Token")
+            .then(|| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
     })
 }
 
 /// Decides a further resource within an operation (a copy's source, each key of a DeleteObjects).
-pub(crate) fn authorize_more(extensions: &axum::http::Extensions, action: &'static str, resource: &str) -> S3Result<()> {
+pub(crate) fn authorize_more(
+    extensions: &axum::http::Extensions,
+    action: &'static str,
+    resource: &str,
+) -> S3Result<()> {
     let identity = extensions.get::<Identity>();
     authz::authorize(identity, &nimbus_model::policy::Action::from_static(action), resource)
         .map_err(|d| s3_error!(AccessDenied, "{}", d.message))
@@ -267,7 +281,10 @@ pub(crate) fn files_error(e: files::FilesError) -> S3Error {
             S3Error::with_message(S3ErrorCode::EntityTooLarge, "Your proposed upload exceeds the maximum allowed size")
         }
         files::FilesError::Body { .. } => {
-            let mut err = s3_error!(IncompleteBody, "You did not provide the number of bytes specified by the Content-Length HTTP header.");
+            let mut err = s3_error!(
+                IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header."
+            );
             err.set_source(Box::new(e));
             err
         }

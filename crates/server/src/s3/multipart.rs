@@ -74,7 +74,10 @@ pub(crate) async fn create(
     }))
 }
 
-pub(crate) async fn upload_part(s3: &Nimbus3, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+pub(crate) async fn upload_part(
+    s3: &Nimbus3,
+    req: S3Request<UploadPartInput>,
+) -> S3Result<S3Response<UploadPartOutput>> {
     let input = req.input;
     if !(1..=PART_NUMBER_MAX).contains(&input.part_number) {
         return Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
@@ -129,18 +132,27 @@ pub(crate) async fn upload_part(s3: &Nimbus3, req: S3Request<UploadPartInput>) -
 /// that ETag, every part but the last at least 5 MiB. Answers the chosen parts in order.
 fn choose_parts<'a>(requested: &[(i32, Option<String>)], uploaded: &'a [PartRecord]) -> S3Result<Vec<&'a PartRecord>> {
     if requested.is_empty() {
-        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
     }
     let mut chosen = Vec::with_capacity(requested.len());
     let mut previous = 0;
     for (number, etag) in requested {
         if *number <= previous {
-            return Err(s3_error!(InvalidPartOrder, "The list of parts was not in ascending order. The parts list must be specified in order by part number."));
+            return Err(s3_error!(
+                InvalidPartOrder,
+                "The list of parts was not in ascending order. The parts list must be specified in order by part number."
+            ));
         }
         previous = *number;
         let found = uploaded.iter().find(|p| p.number == *number);
         let Some(part) = found.filter(|p| etag.as_deref().is_none_or(|e| e.trim_matches('"') == p.etag)) else {
-            return Err(s3_error!(InvalidPart, "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."));
+            return Err(s3_error!(
+                InvalidPart,
+                "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+            ));
         };
         chosen.push(part);
     }
@@ -226,8 +238,13 @@ pub(crate) async fn list_parts(s3: &Nimbus3, req: S3Request<ListPartsInput>) -> 
     upload(s3, &input.bucket, &input.key, &input.upload_id)?;
     let marker = input.part_number_marker.unwrap_or(0);
     let max = usize::try_from(input.max_parts.unwrap_or(1000).clamp(0, 1000)).unwrap_or(1000);
-    let all: Vec<PartRecord> =
-        s3.store.list_parts(&input.upload_id).map_err(upload_error)?.into_iter().filter(|p| p.number > marker).collect();
+    let all: Vec<PartRecord> = s3
+        .store
+        .list_parts(&input.upload_id)
+        .map_err(upload_error)?
+        .into_iter()
+        .filter(|p| p.number > marker)
+        .collect();
     let truncated = all.len() > max;
     let page: Vec<PartRecord> = all.into_iter().take(max).collect();
     let next = page.last().map(|p| p.number);

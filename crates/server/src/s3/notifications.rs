@@ -141,7 +141,9 @@ fn parse(input: NotificationConfiguration) -> S3Result<Config> {
     }
     for (i, a) in rules.iter().enumerate() {
         if rules[..i].iter().any(|b| rules_overlap(a, b)) {
-            return Err(invalid("Configurations overlap. Configurations on the same bucket cannot share a common event type."));
+            return Err(invalid(
+                "Configurations overlap. Configurations on the same bucket cannot share a common event type.",
+            ));
         }
         if rules[..i].iter().any(|b| b.id == a.id) {
             return Err(invalid("Configuration ids must be unique"));
@@ -166,7 +168,13 @@ fn unvalidated(arn: &str) -> s3s::S3Error {
 
 /// Destinations must exist (functions and standard queues), as AWS checks them; queues then get
 /// the `s3:TestEvent` message.
-async fn validate_destinations(s3: &Nimbus3, notifier: &Notifier, bucket: &str, config: &Config, request_id: &str) -> S3Result<()> {
+async fn validate_destinations(
+    s3: &Nimbus3,
+    notifier: &Notifier,
+    bucket: &str,
+    config: &Config,
+    request_id: &str,
+) -> S3Result<()> {
     let mut queues = Vec::new();
     for rule in &config.rules {
         match &rule.target {
@@ -284,7 +292,8 @@ pub(crate) fn requester(extensions: &http::Extensions) -> (String, String) {
         Some(identity) => format!("AWS:{}", identity.principal().user_id),
         None => "ANONYMOUS_PRINCIPAL".to_owned(),
     };
-    let request_id = extensions.get::<crate::api::RequestId>().map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
+    let request_id =
+        extensions.get::<crate::api::RequestId>().map_or_else(|| uuid::Uuid::new_v4().to_string(), |r| r.0.clone());
     (principal, request_id)
 }
 
@@ -391,7 +400,8 @@ fn filter_of(rule: &Rule) -> Option<NotificationConfigurationFilter> {
             rules.push(FilterRule { name: Some(FilterRuleName::from(name.to_owned())), value: Some(value.clone()) });
         }
     }
-    (!rules.is_empty()).then(|| NotificationConfigurationFilter { key: Some(S3KeyFilter { filter_rules: Some(rules) }) })
+    (!rules.is_empty())
+        .then_some(NotificationConfigurationFilter { key: Some(S3KeyFilter { filter_rules: Some(rules) }) })
 }
 
 pub(crate) async fn get_configuration(
@@ -455,7 +465,11 @@ mod tests {
             (rule(&["s3:ObjectCreated:*"], None, None), rule(&["s3:ObjectCreated:Put"], Some("a/"), None), true),
             (rule(&["s3:ObjectCreated:*"], Some("a/"), None), rule(&["s3:ObjectCreated:*"], Some("b/"), None), false),
             (rule(&["s3:ObjectCreated:*"], Some("a/"), None), rule(&["s3:ObjectCreated:*"], Some("a/b/"), None), true),
-            (rule(&["s3:ObjectCreated:*"], None, Some(".jpg")), rule(&["s3:ObjectCreated:*"], None, Some(".png")), false),
+            (
+                rule(&["s3:ObjectCreated:*"], None, Some(".jpg")),
+                rule(&["s3:ObjectCreated:*"], None, Some(".png")),
+                false,
+            ),
             (rule(&["s3:ObjectCreated:Put"], None, None), rule(&["s3:ObjectCreated:Copy"], None, None), false),
             (rule(&["s3:ObjectCreated:*"], None, None), rule(&["s3:ObjectRemoved:*"], None, None), false),
         ];
@@ -474,7 +488,8 @@ mod tests {
 
     #[test]
     fn function_arns_name_a_function_and_qualifier() {
-        let (name, q) = function_of("arn:aws:lambda:us-east-1:000000000000:function:f:live", "us-east-1", "000000000000").unwrap();
+        let (name, q) =
+            function_of("arn:aws:lambda:us-east-1:000000000000:function:f:live", "us-east-1", "000000000000").unwrap();
         assert_eq!((name.as_str(), q.as_deref()), ("f", Some("live")));
         assert!(function_of("arn:aws:lambda:eu-west-1:000000000000:function:f", "us-east-1", "000000000000").is_none());
     }

@@ -81,7 +81,9 @@ impl Checksums {
 
     /// A hasher for every algorithm this names a value for, or that `algorithm` / the trailer names.
     pub(super) fn hasher(&self, algorithms: &[String]) -> ChecksumHasher {
-        let wants = |name: &str, value: &Option<String>| value.is_some() || algorithms.iter().any(|a| a.eq_ignore_ascii_case(name));
+        let wants = |name: &str, value: &Option<String>| {
+            value.is_some() || algorithms.iter().any(|a| a.eq_ignore_ascii_case(name))
+        };
         ChecksumHasher {
             crc32: wants("CRC32", &self.crc32).then(s3s::crypto::Crc32::new),
             crc32c: wants("CRC32C", &self.crc32c).then(s3s::crypto::Crc32c::new),
@@ -104,7 +106,8 @@ impl Checksums {
 
     pub(super) fn fill_from_trailer(&mut self, trailer: Option<&TrailingHeaders>) {
         let Some(trailer) = trailer else { return };
-        let read = |name: &str| trailer.read(|h| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
+        let read =
+            |name: &str| trailer.read(|h| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)).flatten();
         for (slot, name) in [
             (&mut self.crc32, "x-amz-checksum-crc32"),
             (&mut self.crc32c, "x-amz-checksum-crc32c"),
@@ -192,7 +195,14 @@ pub(super) fn precheck(s3: &Nimbus3, bucket: &str, key: &str, content_length: Op
 }
 
 /// Commits a verified body under `key`, removing the body it replaced.
-pub(super) fn commit(s3: &Nimbus3, bucket: &str, key: &str, written: &Written, etag: String, headers: &StoredHeaders) -> S3Result<ObjectRecord> {
+pub(super) fn commit(
+    s3: &Nimbus3,
+    bucket: &str,
+    key: &str,
+    written: &Written,
+    etag: String,
+    headers: &StoredHeaders,
+) -> S3Result<ObjectRecord> {
     let record = ObjectRecord {
         key: key.to_owned(),
         file: written.file.clone(),
@@ -321,15 +331,18 @@ pub(crate) async fn get(s3: &Nimbus3, req: S3Request<GetObjectInput>) -> S3Resul
         let span = range.clone().unwrap_or(0..size);
         let body = match s3.bodies.read(&record.file, span.clone()).await {
             Ok(body) => body,
-            Err(super::files::FilesError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(super::files::FilesError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue;
+            }
             Err(e) => return Err(files_error(e)),
         };
         let headers = headers_of(&record);
-        let checksums = if range.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
-            headers.checksums.to_dto()
-        } else {
-            Checksum::default()
-        };
+        let checksums =
+            if range.is_none() && input.checksum_mode.as_ref().is_some_and(|m| m.as_str() == ChecksumMode::ENABLED) {
+                headers.checksums.to_dto()
+            } else {
+                Checksum::default()
+            };
         let output = GetObjectOutput {
             body: Some(body),
             accept_ranges: Some("bytes".into()),
@@ -401,7 +414,10 @@ pub(crate) fn delete_key(s3: &Nimbus3, bucket: &str, key: &str) -> S3Result<Opti
     Ok(old)
 }
 
-pub(crate) async fn delete(s3: &Nimbus3, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+pub(crate) async fn delete(
+    s3: &Nimbus3,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
     if delete_key(s3, &req.input.bucket, &req.input.key)?.is_some() {
         let happened =
             Happened { bucket: &req.input.bucket, key: &req.input.key, event: "ObjectRemoved:Delete", object: None };
@@ -416,7 +432,10 @@ pub(crate) async fn delete_many(
 ) -> S3Result<S3Response<DeleteObjectsOutput>> {
     let bucket = req.input.bucket;
     if req.input.delete.objects.len() > 1000 {
-        return Err(s3_error!(MalformedXML, "The XML you provided was not well-formed or did not validate against our published schema"));
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
     }
     s3.store.get_bucket(&bucket).map_err(store_error)?;
     let quiet = req.input.delete.quiet.unwrap_or(false);
@@ -450,7 +469,10 @@ pub(crate) async fn delete_many(
 pub(crate) async fn copy(s3: &Nimbus3, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     let CopySource::Bucket { bucket: src_bucket, key: src_key, .. } = &input.copy_source else {
-        return Err(s3_error!(InvalidArgument, "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"));
+        return Err(s3_error!(
+            InvalidArgument,
+            "Copy Source must mention the source bucket and key: sourcebucket/sourcekey"
+        ));
     };
     authorize_more(&req.extensions, "s3:GetObject", &object_arn(src_bucket, src_key))?;
     precheck(s3, &input.bucket, &input.key, None)?;
@@ -465,7 +487,8 @@ pub(crate) async fn copy(s3: &Nimbus3, req: S3Request<CopyObjectInput>) -> S3Res
     let source_headers = headers_of(&source);
     let algorithms: Vec<String> = input.checksum_algorithm.iter().map(|a| a.as_str().to_owned()).collect();
     let hasher = source_headers.checksums.hasher(&algorithms);
-    let written = s3.bodies.copy(&source.file, u64::try_from(source.size).unwrap_or(0), hasher).await.map_err(files_error)?;
+    let written =
+        s3.bodies.copy(&source.file, u64::try_from(source.size).unwrap_or(0), hasher).await.map_err(files_error)?;
     let checksums = Checksums::from_dto(written.checksum.clone());
     let headers = if replace {
         StoredHeaders {
@@ -518,7 +541,14 @@ struct Page {
 
 /// Lists keys after `after` under `prefix`, rolling keys that contain `delimiter` after the prefix into
 /// common prefixes; each common prefix counts once toward `max`.
-fn list_page(s3: &Nimbus3, bucket: &str, prefix: &str, delimiter: Option<&str>, after: &str, max: usize) -> S3Result<Page> {
+fn list_page(
+    s3: &Nimbus3,
+    bucket: &str,
+    prefix: &str,
+    delimiter: Option<&str>,
+    after: &str,
+    max: usize,
+) -> S3Result<Page> {
     let mut page = Page { objects: Vec::new(), prefixes: Vec::new(), truncated: false, next_after: None, last: None };
     let mut cursor = after.to_owned();
     'pages: loop {
@@ -571,7 +601,10 @@ fn max_keys(requested: Option<i32>) -> usize {
     requested.map_or(LIST_MAX, |n| usize::try_from(n).unwrap_or(0).min(LIST_MAX))
 }
 
-pub(crate) async fn list_v2(s3: &Nimbus3, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+pub(crate) async fn list_v2(
+    s3: &Nimbus3,
+    req: S3Request<ListObjectsV2Input>,
+) -> S3Result<S3Response<ListObjectsV2Output>> {
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let mut after = input.start_after.clone().unwrap_or_default();
@@ -610,7 +643,9 @@ pub(crate) async fn list_v1(s3: &Nimbus3, req: S3Request<ListObjectsInput>) -> S
     let max = max_keys(input.max_keys);
     // A marker that is a common prefix resumes after everything under it.
     let after = match input.delimiter.as_deref() {
-        Some(d) if !d.is_empty() && marker.ends_with(d) && marker.starts_with(&prefix) => format!("{marker}{}", char::MAX),
+        Some(d) if !d.is_empty() && marker.ends_with(d) && marker.starts_with(&prefix) => {
+            format!("{marker}{}", char::MAX)
+        }
         _ => marker.clone(),
     };
     let page = list_page(s3, &input.bucket, &prefix, input.delimiter.as_deref(), &after, max)?;
