@@ -254,3 +254,32 @@ def test_multipart_errors_are_aws_errors(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.head_object(Bucket=bucket, Key="gone")
     assert http_status(e.value) == 404
+
+
+def test_virtual_hosted_requests_name_the_bucket_in_the_host(server, s3, bucket):
+    """`<bucket>.s3.localhost:<port>` and `<bucket>.s3.<region>.localhost:<port>`, signed for that host and
+    sent to the server's address (no DNS needed)."""
+    import http.client
+    from urllib.parse import urlparse
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    port = urlparse(server.url).port
+    creds = Credentials(server.key, server.secret)
+    for host in [f"{bucket}.s3.localhost:{port}", f"{bucket}.s3.{REGION}.localhost:{port}"]:
+        for method, body in [("PUT", host.encode()), ("GET", None)]:
+            req = AWSRequest(method=method, url=f"http://{host}/vh-key", data=body)
+            req.headers["x-amz-content-sha256"] = hashlib.sha256(body or b"").hexdigest()
+            S3SigV4Auth(creds, "s3", REGION).add_auth(req)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            # botocore signs the URL's host without adding the header: send it as signed.
+            conn.request(method, "/vh-key", body=body, headers={**dict(req.headers.items()), "Host": host})
+            resp = conn.getresponse()
+            data = resp.read()
+            conn.close()
+            assert resp.status == 200, data
+            if method == "GET":
+                assert data == host.encode()
+    assert s3.get_object(Bucket=bucket, Key="vh-key")["Body"].read().endswith(f".localhost:{port}".encode())
