@@ -320,8 +320,9 @@ impl Store {
         })
     }
 
-    /// Deletes an empty bucket: `NotFound` if there is none, `Conflict` if it holds objects.
-    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+    /// Deletes an empty bucket: `NotFound` if there is none, `Conflict` if it holds objects. Its
+    /// multipart uploads in progress end with it; answers their part files for the caller to remove.
+    pub fn delete_bucket(&self, name: &str) -> Result<Vec<String>> {
         self.s3.write(|tx| {
             if !bucket_exists(tx, name)? {
                 return Err(bucket_not_found(name));
@@ -334,10 +335,19 @@ impl Store {
             if has_objects {
                 return Err(StoreError::Conflict { what: "non-empty bucket", name: name.to_owned() });
             }
+            let parts = tx
+                .prepare_cached("SELECT p.file FROM parts p JOIN uploads u ON u.id = p.upload_id WHERE u.bucket = ?1")
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![name], |row| row.get(0))?.collect::<rusqlite::Result<Vec<String>>>()
+                })
+                .map_err(StoreError::sqlite("list the bucket's parts"))?;
+            tx.prepare_cached("DELETE FROM uploads WHERE bucket = ?1")
+                .and_then(|mut stmt| stmt.execute(params![name]))
+                .map_err(StoreError::sqlite("delete the bucket's uploads"))?;
             tx.prepare_cached("DELETE FROM buckets WHERE name = ?1")
                 .and_then(|mut stmt| stmt.execute(params![name]))
                 .map_err(StoreError::sqlite("delete bucket"))?;
-            Ok(())
+            Ok(parts)
         })
     }
 
@@ -489,7 +499,20 @@ mod tests {
             assert!(store.delete_object("b", key).unwrap().is_some());
         }
         assert_eq!(store.delete_object("b", "c").unwrap(), None);
-        store.delete_bucket("b").unwrap();
+        let upload =
+            UploadRecord { id: "u".into(), bucket: "b".into(), key: "k".into(), created_ms: 1, headers: "{}".into() };
+        store.create_upload(&upload).unwrap();
+        let part = PartRecord {
+            number: 1,
+            file: "p1".into(),
+            size: 1,
+            etag: "e".into(),
+            modified_ms: 1,
+            checksums: "{}".into(),
+        };
+        assert_eq!(store.put_part("u", &part).unwrap(), None);
+        assert_eq!(store.delete_bucket("b").unwrap(), ["p1"]);
         assert!(matches!(store.get_bucket("b"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(store.get_upload("u"), Err(StoreError::NotFound { .. })));
     }
 }

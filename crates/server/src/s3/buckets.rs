@@ -68,7 +68,8 @@ pub(crate) async fn delete(
     s3: &Nimbus3,
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
-    s3.store.delete_bucket(&req.input.bucket).map_err(store_error)?;
+    let parts = s3.store.delete_bucket(&req.input.bucket).map_err(store_error)?;
+    parts.iter().for_each(|f| s3.bodies.remove(f));
     Ok(S3Response::new(DeleteBucketOutput {}))
 }
 
