@@ -283,3 +283,34 @@ def test_virtual_hosted_requests_name_the_bucket_in_the_host(server, s3, bucket)
             if method == "GET":
                 assert data == host.encode()
     assert s3.get_object(Bucket=bucket, Key="vh-key")["Body"].read().endswith(f".localhost:{port}".encode())
+
+
+def test_an_upload_cut_short_leaves_nothing(server, s3, bucket):
+    """A client that disconnects mid-body: no object appears and the partial body is removed."""
+    import socket
+    from urllib.parse import urlparse
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from eventplane import wait_until
+
+    port = urlparse(server.url).port
+    host = f"127.0.0.1:{port}"
+    req = AWSRequest(method="PUT", url=f"http://{host}/{bucket}/cut")
+    req.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+    req.headers["Content-Length"] = str(10 * 1024 * 1024)
+    S3SigV4Auth(Credentials(server.key, server.secret), "s3", REGION).add_auth(req)
+    head = f"PUT /{bucket}/cut HTTP/1.1\r\nHost: {host}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in req.headers.items()) + "\r\n"
+    tmp = server.data_dir / "s3" / "tmp"
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head.encode() + b"x" * (1024 * 1024))
+        # The body is being written while the connection stays open...
+        wait_until(lambda: any(tmp.iterdir()), what="the upload to start")
+    # ...and is gone once the client went away.
+    wait_until(lambda: tmp.is_dir() and not any(tmp.iterdir()), what="the partial body to be removed")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="cut")
+    assert http_status(e.value) == 404
