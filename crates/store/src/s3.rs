@@ -56,10 +56,15 @@ CREATE TABLE parts (
 ) STRICT, WITHOUT ROWID;
 ";
 
+const S3_OBJECT_TAGS_V3: &str = "
+ALTER TABLE objects ADD COLUMN tags TEXT NOT NULL DEFAULT '{}';   -- JSON object; a new PUT resets it
+";
+
 pub(crate) fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(S3_V1).comment("buckets and objects"),
         M::up(S3_MULTIPART_V2).comment("multipart uploads and their parts"),
+        M::up(S3_OBJECT_TAGS_V3).comment("object tags"),
     ])
 }
 
@@ -384,6 +389,54 @@ impl Store {
                 .and_then(|mut stmt| stmt.query_row(params![name], |row| row.get::<_, Option<String>>(0)).optional())
                 .map_err(StoreError::sqlite("read bucket notification"))?
                 .ok_or_else(|| bucket_not_found(name))
+        })
+    }
+
+    /// Replaces a bucket's tags (a JSON object the S3 layer writes).
+    pub fn set_bucket_tags(&self, name: &str, tags: &str) -> Result<()> {
+        self.s3.write(|tx| {
+            let changed = tx
+                .prepare_cached("UPDATE buckets SET tags = ?2 WHERE name = ?1")
+                .and_then(|mut stmt| stmt.execute(params![name, tags]))
+                .map_err(StoreError::sqlite("set bucket tags"))?;
+            if changed == 0 {
+                return Err(bucket_not_found(name));
+            }
+            Ok(())
+        })
+    }
+
+    pub fn get_bucket_tags(&self, name: &str) -> Result<String> {
+        self.s3.read(|tx| {
+            tx.prepare_cached("SELECT tags FROM buckets WHERE name = ?1")
+                .and_then(|mut stmt| stmt.query_row(params![name], |row| row.get(0)).optional())
+                .map_err(StoreError::sqlite("read bucket tags"))?
+                .ok_or_else(|| bucket_not_found(name))
+        })
+    }
+
+    /// Replaces an object's tags; `false` if there is no such object.
+    pub fn set_object_tags(&self, bucket: &str, key: &str, tags: &str) -> Result<bool> {
+        self.s3.write(|tx| {
+            if !bucket_exists(tx, bucket)? {
+                return Err(bucket_not_found(bucket));
+            }
+            tx.prepare_cached("UPDATE objects SET tags = ?3 WHERE bucket = ?1 AND key = ?2")
+                .and_then(|mut stmt| stmt.execute(params![bucket, key, tags]))
+                .map(|changed| changed > 0)
+                .map_err(StoreError::sqlite("set object tags"))
+        })
+    }
+
+    /// An object's tags, `None` if there is no such object.
+    pub fn get_object_tags(&self, bucket: &str, key: &str) -> Result<Option<String>> {
+        self.s3.read(|tx| {
+            if !bucket_exists(tx, bucket)? {
+                return Err(bucket_not_found(bucket));
+            }
+            tx.prepare_cached("SELECT tags FROM objects WHERE bucket = ?1 AND key = ?2")
+                .and_then(|mut stmt| stmt.query_row(params![bucket, key], |row| row.get(0)).optional())
+                .map_err(StoreError::sqlite("read object tags"))
         })
     }
 

@@ -18,6 +18,7 @@ mod notifications;
 mod objects;
 mod operations;
 mod service;
+mod tagging;
 
 use std::sync::Arc;
 

@@ -232,6 +232,7 @@ pub(super) fn empty_body() -> StreamingBlob {
 pub(crate) async fn put(s3: &Nimbus3, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let input = req.input;
     precheck(s3, &input.bucket, &input.key, input.content_length)?;
+    let tags = input.tagging.as_deref().map(super::tagging::parse_header).transpose()?;
     let mut expected = Checksums {
         crc32: input.checksum_crc32,
         crc32c: input.checksum_crc32c,
@@ -254,6 +255,9 @@ pub(crate) async fn put(s3: &Nimbus3, req: S3Request<PutObjectInput>) -> S3Resul
         checksums: checksums.clone(),
     };
     let record = commit(s3, &input.bucket, &input.key, &written, hex::encode(written.md5), &headers)?;
+    if let Some(tags) = tags {
+        s3.store.set_object_tags(&input.bucket, &input.key, &tags).map_err(store_error)?;
+    }
     let happened = Happened {
         bucket: &input.bucket,
         key: &input.key,
