@@ -39,7 +39,7 @@ pub use functions::{CodeInfo, FunctionRecord, NewFunction, VersionId};
 pub use logs::{LogBatch, LogEvent, LogGroupInfo, LogStreamInfo, StoredLogEvent};
 pub use mappings::MappingRecord;
 pub use provisioned::ProvisionedConfig;
-pub use s3::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
 pub use queues::{
     ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
 };
+pub use s3::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};
