@@ -4,6 +4,7 @@ across a `kill -9` of the server."""
 
 import json
 import threading
+from pathlib import Path
 
 import boto3
 import pytest
@@ -12,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from eventplane import (SERVER_ARGS, SERVER_ENV, create_recorder, drain, lam, queue_arn, rec_dir, records, sqs,
                         srv, wait_until)
-from helpers import REGION, error_code, function_arn, unique_name
+from helpers import REGION, create_function, error_code, function_arn, make_zip, unique_name
 
 __all__ = ["lam", "rec_dir", "sqs", "srv"]
 
@@ -147,3 +148,29 @@ def test_every_acknowledged_put_is_notified_across_sigkill(server_factory, tmp_p
         return {r["event"]["Records"][0]["s3"]["object"]["key"] for r in records(rec, fn)}
 
     wait_until(lambda: acked <= notified(), timeout=90, what=f"all {len(acked)} acknowledged puts to be notified")
+
+
+WORD_COUNT = (Path(__file__).resolve().parents[2] / "examples" / "s3-pipeline" / "wordcount.py").read_text()
+
+
+def test_a_function_reads_the_uploaded_object_and_writes_a_derived_one(srv, lam):
+    """The upload pipeline of examples/s3-pipeline: objects under uploads/ run a function that reads them with its own session
+    credential (SDK defaults from its environment) and writes a word count under processed/."""
+    s3 = s3_client(srv)
+    fn = unique_name("s3-wc")
+    create_function(lam, fn, make_zip({"wordcount.py": WORD_COUNT}), handler="wordcount.handler", Timeout=30)
+    bucket = bucket_name("pipeline")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{
+            "LambdaFunctionArn": function_arn(fn), "Events": ["s3:ObjectCreated:Put"],
+            "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}}}]})
+    s3.put_object(Bucket=bucket, Key="uploads/a poem.txt", Body=b"so much depends upon a red wheel barrow")
+
+    def counted():
+        try:
+            return s3.get_object(Bucket=bucket, Key="processed/a poem.txt.count")["Body"].read()
+        except ClientError:
+            return None
+
+    assert wait_until(counted, timeout=60, what="the derived object") == b"8"
