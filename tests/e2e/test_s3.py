@@ -339,3 +339,13 @@ def test_object_and_bucket_tagging(s3, bucket):
     with pytest.raises(ClientError) as e:
         s3.get_bucket_tagging(Bucket=bucket)
     assert error_code(e.value) == "NoSuchTagSet"
+
+
+def test_a_signature_for_another_region_is_refused(server, bucket):
+    other = boto3.client("s3", endpoint_url=server.url, region_name="eu-west-1", aws_access_key_id=server.key,
+                         aws_secret_access_key=server.secret,
+                         config=Config(retries={"max_attempts": 1, "mode": "standard"}, s3={"addressing_style": "path"}))
+    with pytest.raises(ClientError) as e:
+        other.list_objects_v2(Bucket=bucket)
+    assert error_code(e.value) == "AuthorizationHeaderMalformed"
+    assert "'eu-west-1' is wrong; expecting 'us-east-1'" in e.value.response["Error"]["Message"]

@@ -92,7 +92,7 @@ impl S3Edge {
         builder.set_host(Hosts);
         if auth_required {
             builder.set_auth(KeyLookup(credentials.clone()));
-            builder.set_access(Decide { credentials, account: account.to_owned() });
+            builder.set_access(Decide { credentials, account: account.to_owned(), region: region.to_owned() });
         }
         Ok(S3Edge { service: builder.build() })
     }
@@ -191,6 +191,25 @@ impl S3Auth for KeyLookup {
 struct Decide {
     credentials: Arc<Credentials>,
     account: String,
+    region: String,
+}
+
+/// The region of a SigV4 credential scope (`AKID/date/region/s3/aws4_request`), from the
+/// `Authorization` header or a presigned query's `X-Amz-Credential`; `None` for SigV2.
+fn signed_region(cx: &S3AccessContext<'_>) -> Option<String> {
+    let from_header = cx.headers().get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
+        let rest = v.strip_prefix("AWS4-HMAC-SHA256 ")?;
+        let credential = rest.split(',').find_map(|p| p.trim().strip_prefix("Credential="))?;
+        Some(credential.to_owned())
+    });
+    let credential = from_header.or_else(|| {
+        cx.uri().query()?.split('&').find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name == "X-Amz-Credential")
+                .then(|| percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+        })
+    })?;
+    credential.split('/').nth(2).map(str::to_owned)
 }
 
 #[async_trait::async_trait]
@@ -199,6 +218,17 @@ impl S3Access for Decide {
         let Some(access_key) = cx.credentials().map(|c| c.access_key.clone()) else {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         };
+        // As S3 does, a signature for another region is refused (a client configured for the wrong
+        // region hears it here instead of failing only on AWS).
+        if let Some(region) = signed_region(cx)
+            && region != self.region
+        {
+            return Err(s3_error!(
+                AuthorizationHeaderMalformed,
+                "The authorization header is malformed; the region '{region}' is wrong; expecting '{}'",
+                self.region
+            ));
+        }
         let Some(secret) = self.credentials.lookup(&access_key) else {
             return Err(s3_error!(InvalidAccessKeyId));
         };
