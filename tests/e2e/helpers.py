@@ -74,7 +74,7 @@ SUITE_ROLE_POLICY = json.dumps({
     "Statement": [
         {"Effect": "Allow", "Action": ["lambda:Get*", "lambda:List*", "lambda:InvokeFunction", "lambda:InvokeAsync"],
          "Resource": "*"},
-        {"Effect": "Allow", "Action": ["sqs:*", "logs:*"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ["sqs:*", "logs:*", "s3:*"], "Resource": "*"},
     ],
 })
 # Root credentials handed to the server through NIMBUS_ROOT_* (shaped like real AWS keys).

@@ -6,7 +6,7 @@
 //! credential acts as an assumed-role session of the function's role and is decided by the policy
 //! engine (`nimbus_model::policy`, the one evaluator) against [`FUNCTION_SESSION_POLICY`], the fixed
 //! rights such credentials have until execution roles carry real policies: read and invoke functions,
-//! use SQS and CloudWatch Logs, nothing else.
+//! use SQS, CloudWatch Logs and S3, nothing else.
 
 use std::sync::OnceLock;
 
@@ -89,6 +89,12 @@ pub const FUNCTION_SESSION_POLICY: &str = r#"{
       "Sid": "QueuesAndLogs",
       "Effect": "Allow",
       "Action": ["sqs:*", "logs:*"],
+      "Resource": "*"
+    },
+    {
+      "Sid": "Objects",
+      "Effect": "Allow",
+      "Action": ["s3:*"],
       "Resource": "*"
     }
   ]

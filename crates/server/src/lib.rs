@@ -28,6 +28,7 @@ pub mod pool;
 mod retention;
 mod runtime_api;
 mod runtimes;
+mod s3;
 mod sqs;
 
 use std::future::Future;
@@ -147,6 +148,8 @@ pub enum ServerError {
     Sandbox(#[from] nimbus_sandbox::SandboxError),
     #[error(transparent)]
     Runtimes(#[from] runtimes::RuntimesError),
+    #[error("start S3: {0}")]
+    S3(#[from] s3::S3SetupError),
     #[error("listener: {0}")]
     Listener(std::io::Error),
     #[error("serve HTTP: {0}")]
@@ -253,7 +256,18 @@ pub async fn run(
     let retention_task = retention::start(store.clone(), events_stopping.clone());
     let (mappings, mappings_task) =
         events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
+    let s3 = s3::S3Edge::start(
+        store.clone(),
+        credentials.clone(),
+        async_queue.clone(),
+        sqs.clone(),
+        data_dir,
+        &config.region,
+        &config.account_id,
+        config.auth == AuthMode::SigV4,
+    )?;
     let state = Arc::new(api::ApiState {
+        s3,
         store: store.clone(),
         credentials: credentials.clone(),
         invoker,

@@ -135,6 +135,7 @@ pub struct Store {
     pub(crate) meta: Db,
     pub(crate) logs: Db,
     pub(crate) queues: Db,
+    pub(crate) s3: Db,
     /// Function versions and aliases read from `meta`, valid while its generation stands.
     pub(crate) catalog: crate::catalog::Catalog,
     /// Bumped after every write to the IAM tables (see `iam`).
@@ -143,7 +144,7 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating as needed) the store under `data_dir`: `nimbus.db`, `logs.db`, `queues.db` and
+    /// Opens (creating as needed) the store under `data_dir`: `nimbus.db`, `logs.db`, `queues.db`, `s3.db` and
     /// `code/`, and brings every database's schema up to date.
     pub fn open(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Io {
@@ -154,8 +155,9 @@ impl Store {
         let meta = Db::open(&data_dir.join("nimbus.db"), "FULL", &meta_migrations())?;
         let logs = Db::open(&data_dir.join("logs.db"), "NORMAL", &logs_migrations())?;
         let queues = Db::open(&data_dir.join("queues.db"), "FULL", &crate::queues::migrations())?;
+        let s3 = Db::open(&data_dir.join("s3.db"), "FULL", &crate::s3::migrations())?;
         let code = CodeStore::open(&data_dir.join("code"))?;
-        Ok(Store { meta, logs, queues, catalog: Default::default(), iam_generation: AtomicU64::new(0), code })
+        Ok(Store { meta, logs, queues, s3, catalog: Default::default(), iam_generation: AtomicU64::new(0), code })
     }
 
     /// The zip blobs that function versions reference by digest.

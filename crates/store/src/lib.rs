@@ -31,6 +31,7 @@ mod policies;
 mod provisioned;
 mod queues;
 mod urls;
+mod s3;
 
 pub use aliases::{AliasRecord, AliasUpdate, Routing};
 pub use async_events::{AsyncEvent, EventInvokeConfig, NewAsyncEvent};
@@ -46,3 +47,4 @@ pub use queues::{
     ChangeVisibility, NewMessage, QueueCounts, QueueRecord, ReceiveParams, ReceivedMessage, Redrive, SendOutcome,
 };
 pub use urls::{UrlConfig, UrlUpdate};
+pub use s3::{BucketRecord, ObjectRecord, PartRecord, UploadRecord};

@@ -1,7 +1,8 @@
 //! The AWS wire protocols on Nimbus's one endpoint. The other side is any AWS client (SDKs, the AWS
 //! CLI, `nimbus` subcommands); nothing it sends is trusted until it is SigV4-verified and parsed into
 //! the model's types. The services served are one list (`service.rs`): Lambda (REST-JSON, routed on the
-//! path), CloudWatch Logs and SQS (JSON, routed on `X-Amz-Target`); a request's credential scope must
+//! path), CloudWatch Logs and SQS (JSON, routed on `X-Amz-Target`), S3 (REST-XML, routed on its scope
+//! or host to `crate::s3`, before anything here reads the request); a request's credential scope must
 //! name the service it addresses and the server's region. Bodies are read only after the headers are
 //! authenticated, within bounds (`body.rs`). Requests whose `Host` names a function URL are taken
 //! aside first, before authentication (`function_url`).
@@ -39,6 +40,8 @@ use nimbus_store::Store;
 
 /// Everything request handlers share.
 pub struct ApiState {
+    /// S3, served by s3s on the same listener (`crate::s3`).
+    pub s3: crate::s3::S3Edge,
     pub store: Arc<Store>,
     pub credentials: Arc<Credentials>,
     pub invoker: Arc<Invoker>,
@@ -78,6 +81,7 @@ pub fn router(state: SharedState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         // Function URLs are told apart by their Host before authentication: a NONE URL is public.
         .layer(middleware::from_fn_with_state(state.clone(), function_url::edge))
+        .layer(middleware::from_fn_with_state(state.clone(), s3_edge))
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
@@ -91,6 +95,17 @@ async fn request_id(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert("x-amzn-requestid", value);
     }
     response
+}
+
+/// S3 requests (by their scope or host, `s3::addressed`) go to the S3 service, which authenticates
+/// them from the headers and streams their bodies itself (they may be 5 GB: `body.rs` bounds do not
+/// apply); everything else goes on to `authenticate`.
+async fn s3_edge(State(state): State<SharedState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    if crate::s3::addressed(&parts) {
+        return state.s3.call(Request::from_parts(parts, body)).await;
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Authenticates a request before any handler runs, and before its body is read as far as the
@@ -218,7 +233,7 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         Some((service::Service::Sqs, operation)) => {
             sqs::dispatch(&state, operation, &body, caller.as_ref(), identity.as_ref()).await
         }
-        Some((service::Service::Lambda, _)) | None => {
+        Some((service::Service::Lambda | service::Service::S3, _)) | None => {
             let service = caller.map(|c| c.service).unwrap_or_default();
             ApiError::unknown_operation("POST", &format!("/ (service {service:?}, target {target:?})"))
                 .json_protocol()

@@ -17,13 +17,15 @@ pub enum Service {
     Logs,
     /// SQS, JSON 1.0 on `POST /`, routed on `X-Amz-Target`.
     Sqs,
+    /// S3, REST-XML, routed before the others on its scope or host (`crate::s3::addressed`).
+    S3,
 }
 
 /// The region global services (IAM, STS) are signed for, whatever the server's region.
 pub const GLOBAL_SIGNING_REGION: &str = "us-east-1";
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Lambda, Service::Logs, Service::Sqs];
+    pub const ALL: [Service; 4] = [Service::Lambda, Service::Logs, Service::Sqs, Service::S3];
 
     /// The name in the credential scope (`AKID/date/region/<name>/aws4_request`).
     pub fn signing_name(self) -> &'static str {
@@ -31,6 +33,7 @@ impl Service {
             Service::Lambda => "lambda",
             Service::Logs => "logs",
             Service::Sqs => "sqs",
+            Service::S3 => "s3",
         }
     }
 
@@ -42,7 +45,7 @@ impl Service {
     /// The `X-Amz-Target` prefix of a JSON-protocol service.
     fn target_prefix(self) -> Option<&'static str> {
         match self {
-            Service::Lambda => None,
+            Service::Lambda | Service::S3 => None,
             Service::Logs => Some("Logs_20140328"),
             Service::Sqs => Some("AmazonSQS"),
         }
