@@ -5,6 +5,7 @@
 mod config;
 mod error;
 mod function;
+pub mod http_api;
 pub mod limits;
 mod logs;
 mod name;
