@@ -113,6 +113,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
         M::up(crate::policies::META_POLICIES_V1).comment("resource-based policies of functions, versions, aliases"),
         M::up(crate::urls::META_URLS_V1).comment("function URL configs"),
+        M::up(crate::http_apis::META_HTTP_APIS_V1).comment("API Gateway HTTP APIs"),
     ])
 }
 

@@ -24,6 +24,7 @@ mod concurrency;
 mod db;
 mod error;
 mod functions;
+mod http_apis;
 mod logs;
 mod mappings;
 mod policies;
