@@ -8,6 +8,8 @@
 //! Serving an API's routes is `serve` (picked by `Host` at the edge, like function URLs).
 
 mod control;
+mod payload_v1;
+pub mod serve;
 pub mod hosts;
 mod operations;
 
