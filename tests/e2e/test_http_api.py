@@ -313,3 +313,42 @@ def test_aws_cli_control_plane(server, lam, fn):
     server.aws("apigatewayv2", "delete-route", "--api-id", api_id, "--route-id", route["RouteId"])
     assert server.aws("apigatewayv2", "get-routes", "--api-id", api_id)["Items"] == []
     server.aws("apigatewayv2", "delete-api", "--api-id", api_id)
+
+
+def test_example_deploys(server):
+    """examples/http-api: deploy.sh (the AWS CLI) and the three functions, called as its README shows."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from helpers import venv_tool
+
+    script = Path(__file__).resolve().parents[2] / "examples" / "http-api" / "deploy.sh"
+    env = server.cli_env()
+    env["PATH"] = f"{Path(venv_tool('aws')).parent}{os.pathsep}{env.get('PATH', os.defpath)}"
+    proc = subprocess.run([str(script), server.url], capture_output=True, text=True, env=env, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    endpoint = proc.stdout.strip()
+    m = re.fullmatch(r"http://([a-z0-9]{10})\.execute-api\.us-east-1\.localhost:(\d+)", endpoint)
+    assert m, endpoint
+    api_id = m.group(1)
+    status, _, body = call(server, api_id, "POST", "/items", body=b'{"name": "apple"}')
+    assert status == 201, body
+    item = json.loads(body)
+    assert item["name"] == "apple"
+    # The item is stored as a log line of create_item, a few milliseconds after it returned.
+    import time
+    deadline = time.monotonic() + 30
+    while True:
+        status, _, body = call(server, api_id, "GET", f"/items/{item['id']}")
+        if status != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert (status, json.loads(body)) == (200, item)
+    status, _, body = call(server, api_id, "GET", "/items")
+    assert status == 200 and item in json.loads(body)["items"]
+    status, _, body = call(server, api_id, "GET", "/items/nothere")
+    assert status == 404
+    status, _, body = call(server, api_id, "POST", "/items", body=b"not json")
+    assert status == 400
