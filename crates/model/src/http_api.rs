@@ -294,13 +294,17 @@ pub struct HttpApi {
 mod tests {
     use super::*;
 
+    type Check = fn(&RouteKeyError) -> bool;
+    /// (method, path, the route that answers, its path parameters)
+    type Case = (&'static str, &'static str, &'static str, &'static [(&'static str, &'static str)]);
+
     #[test]
     fn route_keys_are_parsed_as_api_gateway_does() {
         let ok = ["$default", "GET /", "ANY /{proxy+}", "GET /items/{id}", "POST /items", "DELETE /a/{b}/c/{d+}"];
         for key in ok {
             assert!(RouteKey::parse(key).is_ok(), "{key}");
         }
-        let bad: [(&str, fn(&RouteKeyError) -> bool); 11] = [
+        let bad: [(&str, Check); 11] = [
             ("", |e| *e == RouteKeyError::Empty),
             ("GET", |e| matches!(e, RouteKeyError::Shape(_))),
             ("GET items", |e| matches!(e, RouteKeyError::Shape(_))),
@@ -332,7 +336,7 @@ mod tests {
             "$default",
         ];
         let routes: Vec<RouteKey> = keys.iter().map(|k| RouteKey::parse(k).unwrap()).collect();
-        let cases: [(&str, &str, &str, &[(&str, &str)]); 11] = [
+        let cases: [Case; 11] = [
             ("GET", "/items/special", "GET /items/special", &[]),
             ("GET", "/items/7", "GET /items/{id}", &[("id", "7")]),
             ("PUT", "/items/7", "ANY /items/{id}", &[("id", "7")]),

@@ -122,7 +122,11 @@ mod tests {
         let apis = parts("/v2/apis", None);
         let cases: [(&Parts, Caller, Result<(), &str>); 11] = [
             (&apis, caller("us-east-1", "apigateway"), Ok(())),
-            (&apis, caller("us-east-1", "lambda"), Err("Credential should be scoped to correct service: 'apigateway'. ")),
+            (
+                &apis,
+                caller("us-east-1", "lambda"),
+                Err("Credential should be scoped to correct service: 'apigateway'. "),
+            ),
             (&invoke, caller("us-east-1", "lambda"), Ok(())),
             (
                 &invoke,

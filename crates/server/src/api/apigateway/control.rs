@@ -233,7 +233,8 @@ fn auto_deploy(api: &mut HttpApi) {
     let id = if unchanged {
         current.cloned()
     } else {
-        let deployment = snapshot(api, true, Some("Automatic deployment triggered by changes to the Api configuration".into()));
+        let deployment =
+            snapshot(api, true, Some("Automatic deployment triggered by changes to the Api configuration".into()));
         let id = deployment.deployment_id.clone();
         api.deployments.push(deployment);
         Some(id)
@@ -286,9 +287,7 @@ fn check_name(name: &str) -> Result<(), GatewayError> {
 }
 
 fn check_cors(cors: &ApiCors) -> Result<(), GatewayError> {
-    if cors.allow_credentials == Some(true)
-        && cors.allow_origins.as_ref().is_some_and(|o| o.iter().any(|o| o == "*"))
-    {
+    if cors.allow_credentials == Some(true) && cors.allow_origins.as_ref().is_some_and(|o| o.iter().any(|o| o == "*")) {
         return Err(bad("allow-credentials is not supported when allow-origin is *."));
     }
     if cors.max_age.is_some_and(|a| !(-1..=86_400).contains(&a)) {
@@ -539,7 +538,9 @@ fn new_integration(input: IntegrationInput, id: String) -> Result<Integration, G
         bad("PayloadFormatVersion is required for AWS_PROXY integrations of HTTP APIs. Supported values are 1.0 and 2.0")
     })?;
     if version != "1.0" && version != "2.0" {
-        return Err(bad(format!("Invalid payload format version specified {version}. Supported values are 1.0 and 2.0")));
+        return Err(bad(format!(
+            "Invalid payload format version specified {version}. Supported values are 1.0 and 2.0"
+        )));
     }
     let timeout = input.timeout_in_millis.unwrap_or(TIMEOUT_DEFAULT_MS);
     if !(50..=30_000).contains(&timeout) {

@@ -8,11 +8,10 @@
 //! Serving an API's routes is `serve` (picked by `Host` at the edge, like function URLs).
 
 mod control;
-mod payload_v1;
-pub mod serve;
 pub mod hosts;
 mod operations;
-
+mod payload_v1;
+pub mod serve;
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -45,9 +44,11 @@ impl From<GatewayError> for ApiError {
             GatewayError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "NotFoundException", m),
             GatewayError::BadRequest(m) => ApiError::new(StatusCode::BAD_REQUEST, "BadRequestException", m),
             GatewayError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "ConflictException", m),
-            GatewayError::Store(StoreError::NotFound { name, .. }) => {
-                ApiError::new(StatusCode::NOT_FOUND, "NotFoundException", format!("Invalid API identifier specified {name}"))
-            }
+            GatewayError::Store(StoreError::NotFound { name, .. }) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NotFoundException",
+                format!("Invalid API identifier specified {name}"),
+            ),
             GatewayError::Store(e) => {
                 tracing::error!(error = %e, "apigateway store");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerException", "Internal server error")

@@ -91,10 +91,8 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
     };
     let stage_def = api.stages.iter().find(|s| s.stage_name == stage);
     let Some(stage_def) = stage_def else { return not_found() };
-    let Some(deployment) = stage_def
-        .deployment_id
-        .as_ref()
-        .and_then(|id| api.deployments.iter().find(|d| &d.deployment_id == id))
+    let Some(deployment) =
+        stage_def.deployment_id.as_ref().and_then(|id| api.deployments.iter().find(|d| &d.deployment_id == id))
     else {
         return not_found();
     };
@@ -104,8 +102,7 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
         .enumerate()
         .filter_map(|(i, r)| RouteKey::parse(&r.route_key).ok().map(|k| (k, i)))
         .collect();
-    let Some((index, path_parameters)) = select(keys.iter().map(|(k, i)| (k, *i)), parts.method.as_str(), &path)
-    else {
+    let Some((index, path_parameters)) = select(keys.iter().map(|(k, i)| (k, *i)), parts.method.as_str(), &path) else {
         return not_found();
     };
     let route = &deployment.routes[index];
