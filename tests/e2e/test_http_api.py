@@ -352,3 +352,34 @@ def test_example_deploys(server):
     assert status == 404
     status, _, body = call(server, api_id, "POST", "/items", body=b"not json")
     assert status == 400
+
+
+def test_aws_iam_route(apigw, lam, fn, server):
+    """An AWS_IAM route takes requests signed for execute-api by a caller allowed execute-api:Invoke."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    api_id, target = make_api(apigw, lam, fn)
+    route = apigw.create_route(ApiId=api_id, RouteKey="GET /private", Target=target, AuthorizationType="AWS_IAM")
+    assert route["AuthorizationType"] == "AWS_IAM"
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    port = urlsplit(server.url).port
+    host = f"{api_id}.execute-api.localhost:{port}"
+
+    def signed(service="execute-api", secret=None):
+        req = AWSRequest(method="GET", url=f"http://{host}/private", headers={"Host": host})
+        SigV4Auth(Credentials(server.key, secret or server.secret), service, REGION).add_auth(req)
+        return dict(req.headers.items())
+
+    status, _, body = call(server, api_id, path="/private")
+    assert (status, json.loads(body)) == (403, {"message": "Forbidden"})
+    status, _, body = call(server, api_id, path="/private", headers=signed(secret="wrong"))
+    assert status == 403 and "signature" in json.loads(body)["message"].lower()
+    status, _, body = call(server, api_id, path="/private", headers=signed(service="lambda"))
+    assert status == 403
+    status, _, body = call(server, api_id, path="/private", headers=signed())
+    assert status == 200, body
+    iam = json.loads(body)["requestContext"]["authorizer"]["iam"]
+    assert iam["accessKey"] == server.key
+    assert iam["accountId"] == ACCOUNT

@@ -441,7 +441,7 @@ fn check_target(api: &HttpApi, target: &str) -> Result<(), GatewayError> {
 
 fn check_authorization(kind: Option<&str>) -> Result<String, GatewayError> {
     match kind.unwrap_or("NONE") {
-        "NONE" => Ok("NONE".into()),
+        k @ ("NONE" | "AWS_IAM") => Ok(k.into()),
         other => Err(bad(format!("Nimbus does not support authorization type {other} yet"))),
     }
 }

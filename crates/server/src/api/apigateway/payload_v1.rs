@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::api::function_url::event::{is_text, request_time};
+use crate::api::function_url::event::{IamCaller, is_text, request_time};
 use crate::api::function_url::response::{HttpAnswer, ResponseError, body_of, head};
 
 /// What a 1.0 event is made from (already bounded by the edge).
@@ -32,6 +32,8 @@ pub struct V1Input<'a> {
     pub resource: &'a str,
     pub path_parameters: &'a BTreeMap<String, String>,
     pub stage_variables: &'a BTreeMap<String, String>,
+    /// An `AWS_IAM` route's caller (`requestContext.identity`).
+    pub caller: Option<&'a IamCaller>,
 }
 
 fn decode(s: &str) -> String {
@@ -82,18 +84,18 @@ pub fn build(input: &V1Input<'_>) -> Value {
         "extendedRequestId": input.request_id,
         "httpMethod": input.method,
         "identity": {
-            "accessKey": null,
-            "accountId": null,
-            "caller": null,
+            "accessKey": input.caller.map(|c| c.access_key.as_str()),
+            "accountId": input.caller.map(|c| c.account_id.as_str()),
+            "caller": input.caller.map(|c| c.caller_id.as_str()),
             "cognitoAuthenticationProvider": null,
             "cognitoAuthenticationType": null,
             "cognitoIdentityId": null,
             "cognitoIdentityPoolId": null,
             "principalOrgId": null,
             "sourceIp": input.source_ip,
-            "user": null,
+            "user": input.caller.map(|c| c.user_id.as_str()),
             "userAgent": user_agent,
-            "userArn": null,
+            "userArn": input.caller.map(|c| c.user_arn.as_str()),
         },
         "path": input.path,
         "protocol": input.protocol,
@@ -181,6 +183,7 @@ mod tests {
             resource: "/items/{id}",
             path_parameters: &params,
             stage_variables: &vars,
+            caller: None,
         });
         assert_eq!(e["version"], "1.0");
         assert_eq!(e["resource"], "/items/{id}");

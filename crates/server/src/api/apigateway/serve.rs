@@ -135,6 +135,14 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
             return internal();
         }
     }
+    let caller = if route.authorization_type == "AWS_IAM" {
+        match iam_caller(state, &parts, &body, &source_arn) {
+            Ok(caller) => Some(caller),
+            Err(response) => return *response,
+        }
+    } else {
+        None
+    };
     let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
     let source_ip = parts
         .extensions
@@ -167,6 +175,7 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
             resource: &resource,
             path_parameters: &path_parameters,
             stage_variables: &stage_def.stage_variables,
+            caller: caller.as_ref(),
         })
     } else {
         let route_context = event::RouteContext {
@@ -190,7 +199,7 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
             domain: &domain,
             request_id: &request_id,
             epoch_ms,
-            caller: None,
+            caller: caller.as_ref(),
             route: Some(&route_context),
         })
     };
@@ -237,6 +246,42 @@ fn stage_of<'a>(api: &'a HttpApi, path: &'a str) -> Option<(&'a str, String)> {
         return Some((stage.stage_name.as_str(), format!("/{tail}")));
     }
     api.stages.iter().any(|s| s.stage_name == "$default").then(|| ("$default", path.to_owned()))
+}
+
+static EXECUTE_API_INVOKE: Action = Action::from_static("execute-api:Invoke");
+
+/// An `AWS_IAM` route's caller: a SigV4 signature for service `execute-api` by a credential Nimbus
+/// knows, whose identity `authz` lets perform `execute-api:Invoke` on the route's ARN (the source ARN
+/// shape, `arn:aws:execute-api:<region>:<acct>:<api-id>/<stage>/<METHOD>/<path>`). API Gateway answers
+/// every refusal with 403 and a `message`.
+fn iam_caller(
+    state: &SharedState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    route_arn: &str,
+) -> Result<event::IamCaller, Box<Response>> {
+    let forbidden = |text: &str| Box::new(message(StatusCode::FORBIDDEN, text));
+    let caller = crate::auth::verify(parts, body, std::time::SystemTime::now(), |key| state.credentials.lookup(key))
+        .map_err(|e| match e {
+            crate::auth::AuthError::MissingAuthentication => forbidden("Forbidden"),
+            other => forbidden(&other.to_string()),
+        })?;
+    if caller.service != "execute-api" {
+        return Err(forbidden(&format!(
+            "Credential should be scoped to correct service: 'execute-api'. (signed for '{}')",
+            caller.service
+        )));
+    }
+    let identity = crate::api::identify(state, &caller).ok_or_else(|| forbidden("Forbidden"))?;
+    crate::authz::authorize(Some(&identity), &EXECUTE_API_INVOKE, route_arn).map_err(|d| forbidden(&d.message))?;
+    let principal = identity.principal();
+    Ok(event::IamCaller {
+        access_key: caller.access_key_id.clone(),
+        caller_id: principal.user_id.clone(),
+        user_id: principal.user_id.clone(),
+        account_id: state.arns.account.clone(),
+        user_arn: principal.arn.clone(),
+    })
 }
 
 /// Whether the function's resource policy lets API Gateway invoke it for `source_arn`.
