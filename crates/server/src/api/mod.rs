@@ -50,6 +50,8 @@ pub struct ApiState {
     pub url_hosts: function_url::UrlHosts,
     /// URL configs and their compiled policies, while `nimbus.db` is unchanged.
     pub url_cache: function_url::UrlCache,
+    /// HTTP APIs as serving reads them, while `nimbus.db` is unchanged.
+    pub api_cache: apigateway::ApiCache,
     pub auth_required: bool,
     pub account_concurrency: u32,
     /// The region credential scopes must name (see `service::check_scope`).

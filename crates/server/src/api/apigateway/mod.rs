@@ -7,6 +7,7 @@
 //!
 //! Serving an API's routes is `serve` (picked by `Host` at the edge, like function URLs).
 
+mod cache;
 mod control;
 pub mod hosts;
 mod operations;
@@ -19,6 +20,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use nimbus_store::StoreError;
+
+pub use cache::ApiCache;
 
 use super::{ApiError, SharedState};
 use crate::authz::{self, Identity};

@@ -61,9 +61,9 @@ fn to_cors(c: &ApiCors) -> Cors {
 
 /// One request to the API `api_id`.
 pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Response {
-    let api = match state.store.get_http_api(api_id) {
-        Ok(api) if !api.disable_execute_api_endpoint => api,
-        Ok(_) | Err(StoreError::NotFound { .. }) => return not_found(),
+    let api = match state.api_cache.resolve(&state.store, api_id) {
+        Ok(Some(api)) if !api.disable_execute_api_endpoint => api,
+        Ok(_) => return not_found(),
         Err(e) => {
             tracing::error!(error = %e, "reading an HTTP API");
             return internal();
