@@ -140,6 +140,24 @@ def test_route_precedence(apigw, lam, fn, server):
         assert event.get("pathParameters") == params, (method, path)
 
 
+def test_permission_scoped_to_a_route(apigw, lam, server):
+    """A statement whose SourceArn names one route (its path template) lets API Gateway invoke for that
+    route only, as the statements CDK and the console add."""
+    name = unique_name("apiscoped")
+    create_function(lam, name, make_zip({"app.py": APP}), handler="app.handler")
+    api_id = apigw.create_api(Name=unique_name("api"), ProtocolType="HTTP")["ApiId"]
+    integration = apigw.create_integration(ApiId=api_id, IntegrationType="AWS_PROXY",
+                                           IntegrationUri=function_arn(name), PayloadFormatVersion="2.0")
+    target = f"integrations/{integration['IntegrationId']}"
+    apigw.create_route(ApiId=api_id, RouteKey="GET /items/{id}", Target=target)
+    apigw.create_route(ApiId=api_id, RouteKey="GET /other", Target=target)
+    apigw.create_stage(ApiId=api_id, StageName="$default", AutoDeploy=True)
+    allow_apigateway(lam, name, api_id, source="*/*/items/{id}")
+    assert call(server, api_id, path="/items/3")[0] == 200
+    status, _, body = call(server, api_id, path="/other")
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+
+
 def test_named_stage_serves_its_deployment_with_variables(apigw, lam, fn, server):
     api_id, target = make_api(apigw, lam, fn)
     apigw.create_route(ApiId=api_id, RouteKey="GET /hello", Target=target)

@@ -115,15 +115,14 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
     let Some(function) = function_arn(&integration.integration_uri).and_then(|a| FunctionRef::parse(a).ok()) else {
         return internal();
     };
-    let source_arn = format!(
-        "arn:aws:execute-api:{}:{}:{}/{}/{}{}",
-        state.arns.region,
-        state.arns.account,
-        api.api_id,
-        stage,
-        parts.method.as_str(),
-        path
-    );
+    let arn_prefix =
+        format!("arn:aws:execute-api:{}:{}:{}/{}", state.arns.region, state.arns.account, api.api_id, stage);
+    // The source ARN API Gateway invokes with names the route (its path template, as the statements
+    // CDK and the console add, `<api-id>/*/*/items/{id}`); `$default` for the `$default` route.
+    let source_arn = match route.route_key.split_once(' ') {
+        Some((_, route_path)) => format!("{arn_prefix}/{}{route_path}", parts.method.as_str()),
+        None => format!("{arn_prefix}/$default"),
+    };
     match invoke_allowed(state, &function, &source_arn) {
         Ok(true) => {}
         Ok(false) => {
@@ -136,7 +135,9 @@ pub async fn serve(state: &SharedState, api_id: &str, request: Request) -> Respo
         }
     }
     let caller = if route.authorization_type == "AWS_IAM" {
-        match iam_caller(state, &parts, &body, &source_arn) {
+        // execute-api:Invoke is decided on the requested path (`<api-id>/<stage>/<METHOD>/<path>`).
+        let route_arn = format!("{arn_prefix}/{}{path}", parts.method.as_str());
+        match iam_caller(state, &parts, &body, &route_arn) {
             Ok(caller) => Some(caller),
             Err(response) => return *response,
         }
