@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod function;
 pub mod iam;
+pub mod http_api;
 pub mod limits;
 mod logs;
 mod name;

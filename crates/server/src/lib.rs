@@ -277,6 +277,7 @@ pub async fn run(
         arns,
         code_urls: api::CodeUrls::new(&api_url),
         url_cache: api::function_url::UrlCache::default(),
+        api_cache: api::apigateway::ApiCache::default(),
         url_hosts: api::function_url::UrlHosts::new(&config.region, api_addr.port(), config.public_url_base.clone()),
         auth_required: config.auth == AuthMode::SigV4,
         account_concurrency: config.account_concurrency,

@@ -115,6 +115,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::urls::META_URLS_V1).comment("function URL configs"),
         M::up(crate::iam::META_IAM_V1).comment("IAM users, keys, groups, roles, policies; STS sessions"),
         M::up(crate::async_events::META_ASYNC_FAIR_V7).comment("async events by function, for fair claims"),
+        M::up(crate::http_apis::META_HTTP_APIS_V1).comment("API Gateway HTTP APIs"),
     ])
 }
 

@@ -25,6 +25,7 @@ mod db;
 mod error;
 mod functions;
 pub mod iam;
+mod http_apis;
 mod logs;
 mod mappings;
 mod policies;

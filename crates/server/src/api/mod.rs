@@ -1,12 +1,15 @@
 //! The AWS wire protocols on Nimbus's one endpoint. The other side is any AWS client (SDKs, the AWS
 //! CLI, `nimbus` subcommands); nothing it sends is trusted until it is SigV4-verified and parsed into
 //! the model's types. The services served are one list (`service.rs`): Lambda (REST-JSON, routed on the
-//! path), CloudWatch Logs and SQS (JSON, routed on `X-Amz-Target`), S3 (REST-XML, routed on its scope
+//! path), API Gateway v2 (REST-JSON under `/v2/`, `apigateway`),
+//! CloudWatch Logs and SQS (JSON, routed on `X-Amz-Target`), S3 (REST-XML, routed on its scope
 //! or host to `crate::s3`, before anything here reads the request); a request's credential scope must
 //! name the service it addresses and the server's region. Bodies are read only after the headers are
 //! authenticated, within bounds (`body.rs`). Requests whose `Host` names a function URL are taken
-//! aside first, before authentication (`function_url`).
+//! aside first, before authentication (`function_url`), and so are those naming an HTTP API
+//! (`apigateway::serve`).
 
+pub mod apigateway;
 pub mod body;
 mod code_url;
 mod error;
@@ -54,6 +57,8 @@ pub struct ApiState {
     pub url_hosts: function_url::UrlHosts,
     /// URL configs and their compiled policies, while `nimbus.db` is unchanged.
     pub url_cache: function_url::UrlCache,
+    /// HTTP APIs as serving reads them, while `nimbus.db` is unchanged.
+    pub api_cache: apigateway::ApiCache,
     pub auth_required: bool,
     pub account_concurrency: u32,
     /// IAM principals' compiled policies, and the decision of their requests.
@@ -75,6 +80,7 @@ pub fn router(state: SharedState) -> Router {
         .merge(lambda::routes(&state))
         .route("/", axum::routing::post(json_protocol))
         .route(code_url::PATH, axum::routing::get(code_url::download))
+        .route("/v2/{*rest}", axum::routing::any(apigateway::dispatch))
         .fallback(unknown)
         // `authenticate` already bounds every body; axum's own 2 MB default would refuse valid invokes.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -233,7 +239,7 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         Some((service::Service::Sqs, operation)) => {
             sqs::dispatch(&state, operation, &body, caller.as_ref(), identity.as_ref()).await
         }
-        Some((service::Service::Lambda | service::Service::S3, _)) | None => {
+        Some((service::Service::Lambda | service::Service::S3 | service::Service::ApiGateway, _)) | None => {
             let service = caller.map(|c| c.service).unwrap_or_default();
             ApiError::unknown_operation("POST", &format!("/ (service {service:?}, target {target:?})"))
                 .json_protocol()

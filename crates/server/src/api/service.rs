@@ -19,13 +19,15 @@ pub enum Service {
     Sqs,
     /// S3, REST-XML, routed before the others on its scope or host (`crate::s3::addressed`).
     S3,
+    /// API Gateway v2 (`apigatewayv2`), REST-JSON under `/v2/`, signed for `apigateway`.
+    ApiGateway,
 }
 
 /// The region global services (IAM, STS) are signed for, whatever the server's region.
 pub const GLOBAL_SIGNING_REGION: &str = "us-east-1";
 
 impl Service {
-    pub const ALL: [Service; 4] = [Service::Lambda, Service::Logs, Service::Sqs, Service::S3];
+    pub const ALL: [Service; 5] = [Service::Lambda, Service::Logs, Service::Sqs, Service::S3, Service::ApiGateway];
 
     /// The name in the credential scope (`AKID/date/region/<name>/aws4_request`).
     pub fn signing_name(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Service {
             Service::Logs => "logs",
             Service::Sqs => "sqs",
             Service::S3 => "s3",
+            Service::ApiGateway => "apigateway",
         }
     }
 
@@ -45,7 +48,7 @@ impl Service {
     /// The `X-Amz-Target` prefix of a JSON-protocol service.
     fn target_prefix(self) -> Option<&'static str> {
         match self {
-            Service::Lambda | Service::S3 => None,
+            Service::Lambda | Service::S3 | Service::ApiGateway => None,
             Service::Logs => Some("Logs_20140328"),
             Service::Sqs => Some("AmazonSQS"),
         }
@@ -62,9 +65,12 @@ impl Service {
     }
 
     /// The service a request addresses, from what routing looks at: `POST /` with an `X-Amz-Target`
-    /// is a JSON-protocol service; any other path is Lambda's REST API. `None` for `/` without a
+    /// is a JSON-protocol service; `/v2/...` is API Gateway v2; any other path is Lambda's REST API. `None` for `/` without a
     /// target Nimbus knows (routing answers it as an unknown operation).
     pub fn addressed_by(parts: &Parts) -> Option<Service> {
+        if parts.uri.path().starts_with(super::apigateway::PREFIX) {
+            return Some(Service::ApiGateway);
+        }
         if parts.uri.path() != "/" {
             return Some(Service::Lambda);
         }
@@ -122,7 +128,14 @@ mod tests {
         let sqs = parts("/", Some("AmazonSQS.SendMessage"));
         let logs = parts("/", Some("Logs_20140328.PutLogEvents"));
         let bare = parts("/", None);
-        let cases: [(&Parts, Caller, Result<(), &str>); 9] = [
+        let apis = parts("/v2/apis", None);
+        let cases: [(&Parts, Caller, Result<(), &str>); 11] = [
+            (&apis, caller("us-east-1", "apigateway"), Ok(())),
+            (
+                &apis,
+                caller("us-east-1", "lambda"),
+                Err("Credential should be scoped to correct service: 'apigateway'. "),
+            ),
             (&invoke, caller("us-east-1", "lambda"), Ok(())),
             (
                 &invoke,

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nimbus_model::policy::{PolicyDocument, PolicyKind};
-use nimbus_model::{Qualifier, UrlAuthType, UrlId, policy_document};
+use nimbus_model::{FunctionName, UrlAuthType, UrlId, policy_document};
 use nimbus_store::{PolicyScope, Store, StoreError, UrlConfig};
 
 /// Entries kept per generation; past it the cache starts over (bounds memory whatever the URL count).
@@ -61,7 +61,18 @@ fn load_policy(store: &Store, config: &UrlConfig) -> Result<Option<PolicyDocumen
         Some(a) => PolicyScope::Alias(a.clone()),
         None => PolicyScope::Function,
     };
-    let policy = match store.function_policy(&config.function, &scope) {
+    function_policy(store, &config.function, &scope)
+}
+
+/// The compiled resource policy of a function, version or alias; `None` when it has no statement
+/// (or, logged, when a stored one does not parse): no other principal may call it. Function URLs
+/// and HTTP APIs read it the same way.
+pub fn function_policy(
+    store: &Store,
+    function: &FunctionName,
+    scope: &PolicyScope,
+) -> Result<Option<PolicyDocument>, StoreError> {
+    let policy = match store.function_policy(function, scope) {
         Ok(Some(p)) => p,
         Ok(None) | Err(StoreError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -70,8 +81,7 @@ fn load_policy(store: &Store, config: &UrlConfig) -> Result<Option<PolicyDocumen
     match PolicyDocument::parse(PolicyKind::Resource, &text) {
         Ok(document) => Ok(Some(document)),
         Err(e) => {
-            let q = config.alias.clone().map(Qualifier::Alias);
-            tracing::warn!(function = %config.function, qualifier = ?q, error = %e, "a stored function policy does not parse");
+            tracing::warn!(%function, ?scope, error = %e, "a stored function policy does not parse");
             Ok(None)
         }
     }

@@ -1,5 +1,7 @@
 //! The request event of a function URL: API Gateway's payload format 2.0 as Lambda builds it for URLs
-//! (`routeKey` `$default`, stage `$default`, no path parameters or stage variables). Pure.
+//! (`routeKey` `$default`, stage `$default`, no path parameters or stage variables), and as HTTP APIs
+//! build it ([`RouteContext`]: the matched route key, its path parameters, the stage and its
+//! variables). Pure.
 
 use std::collections::BTreeMap;
 
@@ -15,6 +17,15 @@ pub struct IamCaller {
     pub caller_id: String,
     pub user_arn: String,
     pub user_id: String,
+}
+
+/// What an HTTP API adds to the URL event.
+pub struct RouteContext<'a> {
+    pub account_id: &'a str,
+    pub route_key: &'a str,
+    pub stage: &'a str,
+    pub path_parameters: &'a BTreeMap<String, String>,
+    pub stage_variables: &'a BTreeMap<String, String>,
 }
 
 /// What the event is made from; all of it already bounded by the edge.
@@ -34,10 +45,12 @@ pub struct EventInput<'a> {
     pub request_id: &'a str,
     pub epoch_ms: i64,
     pub caller: Option<&'a IamCaller>,
+    /// An HTTP API's route; `None` for a function URL.
+    pub route: Option<&'a RouteContext<'a>>,
 }
 
 /// Content types Lambda passes as text; any other body (or one that is not UTF-8) is base64.
-fn is_text(content_type: Option<&str>) -> bool {
+pub fn is_text(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
     let essence = ct.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence.starts_with("text/")
@@ -116,8 +129,15 @@ pub fn build(input: &EventInput<'_>) -> Value {
     headers.insert("x-forwarded-port".into(), input.port.to_string());
     let user_agent = headers.get("user-agent").cloned().unwrap_or_default();
     let domain_prefix = input.domain.split('.').next().unwrap_or_default();
+    let route_key = input.route.map_or("$default", |r| r.route_key);
+    let stage = input.route.map_or("$default", |r| r.stage);
+    let account = match (input.caller, input.route) {
+        (Some(c), _) => c.account_id.as_str(),
+        (None, Some(r)) => r.account_id,
+        (None, None) => "anonymous",
+    };
     let mut context = json!({
-        "accountId": input.caller.map_or("anonymous", |c| c.account_id.as_str()),
+        "accountId": account,
         "apiId": input.url_id,
         "domainName": input.domain,
         "domainPrefix": domain_prefix,
@@ -129,8 +149,8 @@ pub fn build(input: &EventInput<'_>) -> Value {
             "userAgent": user_agent,
         },
         "requestId": input.request_id,
-        "routeKey": "$default",
-        "stage": "$default",
+        "routeKey": route_key,
+        "stage": stage,
         "time": request_time(input.epoch_ms),
         "timeEpoch": input.epoch_ms,
     });
@@ -147,7 +167,7 @@ pub fn build(input: &EventInput<'_>) -> Value {
     }
     let mut event = Map::new();
     event.insert("version".into(), "2.0".into());
-    event.insert("routeKey".into(), "$default".into());
+    event.insert("routeKey".into(), route_key.into());
     event.insert("rawPath".into(), input.path.into());
     event.insert("rawQueryString".into(), input.query.unwrap_or_default().into());
     if !cookies.is_empty() {
@@ -159,6 +179,14 @@ pub fn build(input: &EventInput<'_>) -> Value {
         event.insert("queryStringParameters".into(), serde_json::to_value(query).unwrap_or_default());
     }
     event.insert("requestContext".into(), context);
+    if let Some(route) = input.route {
+        if !route.path_parameters.is_empty() {
+            event.insert("pathParameters".into(), json!(route.path_parameters));
+        }
+        if !route.stage_variables.is_empty() {
+            event.insert("stageVariables".into(), json!(route.stage_variables));
+        }
+    }
     let text = is_text(content_type.as_deref()).then(|| std::str::from_utf8(input.body).ok()).flatten();
     if !input.body.is_empty() {
         match text {
@@ -194,6 +222,7 @@ mod tests {
             request_id: "rid",
             epoch_ms: 1_583_348_638_390,
             caller,
+            route: None,
         })
     }
 

@@ -64,6 +64,11 @@ impl UrlHosts {
         Self { local_suffix: format!(".lambda-url.{}.localhost", region.to_ascii_lowercase()), port, public }
     }
 
+    /// The port of Nimbus's own listener.
+    pub fn listener_port(&self) -> u16 {
+        self.port
+    }
+
     /// `FunctionUrl` as the API returns it (with a trailing slash, as AWS's).
     pub fn url(&self, id: &UrlId) -> String {
         match &self.public {

@@ -13,10 +13,10 @@
 //! `RESPONSE_STREAM` URLs send the function's bytes as they come ([`streaming`]).
 
 mod cache;
-mod cors;
-mod event;
+pub(crate) mod cors;
+pub(crate) mod event;
 mod hosts;
-mod response;
+pub(crate) mod response;
 mod streaming;
 
 use std::net::SocketAddr;
@@ -31,7 +31,7 @@ use nimbus_model::policy::{self, Action, PolicyDocument, PrincipalKind, RequestC
 use nimbus_model::{InvokeMode, Qualifier, UrlAuthType};
 use nimbus_store::UrlConfig;
 
-pub use cache::UrlCache;
+pub use cache::{UrlCache, function_policy};
 pub use hosts::{BaseError, HostMatch, PublicBase, UrlHosts};
 
 use super::body::{self, BodyError};
@@ -48,6 +48,12 @@ static INVOKE_FUNCTION: Action = Action::from_static("lambda:InvokeFunction");
 
 fn message(status: StatusCode, text: &str) -> Response {
     let body = serde_json::json!({ "Message": text }).to_string();
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+/// API Gateway's error body (`message`, lower-case).
+fn message_lower(status: StatusCode, text: &str) -> Response {
+    let body = serde_json::json!({ "message": text }).to_string();
     (status, [("content-type", "application/json")], body).into_response()
 }
 
@@ -68,6 +74,17 @@ pub async fn edge(State(state): State<SharedState>, request: Request, next: Next
         .get("host")
         .and_then(|h| h.to_str().ok())
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let bare = host.map(|h| h.to_ascii_lowercase());
+    let bare = bare.as_deref().map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
+    match bare.and_then(|h| crate::api::apigateway::hosts::classify(h.strip_suffix('.').unwrap_or(h), &state.region)) {
+        Some(crate::api::apigateway::hosts::ApiHost::Api(id)) => {
+            return crate::api::apigateway::serve::serve(&state, &id, request).await;
+        }
+        Some(crate::api::apigateway::hosts::ApiHost::Malformed) => {
+            return message_lower(StatusCode::NOT_FOUND, "Not Found");
+        }
+        None => {}
+    }
     match state.url_hosts.classify(host) {
         HostMatch::Api => next.run(request).await,
         HostMatch::Malformed => forbidden(),
@@ -147,6 +164,7 @@ async fn serve(state: &SharedState, url: cache::ResolvedUrl, request: Request) -
         request_id: &request_id,
         epoch_ms: crate::clock::now_ms(),
         caller: caller.as_ref(),
+        route: None,
     });
     let payload = Bytes::from(event.to_string());
     if payload.len() > SYNC_REQUEST_BYTES_MAX {

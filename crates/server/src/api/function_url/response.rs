@@ -27,6 +27,9 @@ pub enum ResponseError {
     Cookies,
     #[error("body is base64-encoded but does not decode")]
     Base64,
+    /// Payload format 1.0 requires `statusCode`.
+    #[error("the response has no statusCode")]
+    MissingStatus,
 }
 
 /// Headers a function may not set: they describe the connection, which is ours.
@@ -55,7 +58,7 @@ fn json_ok(body: Bytes) -> HttpAnswer {
 }
 
 /// Status, headers and cookies of a response object (the buffered answer, or a stream's prelude).
-fn head(
+pub(crate) fn head(
     status: &Value,
     object: &serde_json::Map<String, Value>,
 ) -> Result<(StatusCode, Vec<(HeaderName, HeaderValue)>), ResponseError> {
@@ -108,21 +111,26 @@ pub fn interpret(payload: &Bytes) -> Result<HttpAnswer, ResponseError> {
     let Value::Object(object) = &value else { return Ok(json_ok(payload.clone())) };
     let Some(status) = object.get("statusCode") else { return Ok(json_ok(payload.clone())) };
     let (status, mut headers) = head(status, object)?;
+    let body = body_of(object)?;
+    if !headers.iter().any(|(n, _)| n == "content-type") && !body.is_empty() {
+        headers.push((HeaderName::from_static("content-type"), HeaderValue::from_static("application/json")));
+    }
+    Ok(HttpAnswer { status, headers, body })
+}
+
+/// `body`, base64-decoded when `isBase64Encoded` says so.
+pub(crate) fn body_of(object: &serde_json::Map<String, Value>) -> Result<Bytes, ResponseError> {
     let body = match object.get("body") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
     let base64 = object.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false);
-    let body = if base64 {
-        Bytes::from(base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| ResponseError::Base64)?)
+    if base64 {
+        Ok(Bytes::from(base64::engine::general_purpose::STANDARD.decode(body).map_err(|_| ResponseError::Base64)?))
     } else {
-        Bytes::from(body)
-    };
-    if !headers.iter().any(|(n, _)| n == "content-type") && !body.is_empty() {
-        headers.push((HeaderName::from_static("content-type"), HeaderValue::from_static("application/json")));
+        Ok(Bytes::from(body))
     }
-    Ok(HttpAnswer { status, headers, body })
 }
 
 #[cfg(test)]
