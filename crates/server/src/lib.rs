@@ -17,6 +17,7 @@ pub mod credentials;
 mod environment;
 mod events;
 mod invoke;
+mod lifecycle;
 pub mod listen;
 mod logs;
 pub mod pool;
@@ -250,6 +251,7 @@ pub async fn run(
         account_concurrency: config.account_concurrency,
         region: config.region.clone(),
         bodies: api::body::BodyBudget::new(nimbus_model::limits::REQUEST_BODY_BYTES_IN_FLIGHT_MAX),
+        lifecycle: lifecycle::Lifecycle::default(),
     });
     let app = api::router(state);
     let _ = api_for_envs.set(app.clone());

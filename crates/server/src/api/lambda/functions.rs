@@ -22,6 +22,7 @@ use super::shapes::*;
 use super::{parse_json, target};
 use crate::api::{ApiError, SharedState};
 use crate::clock;
+use crate::lifecycle::{Status, Ticket};
 
 fn version_of(qualifier: Option<&Qualifier>, state: &SharedState, name: &FunctionName) -> Result<VersionId, ApiError> {
     match qualifier {
@@ -35,6 +36,41 @@ fn version_of(qualifier: Option<&Qualifier>, state: &SharedState, name: &Functio
             Err(other) => Err(other.into()),
         },
     }
+}
+
+/// The configuration as shown now, with the function's lifecycle status.
+pub(super) fn shown(state: &SharedState, record: &FunctionRecord) -> serde_json::Value {
+    function_configuration(record, &state.arns, &state.lifecycle.status(&record.name))
+}
+
+/// `ResourceConflictException` for an operation the lifecycle does not allow now.
+pub(super) fn busy(state: &SharedState, name: &FunctionName, busy: &crate::lifecycle::Busy) -> ApiError {
+    ApiError::conflict(busy.message(&state.arns.function(name, None)))
+}
+
+/// Makes the code of a create or update ready (unpacked into the code store), then ends the
+/// operation: `Active`/`Successful` with a renewed revision id, or `Failed` with the reason. Runs
+/// after the request was answered, so the answer always shows the operation under way.
+fn settle(state: &SharedState, name: FunctionName, digest: nimbus_store::CodeDigest, ticket: Ticket) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let store = state.store.clone();
+        let outcome = match tokio::task::spawn_blocking(move || store.code().unpacked(&digest)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("The function's code could not be unpacked: {e}")),
+            Err(e) => Err(format!("The function's code could not be unpacked: {e}")),
+        };
+        if outcome.is_ok()
+            && let Err(e) = state.store.renew_revision(&name)
+        {
+            // Deleted meanwhile: `finish` below then finds its ticket gone and changes nothing.
+            tracing::debug!(function = %name, error = %e, "renewing the revision id after the code was ready");
+        }
+        if let Err(reason) = &outcome {
+            tracing::warn!(function = %name, "{reason}");
+        }
+        state.lifecycle.finish(&name, ticket, outcome);
+    });
 }
 
 fn not_found_arn(state: &SharedState, name: &FunctionName, version: VersionId) -> ApiError {
@@ -126,20 +162,35 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
     }
     let code = store_zip(&state.store, &zip).await?;
     let runtime_note = state.invoker.runtime_note(config.runtime);
-    let (mut latest, mut published) = state.store.create_function(NewFunction {
-        name,
-        config,
-        code,
-        tags,
-        publish: input.publish.unwrap_or(false),
-        now_ms: clock::now_ms(),
-    })?;
-    super::event_invoke::record_dead_letter(&state, &mut latest, published.as_mut(), dead_letter)?;
+    let ticket = state.lifecycle.begin_create(&name);
+    let created = state
+        .store
+        .create_function(NewFunction {
+            name: name.clone(),
+            config,
+            code,
+            tags,
+            publish: input.publish.unwrap_or(false),
+            now_ms: clock::now_ms(),
+        })
+        .map_err(ApiError::from)
+        .and_then(|(mut latest, mut published)| {
+            super::event_invoke::record_dead_letter(&state, &mut latest, published.as_mut(), dead_letter)?;
+            Ok((latest, published))
+        });
+    let (latest, published) = match created {
+        Ok(created) => created,
+        Err(e) => {
+            state.lifecycle.abandon(&name, ticket);
+            return Err(e);
+        }
+    };
     if let Some(note) = runtime_note {
         tracing::warn!(function = %latest.name, "{note}");
     }
-    let shown = published.as_ref().unwrap_or(&latest);
-    Ok((StatusCode::CREATED, Json(function_configuration(shown, &state.arns))).into_response())
+    let answer = function_configuration(published.as_ref().unwrap_or(&latest), &state.arns, &Status::Creating);
+    settle(&state, name, latest.code.digest, ticket);
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 pub async fn get(
@@ -152,10 +203,13 @@ pub async fn get(
     let version = version_of(qualifier.as_ref(), &state, &name)?;
     let record = load(&state, &name, version)?;
     let mut out = json!({
-        "Configuration": function_configuration(&record, &state.arns),
+        "Configuration": shown(&state, &record),
         "Code": { "RepositoryType": "S3", "Location": state.code_urls.url(headers.get(axum::http::header::HOST), &record.code.digest) },
-        "Tags": tags_json(&record),
     });
+    // AWS leaves `Tags` out of GetFunction's answer when the function has none.
+    if !record.tags.is_empty() {
+        out["Tags"] = tags_json(&record);
+    }
     if let Some(reserved) = state.store.reserved_concurrency(&name)? {
         out["Concurrency"] = json!({ "ReservedConcurrentExecutions": reserved });
     }
@@ -170,7 +224,7 @@ pub async fn get_configuration(
     let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
     let version = version_of(qualifier.as_ref(), &state, &name)?;
     let record = load(&state, &name, version)?;
-    Ok(Json(function_configuration(&record, &state.arns)).into_response())
+    Ok(Json(shown(&state, &record)).into_response())
 }
 
 pub async fn list(State(state): State<SharedState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
@@ -180,8 +234,7 @@ pub async fn list(State(state): State<SharedState>, Query(q): Query<ListQuery>) 
         None => None,
     };
     let records = state.store.list_functions(after.as_ref(), limit + 1)?;
-    let out =
-        page_json(records, limit, "Functions", |r| r.name.to_string(), |r| function_configuration(r, &state.arns));
+    let out = page_json(records, limit, "Functions", |r| r.name.to_string(), |r| shown(&state, r));
     Ok(Json(out).into_response())
 }
 
@@ -217,18 +270,21 @@ pub async fn update_code(
     if input.dry_run.unwrap_or(false) {
         let mut preview = current;
         preview.code = code;
-        return Ok(Json(function_configuration(&preview, &state.arns)).into_response());
+        return Ok(Json(shown(&state, &preview)).into_response());
     }
-    let (latest, published) = state.store.update_function_code(
+    let ticket = state.lifecycle.begin_update(&name).map_err(|b| busy(&state, &name, &b))?;
+    let updated = state.store.update_function_code(
         &name,
         code,
         input.revision_id.as_deref(),
         input.publish.unwrap_or(false),
         clock::now_ms(),
-    )?;
+    );
+    let (latest, published) = updated.inspect_err(|_| state.lifecycle.abandon(&name, ticket))?;
     state.invoker.retire(&name, Some(&VersionId::Latest)).await;
-    let shown = published.as_ref().unwrap_or(&latest);
-    Ok(Json(function_configuration(shown, &state.arns)).into_response())
+    let answer = function_configuration(published.as_ref().unwrap_or(&latest), &state.arns, &Status::Updating);
+    settle(&state, name, latest.code.digest, ticket);
+    Ok(Json(answer).into_response())
 }
 
 pub async fn update_configuration(
@@ -264,12 +320,19 @@ pub async fn update_configuration(
     if let Some(d) = input.description.as_deref() {
         config.description = Description::parse(d)?;
     }
-    if let Some(target) = super::event_invoke::dead_letter_target(&state, input.dead_letter_config)? {
-        state.store.set_dead_letter_target(&name, Some(target.as_str()).filter(|t| !t.is_empty()))?;
-    }
-    let updated = state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())?;
+    let dead_letter = super::event_invoke::dead_letter_target(&state, input.dead_letter_config)?;
+    let ticket = state.lifecycle.begin_update(&name).map_err(|b| busy(&state, &name, &b))?;
+    let updated = (|| {
+        if let Some(target) = dead_letter {
+            state.store.set_dead_letter_target(&name, Some(target.as_str()).filter(|t| !t.is_empty()))?;
+        }
+        state.store.update_function_config(&name, config, input.revision_id.as_deref(), clock::now_ms())
+    })();
+    let updated = updated.inspect_err(|_| state.lifecycle.abandon(&name, ticket))?;
     state.invoker.retire(&name, Some(&VersionId::Latest)).await;
-    Ok(Json(function_configuration(&updated, &state.arns)).into_response())
+    let answer = function_configuration(&updated, &state.arns, &Status::Updating);
+    settle(&state, name, updated.code.digest, ticket);
+    Ok(Json(answer).into_response())
 }
 
 pub async fn delete(
@@ -310,6 +373,7 @@ pub async fn delete(
     state.invoker.retire(&name, version.map(VersionId::Published).as_ref()).await;
     if version.is_none() {
         state.invoker.set_reserved(&name, None).await;
+        state.lifecycle.forget(&name);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -322,6 +386,7 @@ pub async fn publish_version(
     let (name, _) = target(&state, &raw, None)?;
     let input: PublishVersionIn = parse_json(&body)?;
     load(&state, &name, VersionId::Latest)?;
+    state.lifecycle.check_ready(&name).map_err(|b| busy(&state, &name, &b))?;
     let description = input.description.as_deref().map(Description::parse).transpose()?;
     let record = state.store.publish_version(
         &name,
@@ -330,7 +395,7 @@ pub async fn publish_version(
         description,
         clock::now_ms(),
     )?;
-    Ok((StatusCode::CREATED, Json(function_configuration(&record, &state.arns))).into_response())
+    Ok((StatusCode::CREATED, Json(shown(&state, &record))).into_response())
 }
 
 pub async fn list_versions(
@@ -350,8 +415,7 @@ pub async fn list_versions(
         None => None,
     };
     let records = state.store.list_versions(&name, after.as_ref(), limit + 1)?;
-    let out =
-        page_json(records, limit, "Versions", |r| r.version.to_string(), |r| function_configuration(r, &state.arns));
+    let out = page_json(records, limit, "Versions", |r| r.version.to_string(), |r| shown(&state, r));
     Ok(Json(out).into_response())
 }
 
