@@ -103,6 +103,9 @@ CREATE INDEX log_events_by_stream ON log_events (stream_id, timestamp_ms, id);
 CREATE INDEX log_events_by_group ON log_events (group_id, timestamp_ms, id);
 ";
 
+/// A version's `LoggingConfig` in its AWS wire form (JSON); `{}` is the default (`Text`).
+const META_LOGGING_V1: &str = "ALTER TABLE function_versions ADD COLUMN logging TEXT NOT NULL DEFAULT '{}';";
+
 fn meta_migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(META_FUNCTIONS_V1).comment("functions and their versions"),
@@ -111,6 +114,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::mappings::META_MAPPINGS_V1).comment("event source mappings"),
         M::up(crate::aliases::META_ALIASES_V1).comment("aliases"),
         M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
+        M::up(META_LOGGING_V1).comment("each version's LoggingConfig"),
     ])
 }
 

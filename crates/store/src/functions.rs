@@ -264,7 +264,7 @@ impl Store {
             tx.prepare_cached(
                 "UPDATE function_versions SET runtime = ?3, handler = ?4, role = ?5, memory_mb = ?6,
                      timeout_s = ?7, ephemeral_mb = ?8, environment = ?9, description = ?10,
-                     architecture = ?11, revision_id = ?12, last_modified_ms = ?13
+                     architecture = ?11, revision_id = ?12, last_modified_ms = ?13, logging = ?14
                  WHERE function = ?1 AND version = ?2",
             )
             .and_then(|mut stmt| {
@@ -282,6 +282,7 @@ impl Store {
                     cols.architecture,
                     revision_id,
                     now_ms,
+                    cols.logging,
                 ])
             })
             .map_err(StoreError::sqlite("update function configuration"))?;

@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use nimbus_model::limits::{self, LIST_PAGE_ITEMS_MAX};
 use nimbus_model::{
-    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, Handler, MemoryMb, Qualifier,
-    RoleArn, Runtime, Tags, TimeoutSecs,
+    Architecture, Description, EnvVars, EphemeralStorageMb, FunctionConfig, FunctionName, FunctionRef, Handler,
+    LoggingConfig, MemoryMb, Problems, Qualifier, RoleArn, Runtime, Tags, TimeoutSecs, ValidationError,
 };
 use nimbus_store::{CodeInfo, FunctionRecord, NewFunction, Store, VersionId};
 use serde_json::json;
@@ -104,21 +104,56 @@ async fn store_zip(store: &Arc<Store>, zip_base64: &str) -> Result<CodeInfo, Api
     Ok(CodeInfo { digest: stored.digest, size_bytes: stored.size_bytes })
 }
 
-fn env_vars(env: Option<EnvironmentIn>) -> Result<Option<EnvVars>, ApiError> {
-    Ok(env.map(|e| EnvVars::parse(e.variables.unwrap_or_default())).transpose()?)
+fn env_vars(env: Option<EnvironmentIn>) -> Result<Option<EnvVars>, ValidationError> {
+    env.map(|e| EnvVars::parse(e.variables.unwrap_or_default())).transpose()
 }
 
-fn ephemeral(e: Option<EphemeralStorageIn>) -> Result<Option<EphemeralStorageMb>, ApiError> {
+fn ephemeral(e: Option<EphemeralStorageIn>) -> Result<Option<EphemeralStorageMb>, ValidationError> {
     match e {
         None => Ok(None),
         Some(EphemeralStorageIn { size: Some(size) }) => Ok(Some(EphemeralStorageMb::new(size)?)),
-        Some(EphemeralStorageIn { size: None }) => Err(ApiError::invalid("EphemeralStorage.Size is required")),
+        Some(EphemeralStorageIn { size: None }) => {
+            Err(ValidationError::constraint("ephemeralStorage.size", "null", "Member must not be null"))
+        }
     }
 }
 
 pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Response, ApiError> {
     let input: CreateFunctionIn = parse_json(&body)?;
-    let raw_name = input.function_name.ok_or_else(|| ApiError::invalid("FunctionName is required"))?;
+    // Lambda checks every member against its model first and reports all violations at once, in
+    // the order of CreateFunctionRequest's members; semantic checks follow.
+    let mut problems = Problems::default();
+    match input.function_name.as_deref() {
+        None => problems.missing("functionName"),
+        Some(raw) => drop(problems.check(FunctionRef::parse(raw))),
+    }
+    let runtime = input.runtime.as_deref().and_then(|r| problems.check(Runtime::parse(r)));
+    let role = match input.role.as_deref() {
+        None => {
+            problems.missing("role");
+            None
+        }
+        Some(r) => problems.check(RoleArn::parse(r)),
+    };
+    let handler = input.handler.as_deref().and_then(|h| problems.check(Handler::parse(h)));
+    if input.code.is_none() {
+        problems.missing("code");
+    }
+    let description = input.description.as_deref().and_then(|d| problems.check(Description::parse(d)));
+    let timeout = input.timeout.and_then(|t| problems.check(TimeoutSecs::new(t)));
+    let memory = input.memory_size.and_then(|m| problems.check(MemoryMb::new(m)));
+    let environment = problems.check(env_vars(input.environment)).flatten();
+    let ephemeral_storage = problems.check(ephemeral(input.ephemeral_storage)).flatten();
+    let architecture = problems.check(Architecture::parse_list(&input.architectures.unwrap_or_default()));
+    let tags = problems.check(Tags::parse(input.tags.unwrap_or_default()));
+    let logging =
+        problems.check(LoggingConfig::merge(&LoggingConfig::default(), input.logging_config.unwrap_or_default()));
+    problems.finish()?;
+    let (Some(raw_name), Some(role), Some(architecture), Some(tags), Some(logging)) =
+        (input.function_name, role, architecture, tags, logging)
+    else {
+        return Err(ApiError::service("validation passed with a member missing"));
+    };
     let (name, qualifier) = target(&state, &raw_name, None)?;
     if qualifier.is_some() {
         return Err(ApiError::invalid("FunctionName of CreateFunction must not carry a qualifier"));
@@ -126,24 +161,23 @@ pub async fn create(State(state): State<SharedState>, body: Bytes) -> Result<Res
     if input.package_type.as_deref() == Some("Image") {
         return Err(ApiError::invalid("Nimbus does not run container images yet; upload a .zip package"));
     }
-    let (Some(runtime), Some(handler)) = (input.runtime.as_deref(), input.handler.as_deref()) else {
+    let (Some(runtime), Some(handler)) = (runtime, handler) else {
         return Err(ApiError::invalid(
             "Runtime and Handler are mandatory parameters for functions created with deployment packages.",
         ));
     };
-    let role = input.role.ok_or_else(|| ApiError::invalid("Role is required"))?;
     let config = FunctionConfig {
-        runtime: Runtime::parse(runtime)?,
-        handler: Handler::parse(handler)?,
-        role: RoleArn::parse(&role)?,
-        memory: input.memory_size.map(MemoryMb::new).transpose()?.unwrap_or_default(),
-        timeout: input.timeout.map(TimeoutSecs::new).transpose()?.unwrap_or_default(),
-        ephemeral_storage: ephemeral(input.ephemeral_storage)?.unwrap_or_default(),
-        environment: env_vars(input.environment)?.unwrap_or_default(),
-        description: input.description.as_deref().map(Description::parse).transpose()?.unwrap_or_default(),
-        architecture: Architecture::parse_list(&input.architectures.unwrap_or_default())?,
+        runtime,
+        handler,
+        role,
+        memory: memory.unwrap_or_default(),
+        timeout: timeout.unwrap_or_default(),
+        ephemeral_storage: ephemeral_storage.unwrap_or_default(),
+        environment: environment.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        architecture,
+        logging,
     };
-    let tags = Tags::parse(input.tags.unwrap_or_default())?;
     let code = input.code.ok_or_else(|| ApiError::invalid("Code is required"))?;
     let zip = match code {
         CodeIn { zip_file: Some(zip), .. } => zip,
@@ -319,6 +353,9 @@ pub async fn update_configuration(
     }
     if let Some(d) = input.description.as_deref() {
         config.description = Description::parse(d)?;
+    }
+    if let Some(given) = input.logging_config {
+        config.logging = LoggingConfig::merge(&config.logging, given)?;
     }
     let dead_letter = super::event_invoke::dead_letter_target(&state, input.dead_letter_config)?;
     let ticket = state.lifecycle.begin_update(&name).map_err(|b| busy(&state, &name, &b))?;

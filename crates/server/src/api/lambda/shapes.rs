@@ -53,6 +53,7 @@ pub struct CreateFunctionIn {
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub package_type: Option<String>,
     pub dead_letter_config: Option<DeadLetterConfigIn>,
+    pub logging_config: Option<nimbus_model::LoggingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -87,6 +88,7 @@ pub struct UpdateConfigIn {
     pub revision_id: Option<String>,
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub dead_letter_config: Option<DeadLetterConfigIn>,
+    pub logging_config: Option<nimbus_model::LoggingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,7 +148,7 @@ pub fn function_configuration(record: &FunctionRecord, arns: &Arns, status: &Sta
         "EphemeralStorage": { "Size": c.ephemeral_storage.get() },
         "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
         "RuntimeVersionConfig": { "RuntimeVersionArn": runtime_version_arn(&arns.region, &c.runtime.to_string()) },
-        "LoggingConfig": { "LogFormat": "Text", "LogGroup": crate::logs::group_name(record.name.as_str()) },
+        "LoggingConfig": logging_config(record),
     });
     let latest = record.version == nimbus_store::VersionId::Latest;
     let status = match status {
@@ -194,6 +196,24 @@ pub fn function_configuration(record: &FunctionRecord, arns: &Arns, status: &Sta
     if !c.environment.is_empty() {
         out["Environment"] = json!({ "Variables": c.environment.as_map() });
     }
+    out
+}
+
+/// `LoggingConfig` as given, with AWS's defaults: `Text`, and the group `/aws/lambda/<name>`; the level
+/// filters appear only with `JSON` (`merge` filled them in).
+fn logging_config(record: &FunctionRecord) -> Value {
+    let l = &record.config.logging;
+    let mut out = json!({ "LogFormat": l.format() });
+    if let Some(level) = &l.application_log_level {
+        out["ApplicationLogLevel"] = json!(level);
+    }
+    if let Some(level) = &l.system_log_level {
+        out["SystemLogLevel"] = json!(level);
+    }
+    out["LogGroup"] = match &l.log_group {
+        Some(group) => json!(group),
+        None => json!(crate::logs::group_name(record.name.as_str())),
+    };
     out
 }
 
