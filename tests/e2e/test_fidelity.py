@@ -187,3 +187,73 @@ def test_published_version_and_qualified_get(lam):
     assert error_code(e.value) == "ResourceNotFoundException"
     assert e.value.response["Error"]["Message"] == (
         f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}:3")
+
+
+def error_of(fn) -> dict:
+    with pytest.raises(ClientError) as e:
+        fn()
+    return {"Code": error_code(e.value), "Status": http_status(e.value), "Message": e.value.response["Error"]["Message"]}
+
+
+def test_create_reports_every_constraint_violation_at_once(lam_raw):
+    # AWS's model-constraint wording ("N validation errors detected: …; …"); the limits are botocore's
+    # (Timeout min 1, EphemeralStorageSize min 512) and the FunctionName pattern is the model's today.
+    name = unique_name("fid-valid")
+    got = error_of(lambda: lam_raw.create_function(FunctionName=name, Runtime="python3.12", Role=ROLE,
+                                                   Handler="probe.handler", Code={"ZipFile": python_zip()},
+                                                   Timeout=0, EphemeralStorage={"Size": 100}))
+    assert got == {"Code": "ValidationException", "Status": 400, "Message": (
+        "2 validation errors detected: "
+        "Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1; "
+        "Value '100' at 'ephemeralStorage.size' failed to satisfy constraint: "
+        "Member must have value greater than or equal to 512")}
+    got = error_of(lambda: lam_raw.create_function(FunctionName="bad name!", Runtime="python3.12", Role=ROLE,
+                                                   Handler="probe.handler", Code={"ZipFile": python_zip()}))
+    assert got == {"Code": "ValidationException", "Status": 400, "Message": (
+        "1 validation error detected: Value 'bad name!' at 'functionName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: "
+        r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?"
+        r"(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?")}
+    got = error_of(lambda: lam_raw.create_function(FunctionName=name, Runtime="python3.12",
+                                                   Handler="probe.handler", Code={"ZipFile": python_zip()}))
+    assert got == {"Code": "ValidationException", "Status": 400, "Message": (
+        "1 validation error detected: Value null at 'role' failed to satisfy constraint: Member must not be null")}
+
+
+def test_logging_config_is_kept_as_given(lam, lam_raw):
+    # botocore's LoggingConfig shape; with JSON, AWS reports INFO for a level not given.
+    name = unique_name("fid-logging")
+    code = python_zip()
+    create_function(lam, name, code, LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "DEBUG",
+                                                    "LogGroup": "/custom/group"})
+    got = lam.get_function_configuration(FunctionName=name)
+    assert body(got) == expected_configuration(name, code, got, LoggingConfig={
+        "LogFormat": "JSON", "ApplicationLogLevel": "DEBUG", "SystemLogLevel": "INFO", "LogGroup": "/custom/group"})
+    lam.update_function_configuration(FunctionName=name, LoggingConfig={"LogFormat": "Text"})
+    lam.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    got = lam.get_function_configuration(FunctionName=name)
+    assert got["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": "/custom/group"}
+    got = error_of(lambda: lam_raw.update_function_configuration(
+        FunctionName=name, LoggingConfig={"LogFormat": "XML"}))
+    assert got == {"Code": "ValidationException", "Status": 400, "Message": (
+        "1 validation error detected: Value 'XML' at 'loggingConfig.logFormat' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [JSON, Text]")}
+
+
+def test_list_functions_all_versions(lam, lam_raw):
+    name = unique_name("fid-list")
+    code = python_zip()
+    create_function(lam, name, code)
+    lam.publish_version(FunctionName=name)
+    seen = []
+    for page in lam.get_paginator("list_functions").paginate(FunctionVersion="ALL",
+                                                             PaginationConfig={"PageSize": 1}):
+        seen += [(f["FunctionName"], f["Version"], f["FunctionArn"]) for f in page["Functions"]]
+    mine = [s for s in seen if s[0] == name]
+    assert mine == [(name, "$LATEST", function_arn(name)), (name, "1", function_arn(name, "1"))]
+    plain = [f for f in lam.list_functions()["Functions"] if f["FunctionName"] == name]
+    assert [f["Version"] for f in plain] == ["$LATEST"]
+    got = error_of(lambda: lam_raw.list_functions(FunctionVersion="SOME"))
+    assert got == {"Code": "ValidationException", "Status": 400, "Message": (
+        "1 validation error detected: Value 'SOME' at 'functionVersion' failed to satisfy constraint: "
+        "Member must satisfy enum value set: [ALL]")}

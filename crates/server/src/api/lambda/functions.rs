@@ -261,14 +261,69 @@ pub async fn get_configuration(
     Ok(Json(shown(&state, &record)).into_response())
 }
 
-pub async fn list(State(state): State<SharedState>, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<SharedState>,
+    Query(q): Query<ListFunctionsQuery>,
+) -> Result<Response, ApiError> {
+    // botocore's model: `FunctionVersion` is the enum [ALL]; `MasterRegion` (Lambda@Edge) needs it.
+    let all_versions = match q.function_version.as_deref() {
+        None => false,
+        Some("ALL") => true,
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"
+            )));
+        }
+    };
+    if q.master_region.is_some() && !all_versions {
+        return Err(ApiError::invalid("Function version must be ALL if MasterRegion is specified"));
+    }
     let limit = page_size(q.max_items, 10_000, LIST_PAGE_ITEMS_MAX)?;
+    if all_versions {
+        return list_all_versions(&state, limit, q.marker.as_deref().filter(|m| !m.is_empty()));
+    }
     let after = match q.marker.as_deref().filter(|m| !m.is_empty()) {
         Some(m) => Some(FunctionName::parse(m).map_err(|_| ApiError::invalid(format!("Invalid Marker: {m}")))?),
         None => None,
     };
     let records = state.store.list_functions(after.as_ref(), limit + 1)?;
     let out = page_json(records, limit, "Functions", |r| r.name.to_string(), |r| shown(&state, r));
+    Ok(Json(out).into_response())
+}
+
+/// ListFunctions with `FunctionVersion=ALL`: every function's `$LATEST` and published versions, in
+/// name then version order. The marker is the last entry's `name:version` (neither part can hold a
+/// colon), so a page may end inside a function's versions.
+fn list_all_versions(state: &SharedState, limit: usize, marker: Option<&str>) -> Result<Response, ApiError> {
+    let invalid = |m: &str| ApiError::invalid(format!("Invalid Marker: {m}"));
+    let mut entries = Vec::new();
+    let mut after = None;
+    if let Some(m) = marker {
+        let (name, version) = m.split_once(':').ok_or_else(|| invalid(m))?;
+        let name = FunctionName::parse(name).map_err(|_| invalid(m))?;
+        let version = match Qualifier::parse(version).map_err(|_| invalid(m))? {
+            Qualifier::Latest => VersionId::Latest,
+            Qualifier::Version(v) => VersionId::Published(v),
+            Qualifier::Alias(_) => return Err(invalid(m)),
+        };
+        entries = state.store.list_versions(&name, Some(&version), limit + 1)?;
+        after = Some(name);
+    }
+    while entries.len() <= limit {
+        let functions = state.store.list_functions(after.as_ref(), LIST_PAGE_ITEMS_MAX)?;
+        if functions.is_empty() {
+            break;
+        }
+        for f in functions {
+            if entries.len() > limit {
+                break;
+            }
+            entries.extend(state.store.list_versions(&f.name, None, limit + 1 - entries.len())?);
+            after = Some(f.name);
+        }
+    }
+    entries.truncate(limit + 1);
+    let out = page_json(entries, limit, "Functions", |r| format!("{}:{}", r.name, r.version), |r| shown(state, r));
     Ok(Json(out).into_response())
 }
 

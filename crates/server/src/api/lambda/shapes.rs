@@ -113,6 +113,19 @@ pub struct ListQuery {
     pub max_items: Option<i64>,
 }
 
+/// ListFunctions' query: the common paging members plus `FunctionVersion` and `MasterRegion`.
+#[derive(Debug, Deserialize)]
+pub struct ListFunctionsQuery {
+    #[serde(rename = "Marker")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems")]
+    pub max_items: Option<i64>,
+    #[serde(rename = "FunctionVersion")]
+    pub function_version: Option<String>,
+    #[serde(rename = "MasterRegion")]
+    pub master_region: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct QualifierQuery {
     #[serde(rename = "Qualifier")]
