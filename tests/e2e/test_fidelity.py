@@ -257,3 +257,30 @@ def test_list_functions_all_versions(lam, lam_raw):
     assert got == {"Code": "ValidationException", "Status": 400, "Message": (
         "1 validation error detected: Value 'SOME' at 'functionVersion' failed to satisfy constraint: "
         "Member must satisfy enum value set: [ALL]")}
+
+
+def test_account_id_setting_is_kept_in_the_data_dir(server_factory):
+    import subprocess
+
+    from helpers import nimbus_bin
+    account = "123456789012"
+    srv = server_factory(extra_args=("--account-id", account))
+    lam = srv.lambda_client()
+    name = unique_name("fid-account")
+    created = create_function(lam, name, python_zip())
+    assert created["FunctionArn"] == f"arn:aws:lambda:{REGION}:{account}:function:{name}"
+    assert (srv.data_dir / "account-id").read_text().strip() == account
+
+    # Started again without the flag: the data dir's account.
+    srv.extra_args = ()
+    srv.restart()
+    lam = srv.lambda_client()
+    assert lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"].split(":")[4] == account
+    srv.stop_cleanly()
+
+    # Another account would rename every stored ARN: refused before anything starts.
+    proc = subprocess.run([str(nimbus_bin()), "serve", "--data-dir", str(srv.data_dir), "--listen", "127.0.0.1:0",
+                           "--account-id", "999999999999"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert f"holds account {account}" in proc.stderr
+    srv.start()

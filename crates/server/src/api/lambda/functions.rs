@@ -60,11 +60,16 @@ fn settle(state: &SharedState, name: FunctionName, digest: nimbus_store::CodeDig
             Ok(Err(e)) => Err(format!("The function's code could not be unpacked: {e}")),
             Err(e) => Err(format!("The function's code could not be unpacked: {e}")),
         };
-        if outcome.is_ok()
-            && let Err(e) = state.store.renew_revision(&name)
-        {
-            // Deleted meanwhile: `finish` below then finds its ticket gone and changes nothing.
-            tracing::debug!(function = %name, error = %e, "renewing the revision id after the code was ready");
+        if outcome.is_ok() {
+            match state.store.renew_revision(&name) {
+                // Environments are keyed by revision: one started in the short window before this
+                // would otherwise sit idle under a revision no invocation names any more.
+                Ok(_) => state.invoker.retire(&name, Some(&VersionId::Latest)).await,
+                // Deleted meanwhile: `finish` below then finds its ticket gone and changes nothing.
+                Err(e) => {
+                    tracing::debug!(function = %name, error = %e, "renewing the revision id after the code was ready")
+                }
+            }
         }
         if let Err(reason) = &outcome {
             tracing::warn!(function = %name, "{reason}");
@@ -261,10 +266,7 @@ pub async fn get_configuration(
     Ok(Json(shown(&state, &record)).into_response())
 }
 
-pub async fn list(
-    State(state): State<SharedState>,
-    Query(q): Query<ListFunctionsQuery>,
-) -> Result<Response, ApiError> {
+pub async fn list(State(state): State<SharedState>, Query(q): Query<ListFunctionsQuery>) -> Result<Response, ApiError> {
     // botocore's model: `FunctionVersion` is the enum [ALL]; `MasterRegion` (Lambda@Edge) needs it.
     let all_versions = match q.function_version.as_deref() {
         None => false,
