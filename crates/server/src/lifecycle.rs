@@ -167,11 +167,13 @@ mod tests {
         Delete,
     }
 
-    /// Each row: the steps, then the status, whether an update may start, and whether an invoke may.
+    /// A row: the steps, then the status, whether an update may start, and whether an invoke may.
+    type Row = (&'static [Step], Status, Result<(), Busy>, Result<(), Busy>);
+
     #[test]
     fn transitions() {
         use Step::*;
-        let rows: &[(&[Step], Status, Result<(), Busy>, Result<(), Busy>)] = &[
+        let rows: &[Row] = &[
             (&[], Status::Ready, Ok(()), Ok(())),
             (&[Create], Status::Creating, Err(Busy::State("Pending")), Err(Busy::State("Pending"))),
             (&[Create, FinishOk], Status::Ready, Ok(()), Ok(())),
