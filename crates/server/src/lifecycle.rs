@@ -83,11 +83,17 @@ impl Lifecycle {
         ticket
     }
 
-    /// An update of `$LATEST`: refused while the function is being created or updated.
+    /// An update of `$LATEST`: refused while the function is being created or updated. A function whose
+    /// creation failed may be updated (that is how it is repaired).
     pub fn begin_update(&self, name: &FunctionName) -> Result<Ticket, Busy> {
-        self.check_ready(name)?;
+        let mut entries = self.lock();
+        match entries.get(name).map(|e| &e.status) {
+            Some(Status::Creating) => return Err(Busy::State("Pending")),
+            Some(Status::Updating) => return Err(Busy::Updating),
+            _ => {}
+        }
         let ticket = self.ticket();
-        self.lock().insert(name.clone(), Entry { status: Status::Updating, ticket: Some(ticket) });
+        entries.insert(name.clone(), Entry { status: Status::Updating, ticket: Some(ticket) });
         Ok(ticket)
     }
 
@@ -187,6 +193,8 @@ mod tests {
             (&[Create, FinishOk, Update, FinishOk], Status::Ready, Ok(()), Ok(())),
             (&[Create, FinishOk, Update, FinishErr], Status::UpdateFailed("bad".into()), Ok(()), Ok(())),
             (&[Create, Delete], Status::Ready, Ok(()), Ok(())),
+            // A failed creation is repaired by an update.
+            (&[Create, FinishErr, Update, FinishOk], Status::Ready, Ok(()), Ok(())),
         ];
         for (steps, status, update, invoke) in rows {
             let lifecycle = Lifecycle::default();
@@ -204,6 +212,9 @@ mod tests {
             assert_eq!(&lifecycle.check_ready(&name()), update, "{steps:?}");
             assert_eq!(&lifecycle.check_invocable(&name()), invoke, "{steps:?}");
         }
+        let lifecycle = Lifecycle::default();
+        lifecycle.begin_create(&name());
+        assert_eq!(lifecycle.begin_update(&name()), Err(Busy::State("Pending")));
     }
 
     #[test]
