@@ -284,3 +284,16 @@ def test_account_id_setting_is_kept_in_the_data_dir(server_factory):
     assert proc.returncode != 0
     assert f"holds account {account}" in proc.stderr
     srv.start()
+
+
+def test_update_configuration_validates_before_looking_the_function_up(lam_raw):
+    # Model constraints (botocore: Timeout min 1, MemorySize min 128) come before the lookup, all at once.
+    name = unique_name("fid-upd-missing")
+    got = error_of(lambda: lam_raw.update_function_configuration(FunctionName=name, Timeout=0, MemorySize=64))
+    assert got == {"Code": "ValidationException", "Status": 400, "Message": (
+        "2 validation errors detected: "
+        "Value '0' at 'timeout' failed to satisfy constraint: Member must have value greater than or equal to 1; "
+        "Value '64' at 'memorySize' failed to satisfy constraint: Member must have value greater than or equal to 128")}
+    got = error_of(lambda: lam_raw.update_function_configuration(FunctionName=name, Timeout=5))
+    assert got == {"Code": "ResourceNotFoundException", "Status": 404,
+                   "Message": f"Function not found: {function_arn(name)}"}

@@ -385,31 +385,44 @@ pub async fn update_configuration(
 ) -> Result<Response, ApiError> {
     let name = updatable(&state, &raw)?;
     let input: UpdateConfigIn = parse_json(&body)?;
+    // Model constraints first, all at once and in UpdateFunctionConfigurationRequest's member order,
+    // before the function is looked up (as Lambda does).
+    let mut problems = Problems::default();
+    let role = input.role.as_deref().map(|r| problems.check(RoleArn::parse(r)));
+    let handler = input.handler.as_deref().map(|h| problems.check(Handler::parse(h)));
+    let description = input.description.as_deref().map(|d| problems.check(Description::parse(d)));
+    let timeout = input.timeout.map(|t| problems.check(TimeoutSecs::new(t)));
+    let memory = input.memory_size.map(|m| problems.check(MemoryMb::new(m)));
+    let environment = problems.check(env_vars(input.environment)).flatten();
+    let runtime = input.runtime.as_deref().map(|r| problems.check(Runtime::parse(r)));
+    let ephemeral_storage = problems.check(ephemeral(input.ephemeral_storage)).flatten();
+    problems.finish()?;
     let current = load(&state, &name, VersionId::Latest)?;
     let mut config = current.config.clone();
-    if let Some(r) = input.runtime.as_deref() {
-        config.runtime = Runtime::parse(r)?;
+    // `finish` passed, so every member given parsed: each is `Some(Some(_))` or `None`.
+    if let Some(Some(r)) = runtime {
+        config.runtime = r;
     }
-    if let Some(h) = input.handler.as_deref() {
-        config.handler = Handler::parse(h)?;
+    if let Some(Some(h)) = handler {
+        config.handler = h;
     }
-    if let Some(r) = input.role.as_deref() {
-        config.role = RoleArn::parse(r)?;
+    if let Some(Some(r)) = role {
+        config.role = r;
     }
-    if let Some(m) = input.memory_size {
-        config.memory = MemoryMb::new(m)?;
+    if let Some(Some(m)) = memory {
+        config.memory = m;
     }
-    if let Some(t) = input.timeout {
-        config.timeout = TimeoutSecs::new(t)?;
+    if let Some(Some(t)) = timeout {
+        config.timeout = t;
     }
-    if let Some(e) = ephemeral(input.ephemeral_storage)? {
+    if let Some(e) = ephemeral_storage {
         config.ephemeral_storage = e;
     }
-    if let Some(env) = env_vars(input.environment)? {
+    if let Some(env) = environment {
         config.environment = env;
     }
-    if let Some(d) = input.description.as_deref() {
-        config.description = Description::parse(d)?;
+    if let Some(Some(d)) = description {
+        config.description = d;
     }
     if let Some(given) = input.logging_config {
         config.logging = LoggingConfig::merge(&config.logging, given)?;
