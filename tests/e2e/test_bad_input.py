@@ -263,7 +263,9 @@ def test_unzipped_over_250mb(lam_raw):
 
 def test_duplicate_create_conflicts(lam_raw):
     name = unique_name("bad-dup")
-    first = create_function(lam_raw, name, python_zip(), Description="first")
+    create_function(lam_raw, name, python_zip(), Description="first")
+    # Read after the waiter: AWS renews the revision id when the function becomes Active.
+    first = lam_raw.get_function_configuration(FunctionName=name)
     err = expect_error(lambda: create_raw(lam_raw, name, Description="second"), "ResourceConflictException", 409)
     assert name in err["Error"]["Message"]
     got = lam_raw.get_function_configuration(FunctionName=name)

@@ -15,4 +15,6 @@ pub struct FunctionConfig {
     pub environment: EnvVars,
     pub description: Description,
     pub architecture: Architecture,
+    /// `LoggingConfig` as given (format, level filters, custom log group).
+    pub logging: crate::LoggingConfig,
 }

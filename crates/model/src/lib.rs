@@ -19,9 +19,9 @@ pub use config::{
     Architecture, Description, EnvVars, EphemeralStorageMb, Handler, MemoryMb, NETWORK_TAG, NetworkAccess, RoleArn,
     TagKey, Tags, TimeoutSecs,
 };
-pub use error::{ValidationError, ValidationKind};
+pub use error::{Problems, ValidationError, ValidationKind};
 pub use function::FunctionConfig;
-pub use logs::LogRetentionDays;
+pub use logs::{LogRetentionDays, LoggingConfig};
 pub use name::{AccountId, FunctionName, FunctionRef, Qualifier, Region, Version};
 pub use permission::{
     Conditions, LambdaAction, PolicyStatement, Principal as StatementPrincipal, StatementId, policy_document,

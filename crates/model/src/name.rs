@@ -6,7 +6,8 @@ use crate::error::ValidationError;
 use crate::limits::{ALIAS_CHARS_MAX, FUNCTION_NAME_CHARS_MAX, FUNCTION_REF_CHARS_MAX};
 
 /// The pattern botocore's model gives for `FunctionName`, quoted in AWS's error messages.
-const FUNCTION_REF_PATTERN: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?";
+/// botocore's `FunctionName` pattern as the model has it today (with the `eusc-` and ISO partitions).
+const FUNCTION_REF_PATTERN: &str = r"(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?";
 
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '-' || c == '_'

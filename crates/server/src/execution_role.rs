@@ -134,6 +134,7 @@ mod tests {
                 environment: EnvVars::default(),
                 description: Description::default(),
                 architecture: Architecture::default(),
+                logging: LoggingConfig::default(),
             },
             code: nimbus_store::CodeInfo { digest: nimbus_store::CodeDigest::of(b"zip"), size_bytes: 3 },
             tags: Tags::default(),

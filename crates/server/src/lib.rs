@@ -21,6 +21,7 @@ mod events;
 pub mod fuzzing;
 mod execution_role;
 mod invoke;
+mod lifecycle;
 pub mod listen;
 mod logs;
 mod policy_cache;
@@ -284,6 +285,7 @@ pub async fn run(
         policies: Arc::new(policy_cache::PolicyCache::new(store.clone(), &config.account_id)),
         region: config.region.clone(),
         bodies: api::body::BodyBudget::new(nimbus_model::limits::REQUEST_BODY_BYTES_IN_FLIGHT_MAX),
+        lifecycle: lifecycle::Lifecycle::default(),
     });
     let app = api::router(state);
     let _ = api_for_envs.set(app.clone());

@@ -82,6 +82,7 @@ mod tests {
                 environment: EnvVars::default(),
                 description: Description::default(),
                 architecture: Architecture::default(),
+                logging: Default::default(),
             },
             code: CodeInfo { digest: CodeDigest::of(b"zip"), size_bytes: 3 },
             tags: Tags::default(),

@@ -103,6 +103,9 @@ CREATE INDEX log_events_by_stream ON log_events (stream_id, timestamp_ms, id);
 CREATE INDEX log_events_by_group ON log_events (group_id, timestamp_ms, id);
 ";
 
+/// A version's `LoggingConfig` in its AWS wire form (JSON); `{}` is the default (`Text`).
+const META_LOGGING_V1: &str = "ALTER TABLE function_versions ADD COLUMN logging TEXT NOT NULL DEFAULT '{}';";
+
 fn meta_migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(META_FUNCTIONS_V1).comment("functions and their versions"),
@@ -116,6 +119,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::iam::META_IAM_V1).comment("IAM users, keys, groups, roles, policies; STS sessions"),
         M::up(crate::async_events::META_ASYNC_FAIR_V7).comment("async events by function, for fair claims"),
         M::up(crate::http_apis::META_HTTP_APIS_V1).comment("API Gateway HTTP APIs"),
+        M::up(META_LOGGING_V1).comment("each version's LoggingConfig"),
     ])
 }
 

@@ -235,6 +235,19 @@ impl Store {
         })
     }
 
+    /// Gives `$LATEST` a new revision id and returns it: Lambda renews it when a create or an update
+    /// finishes (Pending → Active, InProgress → Successful), not only when the request is taken.
+    pub fn renew_revision(&self, name: &FunctionName) -> Result<String> {
+        self.meta.write(|tx| {
+            load_latest(tx, name)?;
+            let revision_id = new_revision_id(tx)?;
+            tx.prepare_cached("UPDATE function_versions SET revision_id = ?3 WHERE function = ?1 AND version = ?2")
+                .and_then(|mut stmt| stmt.execute(params![name.as_str(), 0, revision_id]))
+                .map_err(StoreError::sqlite("renew revision"))?;
+            Ok(revision_id)
+        })
+    }
+
     /// Replaces `$LATEST`'s whole configuration; the caller has already merged the partial update.
     pub fn update_function_config(
         &self,
@@ -251,7 +264,7 @@ impl Store {
             tx.prepare_cached(
                 "UPDATE function_versions SET runtime = ?3, handler = ?4, role = ?5, memory_mb = ?6,
                      timeout_s = ?7, ephemeral_mb = ?8, environment = ?9, description = ?10,
-                     architecture = ?11, revision_id = ?12, last_modified_ms = ?13
+                     architecture = ?11, revision_id = ?12, last_modified_ms = ?13, logging = ?14
                  WHERE function = ?1 AND version = ?2",
             )
             .and_then(|mut stmt| {
@@ -269,6 +282,7 @@ impl Store {
                     cols.architecture,
                     revision_id,
                     now_ms,
+                    cols.logging,
                 ])
             })
             .map_err(StoreError::sqlite("update function configuration"))?;

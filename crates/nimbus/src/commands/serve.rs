@@ -36,6 +36,10 @@ pub struct ServeArgs {
     environments_max: usize,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// The 12-digit account id every ARN names (default 000000000000). Kept in the data dir once
+    /// given: later starts use it, and a different one is refused, since stored ARNs name it.
+    #[arg(long)]
+    account_id: Option<String>,
     /// Root access key id; with NIMBUS_ROOT_SECRET_ACCESS_KEY it replaces the data dir's credentials.
     #[arg(long, env = "NIMBUS_ROOT_ACCESS_KEY_ID", hide_env_values = true)]
     root_access_key_id: Option<String>,
@@ -107,6 +111,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     )?;
     let mut config = Config::new(args.data_dir.clone());
     config.region = args.region.clone();
+    config.account_id = account_id(&args.data_dir, args.account_id.as_deref())?;
     config.auth = auth;
     config.root_credentials = root;
     config.env_idle = Duration::from_secs(args.env_idle_secs);
@@ -158,6 +163,39 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+/// The account id: the one given (recorded in `<data dir>/account-id` the first time), else the one
+/// recorded, else AWS's placeholder account `000000000000`.
+fn account_id(data_dir: &Path, given: Option<&str>) -> anyhow::Result<String> {
+    let path = data_dir.join("account-id");
+    let stored = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+    };
+    match (given, stored) {
+        (Some(given), Some(stored)) if given != stored => anyhow::bail!(
+            "{} holds account {stored}; --account-id {given} would leave every stored ARN naming the other account",
+            data_dir.display()
+        ),
+        (Some(given), None) => {
+            nimbus_model::AccountId::parse(given).map_err(|e| anyhow::anyhow!("--account-id: {e}"))?;
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(data_dir)
+                .with_context(|| format!("create {}", data_dir.display()))?;
+            std::fs::write(&path, format!("{given}\n")).with_context(|| format!("write {}", path.display()))?;
+            Ok(given.to_owned())
+        }
+        (_, Some(stored)) => {
+            nimbus_model::AccountId::parse(&stored).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            Ok(stored)
+        }
+        (None, None) => Ok("000000000000".to_owned()),
     }
 }
 

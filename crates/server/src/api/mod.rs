@@ -67,6 +67,8 @@ pub struct ApiState {
     pub region: String,
     /// Request body bytes being received at once, server-wide.
     pub bodies: body::BodyBudget,
+    /// Functions being created or updated (`State`/`LastUpdateStatus`).
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 pub type SharedState = Arc<ApiState>;

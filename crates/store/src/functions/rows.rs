@@ -21,7 +21,7 @@ macro_rules! select_versions {
         concat!(
             "SELECT v.function, v.version, v.runtime, v.handler, v.role, v.memory_mb, v.timeout_s,
                  v.ephemeral_mb, v.environment, v.description, v.architecture, v.code_sha256, v.code_size,
-                 v.revision_id, v.last_modified_ms, f.tags, f.dead_letter_target
+                 v.revision_id, v.last_modified_ms, f.tags, f.dead_letter_target, v.logging
              FROM function_versions v JOIN functions f ON f.name = v.function ",
             $rest
         )
@@ -48,6 +48,7 @@ pub(super) struct Raw {
     last_modified_ms: i64,
     tags: String,
     dead_letter_target: Option<String>,
+    logging: String,
 }
 
 impl Raw {
@@ -70,6 +71,7 @@ impl Raw {
             last_modified_ms: row.get(14)?,
             tags: row.get(15)?,
             dead_letter_target: row.get(16)?,
+            logging: row.get(17)?,
         })
     }
 
@@ -96,6 +98,7 @@ impl Raw {
             description: Description::parse(&self.description).map_err(|e| bad("description", &e))?,
             architecture: Architecture::parse_list(std::slice::from_ref(&self.architecture))
                 .map_err(|e| bad("architecture", &e))?,
+            logging: serde_json::from_str(&self.logging).map_err(|e| bad("logging", &e))?,
         };
         let code = CodeInfo {
             digest: CodeDigest::from_hex(&self.code_sha256).ok_or_else(|| bad("code_sha256", &"not a hex SHA-256"))?,
@@ -143,8 +146,8 @@ pub(super) fn insert_version(
     tx.prepare_cached(
         "INSERT INTO function_versions (function, version, runtime, handler, role, memory_mb, timeout_s,
              ephemeral_mb, environment, description, architecture, code_sha256, code_size, revision_id,
-             last_modified_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             last_modified_ms, logging)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -163,6 +166,7 @@ pub(super) fn insert_version(
             code_size(code)?,
             revision_id,
             now_ms,
+            cols.logging,
         ])
     })
     .map_err(StoreError::sqlite("insert function version"))?;
@@ -184,6 +188,7 @@ pub(super) struct ConfigParams {
     pub environment: String,
     pub description: String,
     pub architecture: &'static str,
+    pub logging: String,
 }
 
 pub(super) fn config_params(name: &FunctionName, config: &FunctionConfig) -> Result<ConfigParams> {
@@ -197,6 +202,7 @@ pub(super) fn config_params(name: &FunctionName, config: &FunctionConfig) -> Res
         environment: to_json(name, "environment", config.environment.as_map())?,
         description: config.description.as_str().to_owned(),
         architecture: config.architecture.as_str(),
+        logging: to_json(name, "logging", &config.logging)?,
     })
 }
 

@@ -34,6 +34,7 @@ fn config(handler: &str) -> FunctionConfig {
         .unwrap(),
         description: Description::parse("a test function").unwrap(),
         architecture: Architecture::Arm64,
+        logging: Default::default(),
     }
 }
 

@@ -53,6 +53,7 @@ pub async fn invoke(
         }
     };
     let (name, qualifier) = target(&state, &raw, q.qualifier.as_deref())?;
+    invocable(&state, &name)?;
     match kind {
         InvocationType::Event if body.len() > ASYNC_PAYLOAD_BYTES_MAX => {
             return Err(ApiError::too_large(format!(
@@ -93,20 +94,22 @@ pub async fn invoke(
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         InvocationType::Event => {
-            let record = state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
-            let executed = record.version.to_string();
+            state.invoker.resolve(&request.function, request.qualifier.as_ref())?;
             accept_event(&state, request).await?;
-            let mut response = StatusCode::ACCEPTED.into_response();
-            if let Ok(v) = HeaderValue::from_str(&executed) {
-                response.headers_mut().insert("x-amz-executed-version", v);
-            }
-            Ok(response)
+            // No `X-Amz-Executed-Version`: AWS sends it only for synchronous invocations (the version
+            // an asynchronous one runs is chosen when it runs).
+            Ok(StatusCode::ACCEPTED.into_response())
         }
         InvocationType::RequestResponse => {
             let result = state.invoker.invoke(request).await?;
             Ok(sync_response(result))
         }
     }
+}
+
+/// A function still `Pending` (or `Failed`) cannot be invoked: AWS answers ResourceConflictException.
+fn invocable(state: &SharedState, name: &nimbus_model::FunctionName) -> Result<(), ApiError> {
+    state.lifecycle.check_invocable(name).map_err(|b| super::functions::busy(state, name, &b))
 }
 
 /// Writes an `Event` invocation to the async journal; returns once it is committed to disk, so the
@@ -180,6 +183,7 @@ pub async fn invoke_async(
         )));
     }
     let (name, qualifier) = target(&state, &raw, None)?;
+    invocable(&state, &name)?;
     let request = InvokeRequest {
         request_id,
         function: name,

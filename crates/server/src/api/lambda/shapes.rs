@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::arn::Arns;
 use crate::clock;
+use crate::lifecycle::Status;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -52,6 +53,7 @@ pub struct CreateFunctionIn {
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub package_type: Option<String>,
     pub dead_letter_config: Option<DeadLetterConfigIn>,
+    pub logging_config: Option<nimbus_model::LoggingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +88,7 @@ pub struct UpdateConfigIn {
     pub revision_id: Option<String>,
     pub ephemeral_storage: Option<EphemeralStorageIn>,
     pub dead_letter_config: Option<DeadLetterConfigIn>,
+    pub logging_config: Option<nimbus_model::LoggingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,14 +113,29 @@ pub struct ListQuery {
     pub max_items: Option<i64>,
 }
 
+/// ListFunctions' query: the common paging members plus `FunctionVersion` and `MasterRegion`.
+#[derive(Debug, Deserialize)]
+pub struct ListFunctionsQuery {
+    #[serde(rename = "Marker")]
+    pub marker: Option<String>,
+    #[serde(rename = "MaxItems")]
+    pub max_items: Option<i64>,
+    #[serde(rename = "FunctionVersion")]
+    pub function_version: Option<String>,
+    #[serde(rename = "MasterRegion")]
+    pub master_region: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct QualifierQuery {
     #[serde(rename = "Qualifier")]
     pub qualifier: Option<String>,
 }
 
-/// `FunctionConfiguration` as Lambda returns it from Create/Get/Update/List.
-pub fn function_configuration(record: &FunctionRecord, arns: &Arns) -> Value {
+/// `FunctionConfiguration` as Lambda returns it from Create/Get/Update/List, with the lifecycle
+/// fields of `status` (see `crate::lifecycle`). A published version is immutable, so only a
+/// function still being created (or failed to be) shows on its versions.
+pub fn function_configuration(record: &FunctionRecord, arns: &Arns, status: &Status) -> Value {
     let c = &record.config;
     let qualified = match record.version {
         nimbus_store::VersionId::Latest => None,
@@ -138,14 +156,52 @@ pub fn function_configuration(record: &FunctionRecord, arns: &Arns) -> Value {
         "Version": record.version.to_string(),
         "TracingConfig": { "Mode": "PassThrough" },
         "RevisionId": record.revision_id,
-        "State": "Active",
-        "LastUpdateStatus": "Successful",
         "PackageType": "Zip",
         "Architectures": [c.architecture.as_str()],
         "EphemeralStorage": { "Size": c.ephemeral_storage.get() },
         "SnapStart": { "ApplyOn": "None", "OptimizationStatus": "Off" },
-        "LoggingConfig": { "LogFormat": "Text", "LogGroup": crate::logs::group_name(record.name.as_str()) },
+        "RuntimeVersionConfig": { "RuntimeVersionArn": runtime_version_arn(&arns.region, &c.runtime.to_string()) },
+        "LoggingConfig": logging_config(record),
     });
+    let latest = record.version == nimbus_store::VersionId::Latest;
+    let status = match status {
+        Status::Updating | Status::UpdateFailed(_) if !latest => &Status::Ready,
+        other => other,
+    };
+    // What AWS answers in each phase (AWS's "Lambda function states" page and recorded CLI output):
+    // CreateFunction's answer has no `LastUpdateStatus` at all; an update's says `InProgress` with
+    // the reason "The function is being created." and code `Creating`.
+    match status {
+        Status::Ready => {
+            out["State"] = json!("Active");
+            out["LastUpdateStatus"] = json!("Successful");
+        }
+        Status::Creating => {
+            out["State"] = json!("Pending");
+            out["StateReason"] = json!("The function is being created.");
+            out["StateReasonCode"] = json!("Creating");
+        }
+        Status::Updating => {
+            out["State"] = json!("Active");
+            out["LastUpdateStatus"] = json!("InProgress");
+            out["LastUpdateStatusReason"] = json!("The function is being created.");
+            out["LastUpdateStatusReasonCode"] = json!("Creating");
+        }
+        Status::CreateFailed(reason) => {
+            out["State"] = json!("Failed");
+            out["StateReason"] = json!(reason);
+            out["StateReasonCode"] = json!("InvalidZipFileException");
+            out["LastUpdateStatus"] = json!("Failed");
+            out["LastUpdateStatusReason"] = json!(reason);
+            out["LastUpdateStatusReasonCode"] = json!("InvalidZipFileException");
+        }
+        Status::UpdateFailed(reason) => {
+            out["State"] = json!("Active");
+            out["LastUpdateStatus"] = json!("Failed");
+            out["LastUpdateStatusReason"] = json!(reason);
+            out["LastUpdateStatusReasonCode"] = json!("InvalidZipFileException");
+        }
+    }
     if let Some(target) = &record.dead_letter_target {
         out["DeadLetterConfig"] = json!({ "TargetArn": target });
     }
@@ -154,6 +210,33 @@ pub fn function_configuration(record: &FunctionRecord, arns: &Arns) -> Value {
         out["Environment"] = json!({ "Variables": c.environment.as_map() });
     }
     out
+}
+
+/// `LoggingConfig` as given, with AWS's defaults: `Text`, and the group `/aws/lambda/<name>`; the level
+/// filters appear only with `JSON` (`merge` filled them in).
+fn logging_config(record: &FunctionRecord) -> Value {
+    let l = &record.config.logging;
+    let mut out = json!({ "LogFormat": l.format() });
+    if let Some(level) = &l.application_log_level {
+        out["ApplicationLogLevel"] = json!(level);
+    }
+    if let Some(level) = &l.system_log_level {
+        out["SystemLogLevel"] = json!(level);
+    }
+    out["LogGroup"] = match &l.log_group {
+        Some(group) => json!(group),
+        None => json!(crate::logs::group_name(record.name.as_str())),
+    };
+    out
+}
+
+/// AWS names each managed runtime's build `arn:aws:lambda:<region>::runtime:<64 hex digits>` (no
+/// account). Nimbus runs one build per runtime name, so the digest is of the name: stable across
+/// calls and restarts, distinct per runtime, and of AWS's form.
+pub fn runtime_version_arn(region: &str, runtime: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("nimbus-runtime:{runtime}").as_bytes());
+    format!("arn:aws:lambda:{region}::runtime:{}", hex::encode(digest))
 }
 
 pub fn tags_json(record: &FunctionRecord) -> Value {
