@@ -15,7 +15,7 @@ pub mod authz;
 mod clock;
 pub mod credentials;
 mod environment;
-mod events;
+pub mod events;
 mod invoke;
 pub mod listen;
 mod logs;
