@@ -111,6 +111,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::mappings::META_MAPPINGS_V1).comment("event source mappings"),
         M::up(crate::aliases::META_ALIASES_V1).comment("aliases"),
         M::up(crate::provisioned::META_PROVISIONED_V1).comment("provisioned concurrency"),
+        M::up(crate::event_rules::META_EVENT_RULES_V1).comment("EventBridge buses, rules and targets"),
     ])
 }
 
