@@ -230,7 +230,9 @@ pub async fn run(
     let retention_task = retention::start(store.clone(), events_stopping.clone());
     let (mappings, mappings_task) =
         events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
+    let rules = events::bus::Rules::new(store.clone(), arns.clone(), async_queue.clone(), sqs.clone());
     let state = Arc::new(api::ApiState {
+        rules,
         store: store.clone(),
         credentials: credentials.clone(),
         invoker,

@@ -8,6 +8,7 @@
 pub mod body;
 mod code_url;
 mod error;
+mod events;
 mod lambda;
 mod logs;
 pub mod service;
@@ -40,6 +41,8 @@ pub struct ApiState {
     pub sqs: Arc<crate::sqs::Sqs>,
     pub async_queue: crate::events::async_invoke::AsyncQueue,
     pub mappings: crate::events::mappings::Mappings,
+    /// EventBridge's compiled rules and delivery.
+    pub rules: crate::events::bus::Rules,
     pub arns: crate::arn::Arns,
     pub code_urls: CodeUrls,
     pub auth_required: bool,
@@ -152,6 +155,9 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         Some((service::Service::Logs, operation)) => logs::dispatch(&state, operation, &body, identity.as_ref()).await,
         Some((service::Service::Sqs, operation)) => {
             sqs::dispatch(&state, operation, &body, caller.as_ref(), identity.as_ref()).await
+        }
+        Some((service::Service::Events, operation)) => {
+            events::dispatch(&state, operation, &body, identity.as_ref()).await
         }
         Some((service::Service::Lambda, _)) | None => {
             let service = caller.map(|c| c.service).unwrap_or_default();

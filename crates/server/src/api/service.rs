@@ -17,13 +17,15 @@ pub enum Service {
     Logs,
     /// SQS, JSON 1.0 on `POST /`, routed on `X-Amz-Target`.
     Sqs,
+    /// EventBridge, JSON 1.1 on `POST /`, routed on `X-Amz-Target: AWSEvents.*`.
+    Events,
 }
 
 /// The region global services (IAM, STS) are signed for, whatever the server's region.
 pub const GLOBAL_SIGNING_REGION: &str = "us-east-1";
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Lambda, Service::Logs, Service::Sqs];
+    pub const ALL: [Service; 4] = [Service::Lambda, Service::Logs, Service::Sqs, Service::Events];
 
     /// The name in the credential scope (`AKID/date/region/<name>/aws4_request`).
     pub fn signing_name(self) -> &'static str {
@@ -31,6 +33,7 @@ impl Service {
             Service::Lambda => "lambda",
             Service::Logs => "logs",
             Service::Sqs => "sqs",
+            Service::Events => "events",
         }
     }
 
@@ -45,6 +48,7 @@ impl Service {
             Service::Lambda => None,
             Service::Logs => Some("Logs_20140328"),
             Service::Sqs => Some("AmazonSQS"),
+            Service::Events => Some("AWSEvents"),
         }
     }
 
@@ -153,6 +157,7 @@ mod tests {
     fn targets_name_their_service_and_operation() {
         assert_eq!(Service::from_target("AmazonSQS.ReceiveMessage"), Some((Service::Sqs, "ReceiveMessage")));
         assert_eq!(Service::from_target("Logs_20140328.GetLogEvents"), Some((Service::Logs, "GetLogEvents")));
+        assert_eq!(Service::from_target("AWSEvents.PutEvents"), Some((Service::Events, "PutEvents")));
         assert_eq!(Service::from_target("Lambda.Invoke"), None);
         assert_eq!(Service::from_target("AmazonSQS"), None);
         for service in Service::ALL {

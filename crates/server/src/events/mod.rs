@@ -8,3 +8,4 @@ pub mod bus;
 pub mod filter;
 pub mod input;
 pub mod mappings;
+pub mod schedule;
