@@ -229,8 +229,9 @@ pub async fn run(
     );
     let retention_task = retention::start(store.clone(), events_stopping.clone());
     let (mappings, mappings_task) =
-        events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
-    let rules = events::bus::Rules::new(store.clone(), arns.clone(), async_queue.clone(), sqs.clone());
+        events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping.clone());
+    let rules = Arc::new(events::bus::Rules::new(store.clone(), arns.clone(), async_queue.clone(), sqs.clone()));
+    let scheduler_task = tokio::spawn(events::scheduler::run(rules.clone(), events_stopping.clone()));
     let state = Arc::new(api::ApiState {
         rules,
         store: store.clone(),
@@ -284,6 +285,7 @@ pub async fn run(
     let _ = stop_events.send(true);
     if tokio::time::timeout(SHUTDOWN_GRACE, async move {
         let _ = mappings_task.await;
+        let _ = scheduler_task.await;
         let _ = async_task.await;
         let _ = retention_task.await;
     })

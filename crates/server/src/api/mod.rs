@@ -42,7 +42,7 @@ pub struct ApiState {
     pub async_queue: crate::events::async_invoke::AsyncQueue,
     pub mappings: crate::events::mappings::Mappings,
     /// EventBridge's compiled rules and delivery.
-    pub rules: crate::events::bus::Rules,
+    pub rules: Arc<crate::events::bus::Rules>,
     pub arns: crate::arn::Arns,
     pub code_urls: CodeUrls,
     pub auth_required: bool,

@@ -92,13 +92,27 @@ struct BusRules {
     rules: Vec<CompiledRule>,
 }
 
+/// An enabled rule with a schedule, for the scheduler.
+pub struct ScheduledRule {
+    pub arn: String,
+    pub name: String,
+    pub timing: super::scheduler::Timing,
+    pub targets: Vec<CompiledTarget>,
+}
+
+#[derive(Default)]
+struct Compiled {
+    buses: HashMap<String, BusRules>,
+    scheduled: Arc<Vec<ScheduledRule>>,
+}
+
 /// The buses' compiled rules, shared by the API.
 pub struct Rules {
     store: Arc<Store>,
     arns: Arns,
     async_queue: AsyncQueue,
     sqs: Arc<Sqs>,
-    compiled: Mutex<Option<Arc<HashMap<String, BusRules>>>>,
+    compiled: Mutex<Option<Arc<Compiled>>>,
 }
 
 pub fn rule_arn(arns: &Arns, bus: &str, name: &str) -> String {
@@ -119,7 +133,7 @@ impl Rules {
         *self.compiled.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    async fn current(&self) -> Result<Arc<HashMap<String, BusRules>>, BusError> {
+    async fn current(&self) -> Result<Arc<Compiled>, BusError> {
         if let Some(c) = self.compiled.lock().unwrap_or_else(PoisonError::into_inner).clone() {
             return Ok(c);
         }
@@ -133,33 +147,53 @@ impl Rules {
         Ok(compiled)
     }
 
-    fn compile(&self, rows: Vec<RuleWithTargets>) -> HashMap<String, BusRules> {
+    pub fn arns(&self) -> &Arns {
+        &self.arns
+    }
+
+    /// The enabled scheduled rules with their targets.
+    pub async fn scheduled(&self) -> Result<Arc<Vec<ScheduledRule>>, BusError> {
+        Ok(self.current().await?.scheduled.clone())
+    }
+
+    fn compile(&self, rows: Vec<RuleWithTargets>) -> Compiled {
         let mut by_bus: HashMap<String, (Vec<Pattern>, Vec<CompiledRule>)> = HashMap::new();
+        let mut scheduled = Vec::new();
         for RuleWithTargets { rule, targets } in rows {
-            // Scheduled rules have no pattern; stored patterns were validated when put.
-            let Some(pattern) = rule.pattern.as_deref().and_then(|p| Pattern::parse_in(p, Mode::EventBridge).ok())
-            else {
-                continue;
-            };
-            let targets = targets
+            let targets: Vec<CompiledTarget> = targets
                 .iter()
                 .filter_map(|(id, spec)| {
                     let spec: Value = serde_json::from_str(spec).ok()?;
                     CompiledTarget::from_spec(id, &spec, &self.arns)
                 })
                 .collect();
+            if let Some(timing) =
+                rule.schedule.as_deref().and_then(|s| super::scheduler::Timing::from_rule(s, rule.created_ms))
+            {
+                let arn = rule_arn(&self.arns, &rule.bus, &rule.name);
+                scheduled.push(ScheduledRule { arn, name: rule.name.clone(), timing, targets: targets.clone() });
+            }
+            // Stored patterns were validated when put.
+            let Some(pattern) = rule.pattern.as_deref().and_then(|p| Pattern::parse_in(p, Mode::EventBridge).ok())
+            else {
+                continue;
+            };
             let entry = by_bus.entry(rule.bus.clone()).or_default();
             entry.0.push(pattern);
             entry.1.push(CompiledRule { arn: rule_arn(&self.arns, &rule.bus, &rule.name), name: rule.name, targets });
         }
-        by_bus.into_iter().map(|(bus, (patterns, rules))| (bus, BusRules { index: PatternIndex::new(patterns), rules })).collect()
+        let buses = by_bus
+            .into_iter()
+            .map(|(bus, (patterns, rules))| (bus, BusRules { index: PatternIndex::new(patterns), rules }))
+            .collect();
+        Compiled { buses, scheduled: Arc::new(scheduled) }
     }
 
     /// Delivers `event` (the whole EventBridge event JSON) to the targets of every matching enabled
     /// rule of `bus`; returns once each delivery is committed. Returns how many targets got it.
     pub async fn deliver(&self, bus: &str, event: &Value, ingestion_time: &str) -> Result<usize, BusError> {
         let compiled = self.current().await?;
-        let Some(rules) = compiled.get(bus) else { return Ok(0) };
+        let Some(rules) = compiled.buses.get(bus) else { return Ok(0) };
         let mut delivered = 0;
         for i in rules.index.matching(event) {
             let rule = &rules.rules[i];

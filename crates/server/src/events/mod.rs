@@ -5,7 +5,9 @@
 
 pub mod async_invoke;
 pub mod bus;
+pub mod cron;
 pub mod filter;
 pub mod input;
 pub mod mappings;
 pub mod schedule;
+pub mod scheduler;
