@@ -277,3 +277,23 @@ def test_nothing_acknowledged_is_lost_across_sigkill(server_factory, tmp_path):
     wait_until(all_queued, timeout=60, what=f"all {len(acked)} acknowledged events in the queue")
     wait_until(lambda: acked <= {r["event"]["detail"]["id"] for r in records(rec, fn)}, timeout=60,
                what=f"all {len(acked)} acknowledged events to reach the function")
+
+
+@pytest.mark.timeout(150)
+def test_a_rate_rule_fires_the_scheduled_event(events, sqs):
+    """A real rate(1 minute) firing: the first comes one minute after the rule's creation (rates are
+    anchored there), carrying AWS's Scheduled Event with the rule's ARN as its resource."""
+    url = sqs.create_queue(QueueName=unique_name("eb-tick"))["QueueUrl"]
+    rule = unique_name("tick")
+    created = time.time()
+    rule_arn = events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)")["RuleArn"]
+    events.put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": queue_arn_of(sqs, url)}])
+    (body,) = receive_all(sqs, url, 1, timeout=75)
+    fired = time.time()
+    event = json.loads(body)
+    assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+    assert event["resources"] == [rule_arn] and event["detail"] == {} and event["version"] == "0"
+    # Not before the minute is up.
+    assert fired - created >= 59, fired - created
+    events.remove_targets(Rule=rule, Ids=["q"])
+    events.delete_rule(Name=rule)
