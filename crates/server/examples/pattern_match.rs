@@ -46,10 +46,17 @@ fn main() {
         assert_eq!(index.matching(event).len(), brute(event));
         matched += brute(event);
     }
-    println!("1000 rules, {} events, {:.1} matching rules per event", events.len(), matched as f64 / events.len() as f64);
+    println!(
+        "1000 rules, {} events, {:.1} matching rules per event",
+        events.len(),
+        matched as f64 / events.len() as f64
+    );
 
     for (name, run) in [
-        ("indexed (PatternIndex)", &(|e: &serde_json::Value| index.matching(e).len()) as &dyn Fn(&serde_json::Value) -> usize),
+        (
+            "indexed (PatternIndex)",
+            &(|e: &serde_json::Value| index.matching(e).len()) as &dyn Fn(&serde_json::Value) -> usize,
+        ),
         ("every rule tried", &brute),
     ] {
         let rounds = 2000;

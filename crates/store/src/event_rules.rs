@@ -116,7 +116,8 @@ impl Store {
             let mut stmt = tx
                 .prepare("SELECT name, created_ms FROM event_buses ORDER BY name")
                 .map_err(StoreError::sqlite("list event buses"))?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(StoreError::sqlite("list event buses"))?;
+            let rows =
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(StoreError::sqlite("list event buses"))?;
             rows.collect::<rusqlite::Result<_>>().map_err(StoreError::sqlite("list event buses"))
         })
     }
@@ -141,7 +142,15 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (bus, name) DO UPDATE SET enabled = excluded.enabled, pattern = excluded.pattern,
                      schedule = excluded.schedule, description = excluded.description",
-                params![rule.bus, rule.name, rule.enabled, rule.pattern, rule.schedule, rule.description, rule.created_ms],
+                params![
+                    rule.bus,
+                    rule.name,
+                    rule.enabled,
+                    rule.pattern,
+                    rule.schedule,
+                    rule.description,
+                    rule.created_ms
+                ],
             )
             .map_err(StoreError::sqlite("put rule"))?;
             Ok(())
@@ -150,10 +159,14 @@ impl Store {
 
     pub fn event_rule(&self, bus: &str, name: &str) -> Result<RuleRecord> {
         self.meta.read(|tx| {
-            tx.query_row(&format!("SELECT {RULE_COLUMNS} FROM event_rules WHERE bus = ?1 AND name = ?2"), [bus, name], rule_from_row)
-                .optional()
-                .map_err(StoreError::sqlite("read rule"))?
-                .ok_or_else(|| StoreError::NotFound { what: "Rule", name: name.to_owned() })
+            tx.query_row(
+                &format!("SELECT {RULE_COLUMNS} FROM event_rules WHERE bus = ?1 AND name = ?2"),
+                [bus, name],
+                rule_from_row,
+            )
+            .optional()
+            .map_err(StoreError::sqlite("read rule"))?
+            .ok_or_else(|| StoreError::NotFound { what: "Rule", name: name.to_owned() })
         })
     }
 
@@ -191,7 +204,10 @@ impl Store {
     pub fn set_event_rule_enabled(&self, bus: &str, name: &str, enabled: bool) -> Result<()> {
         self.meta.write(|tx| {
             let n = tx
-                .execute("UPDATE event_rules SET enabled = ?3 WHERE bus = ?1 AND name = ?2", params![bus, name, enabled])
+                .execute(
+                    "UPDATE event_rules SET enabled = ?3 WHERE bus = ?1 AND name = ?2",
+                    params![bus, name, enabled],
+                )
                 .map_err(StoreError::sqlite("enable rule"))?;
             if n == 0 { Err(StoreError::NotFound { what: "Rule", name: name.to_owned() }) } else { Ok(()) }
         })
@@ -200,34 +216,37 @@ impl Store {
     /// Adds or replaces targets (id, spec) of a rule; the total may not exceed `max` (AWS: 5).
     /// Returns false (writing nothing) when it would.
     pub fn put_event_targets(&self, bus: &str, rule: &str, targets: &[(String, String)], max: usize) -> Result<bool> {
-        self.meta.write(|tx| {
-            let exists = tx
-                .query_row("SELECT 1 FROM event_rules WHERE bus = ?1 AND name = ?2", [bus, rule], |_| Ok(()))
-                .optional()
-                .map_err(StoreError::sqlite("read rule"))?;
-            if exists.is_none() {
-                return Err(StoreError::NotFound { what: "Rule", name: rule.to_owned() });
-            }
-            for (id, spec) in targets {
-                tx.execute(
-                    "INSERT INTO event_targets (bus, rule, id, spec) VALUES (?1, ?2, ?3, ?4)
+        self.meta
+            .write(|tx| {
+                let exists = tx
+                    .query_row("SELECT 1 FROM event_rules WHERE bus = ?1 AND name = ?2", [bus, rule], |_| Ok(()))
+                    .optional()
+                    .map_err(StoreError::sqlite("read rule"))?;
+                if exists.is_none() {
+                    return Err(StoreError::NotFound { what: "Rule", name: rule.to_owned() });
+                }
+                for (id, spec) in targets {
+                    tx.execute(
+                        "INSERT INTO event_targets (bus, rule, id, spec) VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (bus, rule, id) DO UPDATE SET spec = excluded.spec",
-                    params![bus, rule, id, spec],
-                )
-                .map_err(StoreError::sqlite("put target"))?;
-            }
-            let total: i64 = tx
-                .query_row("SELECT count(*) FROM event_targets WHERE bus = ?1 AND rule = ?2", [bus, rule], |r| r.get(0))
-                .map_err(StoreError::sqlite("count targets"))?;
-            if usize::try_from(total).unwrap_or(usize::MAX) > max {
-                return Err(StoreError::Conflict { what: "Targets over the limit of rule", name: rule.to_owned() });
-            }
-            Ok(true)
-        })
-        .or_else(|e| match e {
-            StoreError::Conflict { what: "Targets over the limit of rule", .. } => Ok(false),
-            e => Err(e),
-        })
+                        params![bus, rule, id, spec],
+                    )
+                    .map_err(StoreError::sqlite("put target"))?;
+                }
+                let total: i64 = tx
+                    .query_row("SELECT count(*) FROM event_targets WHERE bus = ?1 AND rule = ?2", [bus, rule], |r| {
+                        r.get(0)
+                    })
+                    .map_err(StoreError::sqlite("count targets"))?;
+                if usize::try_from(total).unwrap_or(usize::MAX) > max {
+                    return Err(StoreError::Conflict { what: "Targets over the limit of rule", name: rule.to_owned() });
+                }
+                Ok(true)
+            })
+            .or_else(|e| match e {
+                StoreError::Conflict { what: "Targets over the limit of rule", .. } => Ok(false),
+                e => Err(e),
+            })
     }
 
     /// Removes the named targets; returns the ids that existed.
@@ -251,7 +270,9 @@ impl Store {
             let mut stmt = tx
                 .prepare("SELECT id, spec FROM event_targets WHERE bus = ?1 AND rule = ?2 ORDER BY id")
                 .map_err(StoreError::sqlite("list targets"))?;
-            let rows = stmt.query_map([bus, rule], |r| Ok((r.get(0)?, r.get(1)?))).map_err(StoreError::sqlite("list targets"))?;
+            let rows = stmt
+                .query_map([bus, rule], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(StoreError::sqlite("list targets"))?;
             rows.collect::<rusqlite::Result<_>>().map_err(StoreError::sqlite("list targets"))
         })
     }

@@ -89,7 +89,7 @@ fn bits(list: &[(u32, u32, u32)]) -> u64 {
 }
 
 fn in_ranges(list: &[(u32, u32, u32)], v: u32) -> bool {
-    list.iter().any(|&(from, to, step)| v >= from && v <= to && (v - from) % step.max(1) == 0)
+    list.iter().any(|&(from, to, step)| v >= from && v <= to && (v - from).is_multiple_of(step.max(1)))
 }
 
 impl Cron {

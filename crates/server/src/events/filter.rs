@@ -89,8 +89,14 @@ enum Cmp {
 enum Matcher {
     Exact(Lit),
     /// `ci`: compared case-insensitively, the argument already lowercased.
-    Prefix { s: Box<str>, ci: bool },
-    Suffix { s: Box<str>, ci: bool },
+    Prefix {
+        s: Box<str>,
+        ci: bool,
+    },
+    Suffix {
+        s: Box<str>,
+        ci: bool,
+    },
     IgnoreCase(Box<str>),
     Wildcard(Wildcard),
     Numeric(Vec<(Cmp, f64)>),
@@ -277,7 +283,9 @@ fn lower(s: &str) -> Box<str> {
 
 fn compile_matcher(m: &Value, mode: Mode) -> Result<Matcher, FilterError> {
     let Value::Object(obj) = m else {
-        return literal(m).map(Matcher::Exact).ok_or_else(|| FilterError("Match value must be String, number, true, false, or null".into()));
+        return literal(m)
+            .map(Matcher::Exact)
+            .ok_or_else(|| FilterError("Match value must be String, number, true, false, or null".into()));
     };
     let mut entries = obj.iter();
     let (Some((op, arg)), None) = (entries.next(), entries.next()) else {

@@ -32,9 +32,10 @@ pub enum Timing {
 impl Timing {
     pub fn from_rule(expression: &str, created_ms: i64) -> Option<Timing> {
         match schedule::parse(expression).ok()? {
-            Expression::Rate { period_s } => {
-                Some(Timing::Rate { anchor_ms: created_ms, period_ms: i64::try_from(period_s).ok()?.checked_mul(1000)? })
-            }
+            Expression::Rate { period_s } => Some(Timing::Rate {
+                anchor_ms: created_ms,
+                period_ms: i64::try_from(period_s).ok()?.checked_mul(1000)?,
+            }),
             Expression::Cron => Cron::parse(expression.strip_prefix("cron(")?.strip_suffix(')')?).map(Timing::Cron),
         }
     }
@@ -91,9 +92,18 @@ pub async fn run(rules: Arc<Rules>, mut shutdown: watch::Receiver<bool>) {
             let time = OffsetDateTime::from_unix_timestamp(due / 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
             let time = time.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
             let id = uuid::Uuid::new_v4().to_string();
-            let event = event_json(rules.arns(), &id, "Scheduled Event", "aws.events", &time, &[rule.arn.clone()], json!({}));
+            let event = event_json(
+                rules.arns(),
+                &id,
+                "Scheduled Event",
+                "aws.events",
+                &time,
+                std::slice::from_ref(&rule.arn),
+                json!({}),
+            );
             for target in &rule.targets {
-                let context = super::input::Transform { rule_arn: &rule.arn, rule_name: &rule.name, ingestion_time: &time };
+                let context =
+                    super::input::Transform { rule_arn: &rule.arn, rule_name: &rule.name, ingestion_time: &time };
                 if let Err(e) = rules.send(target, target.input.render(&event, &context)).await {
                     tracing::warn!(rule = %rule.arn, error = %e, "delivering a scheduled event");
                 }

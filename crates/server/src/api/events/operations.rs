@@ -115,14 +115,26 @@ mod tests {
         assert_eq!(EventsOperation::parse("PutPermission"), None);
         let cases = [
             (EventsOperation::PutRule, json!({"Name": "r"}), "arn:aws:events:us-east-1:123456789012:rule/r"),
-            (EventsOperation::PutTargets, json!({"Rule": "r", "EventBusName": "b"}), "arn:aws:events:us-east-1:123456789012:rule/b/r"),
+            (
+                EventsOperation::PutTargets,
+                json!({"Rule": "r", "EventBusName": "b"}),
+                "arn:aws:events:us-east-1:123456789012:rule/b/r",
+            ),
             (
                 EventsOperation::PutEvents,
                 json!({"Entries": [{"EventBusName": "arn:aws:events:us-east-1:123456789012:event-bus/orders"}]}),
                 "arn:aws:events:us-east-1:123456789012:event-bus/orders",
             ),
-            (EventsOperation::PutEvents, json!({"Entries": []}), "arn:aws:events:us-east-1:123456789012:event-bus/default"),
-            (EventsOperation::CreateEventBus, json!({"Name": "b"}), "arn:aws:events:us-east-1:123456789012:event-bus/b"),
+            (
+                EventsOperation::PutEvents,
+                json!({"Entries": []}),
+                "arn:aws:events:us-east-1:123456789012:event-bus/default",
+            ),
+            (
+                EventsOperation::CreateEventBus,
+                json!({"Name": "b"}),
+                "arn:aws:events:us-east-1:123456789012:event-bus/b",
+            ),
             (EventsOperation::ListRules, json!({}), "*"),
         ];
         for (op, body, expected) in cases {

@@ -40,7 +40,9 @@ fn rule_json(state: &SharedState, rule: &RuleRecord) -> Value {
         "State": if rule.enabled { "ENABLED" } else { "DISABLED" },
         "EventBusName": rule.bus,
     });
-    for (key, value) in [("EventPattern", &rule.pattern), ("ScheduleExpression", &rule.schedule), ("Description", &rule.description)] {
+    for (key, value) in
+        [("EventPattern", &rule.pattern), ("ScheduleExpression", &rule.schedule), ("Description", &rule.description)]
+    {
         if let Some(v) = value {
             out[key] = json!(v);
         }
@@ -63,7 +65,9 @@ pub async fn put_rule(state: &SharedState, body: &Value) -> Result<Value, Events
     let pattern = opt_str(body, "EventPattern")?;
     let schedule = opt_str(body, "ScheduleExpression")?;
     if pattern.is_none() && schedule.is_none() {
-        return Err(EventsError::Validation("Parameter(s) EventPattern or ScheduleExpression must be specified.".into()));
+        return Err(EventsError::Validation(
+            "Parameter(s) EventPattern or ScheduleExpression must be specified.".into(),
+        ));
     }
     if let Some(p) = pattern {
         parse_pattern(p)?;
@@ -71,7 +75,9 @@ pub async fn put_rule(state: &SharedState, body: &Value) -> Result<Value, Events
     if let Some(s) = schedule {
         schedule::parse(s).map_err(|e| EventsError::Validation(e.to_string()))?;
         if bus != DEFAULT_BUS {
-            return Err(EventsError::Validation("ScheduleExpression is supported only on the default event bus.".into()));
+            return Err(EventsError::Validation(
+                "ScheduleExpression is supported only on the default event bus.".into(),
+            ));
         }
     }
     let enabled = match opt_str(body, "State")? {
@@ -203,7 +209,11 @@ pub async fn put_targets(state: &SharedState, body: &Value) -> Result<Value, Eve
         return Err(EventsError::Validation(format!(
             "1 validation error detected: Value at 'targets' failed to satisfy constraint: Member must have length \
              {}",
-            if targets.is_empty() { "greater than or equal to 1".to_owned() } else { format!("less than or equal to {TARGETS_PER_CALL}") }
+            if targets.is_empty() {
+                "greater than or equal to 1".to_owned()
+            } else {
+                format!("less than or equal to {TARGETS_PER_CALL}")
+            }
         )));
     }
     let checked = targets.iter().map(|t| check_target(state, t)).collect::<Result<Vec<_>, _>>()?;
@@ -260,7 +270,9 @@ pub fn test_event_pattern(body: &Value) -> Result<Value, EventsError> {
     let event: Value = serde_json::from_str(req_str(body, "Event", "event")?)
         .map_err(|_| EventsError::Validation("Parameter Event is not valid.".into()))?;
     if let Some(missing) = EVENT_FIELDS.iter().find(|f| event.get(**f).is_none()) {
-        return Err(EventsError::Validation(format!("Parameter Event is not valid. Reason: Event is missing the field {missing}.")));
+        return Err(EventsError::Validation(format!(
+            "Parameter Event is not valid. Reason: Event is missing the field {missing}."
+        )));
     }
     Ok(json!({ "Result": pattern.matches(&event) }))
 }
