@@ -310,3 +310,50 @@ impl Store {
         self.meta.generation()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(bus: &str, name: &str) -> RuleRecord {
+        RuleRecord {
+            bus: bus.into(),
+            name: name.into(),
+            enabled: true,
+            pattern: Some(r#"{"source":["a"]}"#.into()),
+            schedule: None,
+            description: None,
+            created_ms: 5,
+        }
+    }
+
+    #[test]
+    fn buses_rules_and_targets_keep_their_invariants() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(matches!(store.put_event_rule(&rule("orders", "r")), Err(StoreError::NotFound { .. })));
+        store.create_event_bus("orders", 1).unwrap();
+        assert!(matches!(store.create_event_bus("orders", 2), Err(StoreError::Conflict { .. })));
+        assert!(matches!(store.create_event_bus(DEFAULT_BUS, 2), Err(StoreError::Conflict { .. })));
+        store.put_event_rule(&rule("orders", "r")).unwrap();
+        // An update keeps the creation time (it anchors rates).
+        store.put_event_rule(&RuleRecord { created_ms: 99, enabled: false, ..rule("orders", "r") }).unwrap();
+        let got = store.event_rule("orders", "r").unwrap();
+        assert_eq!((got.created_ms, got.enabled), (5, false));
+
+        let targets: Vec<(String, String)> = (0..4).map(|i| (format!("t{i}"), "{}".to_owned())).collect();
+        assert!(store.put_event_targets("orders", "r", &targets, 5).unwrap());
+        let more: Vec<(String, String)> = (4..6).map(|i| (format!("t{i}"), "{}".to_owned())).collect();
+        assert!(!store.put_event_targets("orders", "r", &more, 5).unwrap());
+        assert_eq!(store.list_event_targets("orders", "r").unwrap().len(), 4, "nothing half-written");
+        assert!(!store.delete_event_rule("orders", "r", false).unwrap());
+        assert_eq!(store.remove_event_targets("orders", "r", &["t0".into(), "nope".into()]).unwrap(), vec!["t0"]);
+
+        store.set_event_rule_enabled("orders", "r", true).unwrap();
+        assert_eq!(store.enabled_event_rules().unwrap()[0].targets.len(), 3);
+        store.delete_event_bus("orders").unwrap();
+        assert!(matches!(store.event_bus("orders"), Err(StoreError::NotFound { .. })));
+        assert!(store.enabled_event_rules().unwrap().is_empty());
+        assert!(store.list_event_targets("orders", "r").unwrap().is_empty(), "targets go with their rule");
+    }
+}
