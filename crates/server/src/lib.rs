@@ -16,7 +16,7 @@ mod clock;
 pub mod credentials;
 mod disk;
 mod environment;
-mod events;
+pub mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod execution_role;
@@ -256,7 +256,7 @@ pub async fn run(
     );
     let retention_task = retention::start(store.clone(), events_stopping.clone());
     let (mappings, mappings_task) =
-        events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping);
+        events::mappings::start(store.clone(), invoker.clone(), sqs.clone(), arns.clone(), events_stopping.clone());
     let s3 = s3::S3Edge::start(
         store.clone(),
         credentials.clone(),
@@ -267,8 +267,11 @@ pub async fn run(
         &config.account_id,
         config.auth == AuthMode::SigV4,
     )?;
+    let rules = Arc::new(events::bus::Rules::new(store.clone(), arns.clone(), async_queue.clone(), sqs.clone()));
+    let scheduler_task = tokio::spawn(events::scheduler::run(rules.clone(), events_stopping.clone()));
     let state = Arc::new(api::ApiState {
         s3,
+        rules,
         store: store.clone(),
         credentials: credentials.clone(),
         invoker,
@@ -325,6 +328,7 @@ pub async fn run(
     let _ = stop_events.send(true);
     if tokio::time::timeout(SHUTDOWN_GRACE, async move {
         let _ = mappings_task.await;
+        let _ = scheduler_task.await;
         let _ = async_task.await;
         let _ = retention_task.await;
     })

@@ -120,6 +120,7 @@ fn meta_migrations() -> Migrations<'static> {
         M::up(crate::async_events::META_ASYNC_FAIR_V7).comment("async events by function, for fair claims"),
         M::up(crate::http_apis::META_HTTP_APIS_V1).comment("API Gateway HTTP APIs"),
         M::up(META_LOGGING_V1).comment("each version's LoggingConfig"),
+        M::up(crate::event_rules::META_EVENT_RULES_V1).comment("EventBridge buses, rules and targets"),
     ])
 }
 

@@ -15,6 +15,7 @@ mod code_url;
 mod error;
 pub mod function_url;
 pub mod iam;
+mod events;
 mod lambda;
 pub(crate) mod logs;
 pub(crate) mod query;
@@ -51,6 +52,8 @@ pub struct ApiState {
     pub sqs: Arc<crate::sqs::Sqs>,
     pub async_queue: crate::events::async_invoke::AsyncQueue,
     pub mappings: crate::events::mappings::Mappings,
+    /// EventBridge's compiled rules and delivery.
+    pub rules: Arc<crate::events::bus::Rules>,
     pub arns: crate::arn::Arns,
     pub code_urls: CodeUrls,
     /// Renders function URLs and recognises their hosts.
@@ -240,6 +243,9 @@ async fn json_protocol(State(state): State<SharedState>, request: Request) -> Re
         Some((service::Service::Logs, operation)) => logs::dispatch(&state, operation, &body, identity.as_ref()).await,
         Some((service::Service::Sqs, operation)) => {
             sqs::dispatch(&state, operation, &body, caller.as_ref(), identity.as_ref()).await
+        }
+        Some((service::Service::Events, operation)) => {
+            events::dispatch(&state, operation, &body, identity.as_ref()).await
         }
         Some((service::Service::Lambda | service::Service::S3 | service::Service::ApiGateway, _)) | None => {
             let service = caller.map(|c| c.service).unwrap_or_default();

@@ -21,13 +21,16 @@ pub enum Service {
     S3,
     /// API Gateway v2 (`apigatewayv2`), REST-JSON under `/v2/`, signed for `apigateway`.
     ApiGateway,
+    /// EventBridge, JSON 1.1 on `POST /`, routed on `X-Amz-Target: AWSEvents.*`.
+    Events,
 }
 
 /// The region global services (IAM, STS) are signed for, whatever the server's region.
 pub const GLOBAL_SIGNING_REGION: &str = "us-east-1";
 
 impl Service {
-    pub const ALL: [Service; 5] = [Service::Lambda, Service::Logs, Service::Sqs, Service::S3, Service::ApiGateway];
+    pub const ALL: [Service; 6] =
+        [Service::Lambda, Service::Logs, Service::Sqs, Service::S3, Service::ApiGateway, Service::Events];
 
     /// The name in the credential scope (`AKID/date/region/<name>/aws4_request`).
     pub fn signing_name(self) -> &'static str {
@@ -37,6 +40,7 @@ impl Service {
             Service::Sqs => "sqs",
             Service::S3 => "s3",
             Service::ApiGateway => "apigateway",
+            Service::Events => "events",
         }
     }
 
@@ -51,6 +55,7 @@ impl Service {
             Service::Lambda | Service::S3 | Service::ApiGateway => None,
             Service::Logs => Some("Logs_20140328"),
             Service::Sqs => Some("AmazonSQS"),
+            Service::Events => Some("AWSEvents"),
         }
     }
 
@@ -175,6 +180,7 @@ mod tests {
     fn targets_name_their_service_and_operation() {
         assert_eq!(Service::from_target("AmazonSQS.ReceiveMessage"), Some((Service::Sqs, "ReceiveMessage")));
         assert_eq!(Service::from_target("Logs_20140328.GetLogEvents"), Some((Service::Logs, "GetLogEvents")));
+        assert_eq!(Service::from_target("AWSEvents.PutEvents"), Some((Service::Events, "PutEvents")));
         assert_eq!(Service::from_target("Lambda.Invoke"), None);
         assert_eq!(Service::from_target("AmazonSQS"), None);
         for service in Service::ALL {
