@@ -93,7 +93,29 @@ async fn create(client: &reqwest::Client, url: &str, name: &str, timeout: u32) -
     });
     let response = client.post(format!("{url}/2015-03-31/functions")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201);
-    response.json().await.unwrap()
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(created["State"], "Pending", "CreateFunction answers Pending, as Lambda does");
+    active(client, url, name).await
+}
+
+/// Waits for the function to become Active, as the SDKs' `function_active_v2` waiter does, and returns
+/// its configuration then.
+async fn active(client: &reqwest::Client, url: &str, name: &str) -> Value {
+    for _ in 0..1000 {
+        let config: Value = client
+            .get(format!("{url}/2015-03-31/functions/{name}/configuration"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if config["State"] != "Pending" {
+            return config;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{name} stayed Pending");
 }
 
 async fn invoke(
