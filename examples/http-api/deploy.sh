@@ -11,7 +11,14 @@ aws() { command aws --endpoint-url "$ENDPOINT" --region "$REGION" --output text 
 
 zip_file=$(mktemp -d)/items.zip
 (cd "$here" && python3 -m zipfile -c "$zip_file" items.py list_items.py get_item.py create_item.py)
-
+# The functions' execution role, as on AWS: it trusts Lambda, may write its logs and read them back
+# (the items are log lines of create_item's group, found with FilterLogEvents).
+aws iam create-role --role-name items-example --assume-role-policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' >/dev/null 2>&1 || true
+aws iam attach-role-policy --role-name items-example \
+    --policy-arn arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole
+aws iam put-role-policy --role-name items-example --policy-name read-items --policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"logs:FilterLogEvents","Resource":"*"}]}'
 
 api_id=$(aws apigatewayv2 create-api --name items --protocol-type HTTP --query ApiId)
 for fn in list_items get_item create_item; do

@@ -12,6 +12,14 @@ aws() { command aws --endpoint-url "$ENDPOINT" --region "$REGION" "$@"; }
 here=$(cd "$(dirname "$0")" && pwd)
 zip_file=$(mktemp -d)/wordcount.zip
 (cd "$here" && zip -q "$zip_file" wordcount.py)
+# The function's execution role, as on AWS: it trusts Lambda, may write its logs, and may read and
+# write objects in the bucket (nothing else).
+aws iam create-role --role-name wordcount --assume-role-policy-document \
+    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}' >/dev/null 2>&1 || true
+aws iam attach-role-policy --role-name wordcount \
+    --policy-arn arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole
+aws iam put-role-policy --role-name wordcount --policy-name objects --policy-document \
+    "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"s3:GetObject\",\"s3:PutObject\"],\"Resource\":\"arn:aws:s3:::$BUCKET/*\"}]}"
 aws lambda create-function --function-name wordcount --runtime python3.12 --handler wordcount.handler \
     --zip-file "fileb://$zip_file" --role "arn:aws:iam::$ACCOUNT:role/wordcount" --timeout 30 >/dev/null
 aws lambda wait function-active-v2 --function-name wordcount

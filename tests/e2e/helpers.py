@@ -667,9 +667,9 @@ def rust_echo_zip() -> bytes:
 
 
 def create_function(client, name: str, zip_bytes: bytes, runtime: str = "python3.12",
-                    handler: str = "probe.handler", wait: bool = True, **kw) -> dict:
+                    handler: str = "probe.handler", wait: bool = True, role: str = ROLE, **kw) -> dict:
     """CreateFunction, then wait (function_active_v2) until it can be invoked; returns the create response."""
-    cfg = client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+    cfg = client.create_function(FunctionName=name, Runtime=runtime, Role=role, Handler=handler,
                                  Code={"ZipFile": zip_bytes}, **kw)
     if wait:
         client.get_waiter("function_active_v2").wait(FunctionName=name,

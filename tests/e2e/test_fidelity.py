@@ -267,7 +267,8 @@ def test_account_id_setting_is_kept_in_the_data_dir(server_factory):
     srv = server_factory(extra_args=("--account-id", account))
     lam = srv.lambda_client()
     name = unique_name("fid-account")
-    created = create_function(lam, name, python_zip())
+    # The suite's role, made in this server's account (a role of another account cannot be assumed).
+    created = create_function(lam, name, python_zip(), role=f"arn:aws:iam::{account}:role/nimbus-e2e")
     assert created["FunctionArn"] == f"arn:aws:lambda:{REGION}:{account}:function:{name}"
     assert (srv.data_dir / "account-id").read_text().strip() == account
 

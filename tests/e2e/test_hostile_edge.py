@@ -249,11 +249,13 @@ def test_a_function_holding_thousands_of_connections_starves_nobody(server_facto
     held = inv.payload
     for name in ("api", "runtime"):
         assert held[name]["opened"] >= 1900, held
-        # What the function still holds at the end: the connections the server serves (its caps) plus
-        # some it never accepted (with the accept queue full the kernel drops the handshake's last ACK,
-        # so the client's side looks connected while the server holds nothing for it). The server's own
-        # descriptor count above is the real bound.
-        assert held[name]["held"] < 200, held
+        # What the function still holds at the end is not a server-side measure: besides the connections
+        # the server serves (its caps) it counts ones still in the kernel's accept queue and ones the
+        # server never had (with the queue full the kernel drops the handshake's last ACK, so the
+        # client's side looks connected while the server holds nothing for it); how many depends on how
+        # fast a loaded machine accepts. The server's own descriptor count, checked above while the
+        # connections are held, is the bound; here only that most of them were refused.
+        assert held[name]["held"] < held[name]["opened"] // 2, held
     assert loop.calls >= 3, "the bystander loop ran while the connections were held"
     assert not loop.failures, loop.failures
     # And after: the hostile function works normally again (its Runtime API connection was kept).
