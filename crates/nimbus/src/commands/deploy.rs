@@ -106,21 +106,26 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         body["Code"] = json!({ "ZipFile": zip_b64 });
         let response =
             client.send(Method::POST, "/2015-03-31/functions", &json_headers, body.to_string().into_bytes()).await?;
-        let response = check(response, "CreateFunction")?;
+        check(response, "CreateFunction")?;
+        let settled = settle(&client, &fn_path).await?;
         println!("created {}", args.name);
-        serde_json::from_slice(&response.body)?
+        settled
     } else {
         check(exists, "GetFunction")?;
         let code = json!({ "ZipFile": zip_b64 });
         let response =
             client.send(Method::PUT, &format!("{fn_path}/code"), &json_headers, code.to_string().into_bytes()).await?;
         check(response, "UpdateFunctionCode")?;
+        // Lambda refuses a second update while one is in progress, as the SDKs' function_updated_v2
+        // waiter expects: wait for the code update to settle before the configuration update.
+        settle(&client, &fn_path).await?;
         let response = client
             .send(Method::PUT, &format!("{fn_path}/configuration"), &json_headers, config.to_string().into_bytes())
             .await?;
-        let response = check(response, "UpdateFunctionConfiguration")?;
+        check(response, "UpdateFunctionConfiguration")?;
+        let settled = settle(&client, &fn_path).await?;
         println!("updated {}", args.name);
-        serde_json::from_slice(&response.body)?
+        settled
     };
     println!(
         "{}  {}  CodeSha256={}  CodeSize={}",
@@ -130,6 +135,29 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         result["CodeSize"]
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits, as the SDKs' `function_active_v2`/`function_updated_v2` waiters do, until the function is
+/// neither `Pending` nor `InProgress` (bounded), so that the next call (another update, an invoke) is
+/// not refused with ResourceConflictException; returns the configuration then. A `Failed` state is an
+/// error with Lambda's reason.
+async fn settle(client: &nimbus::client::ApiClient, fn_path: &str) -> anyhow::Result<Value> {
+    let path = format!("{fn_path}/configuration");
+    for _ in 0..600 {
+        let response = check(client.send(Method::GET, &path, &[], Vec::new()).await?, "GetFunctionConfiguration")?;
+        let config: Value = serde_json::from_slice(&response.body)?;
+        let state = config["State"].as_str().unwrap_or_default();
+        let update = config["LastUpdateStatus"].as_str().unwrap_or_default();
+        if state == "Failed" || update == "Failed" {
+            let reason = config["StateReason"].as_str().or(config["LastUpdateStatusReason"].as_str()).unwrap_or("");
+            anyhow::bail!("the function's code could not be made ready: {reason}");
+        }
+        if state != "Pending" && update != "InProgress" {
+            return Ok(config);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the function did not become ready within 60 s")
 }
 
 /// Zips every regular file under `dir`, named relative to it, with its Unix mode.
